@@ -1,0 +1,43 @@
+# lumos: `make demo` shows it working, `make test` runs the whole suite.
+# Both install what they need first (Debian packages, .venv, Go toolchains).
+
+PY        ?= python3
+VENV      := .venv
+LUMOS     := $(VENV)/bin/lumos
+GO_VERSIONS := 1.21.13 1.23.9 1.27.3
+export LUMOS_TOOLCHAINS ?= $(HOME)/.cache/lumos/toolchains
+
+.PHONY: setup system venv toolchains goserver demo test lint bench clean
+
+setup: system venv toolchains goserver
+
+system:
+	@scripts/setup-system.sh
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+toolchains:
+	@scripts/setup-go-toolchains.sh $(GO_VERSIONS)
+
+goserver: examples/goserver/goserver
+examples/goserver/goserver: examples/goserver/main.go examples/goserver/go.mod
+	cd examples/goserver && GOFLAGS=-mod=mod go build -o goserver .
+
+demo: setup
+	@scripts/demo.sh
+
+lint: venv
+	$(VENV)/bin/ruff check src tests bench
+
+test: setup lint
+	$(VENV)/bin/pytest -q tests
+
+bench: setup
+	$(VENV)/bin/python bench/funccount.py
+
+clean:
+	rm -rf $(VENV) examples/goserver/goserver tests/programs/build

@@ -1,0 +1,68 @@
+"""Command line: `lumos TOOL ...`. Argument parsing only; each tool lives in lumos.tools.
+
+Each tool module provides HELP (one line), EXAMPLES (text), add_arguments(parser) and
+run(args) -> exit code. This is the one place a LumosError becomes a line on stderr
+and exit code 2 (`--debug` shows the traceback instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from lumos.errors import LumosError
+
+# name -> module; modules are imported only when their tool runs (fast --help).
+TOOLS = {
+    "doctor": "lumos.tools.doctor",
+    "funccount": "lumos.tools.funccount",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits 2 with one line (its default prints usage too)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="lumos", description="Live introspection of Linux and Go "
+                     "programs with BPF.", formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true",
+                        help="show tracebacks and BPF program listings on errors")
+    sub = parser.add_subparsers(dest="tool", metavar="TOOL", parser_class=_Parser)
+    for name, modname in TOOLS.items():
+        mod = importlib.import_module(modname)
+        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP,
+                           epilog="examples:\n" + mod.EXAMPLES,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show tracebacks and BPF program listings on errors")
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.tool:
+        parser.print_help()
+        return 2
+    try:
+        return args._run(args) or 0
+    except LumosError as e:
+        if args.debug:
+            raise
+        print(f"lumos {args.tool}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
