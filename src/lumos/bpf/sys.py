@@ -7,6 +7,7 @@ against the running kernel's BTF (include/uapi/linux/bpf.h is the reference).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno as errno_mod
 import os
@@ -290,7 +291,8 @@ class BpfProgInfo(ctypes.Structure):
 
 def bpf(cmd: int, attr: ctypes.Structure) -> int:
     """Call bpf(cmd, &attr, sizeof attr); return the result or raise OSError(errno)."""
-    ret = _syscall(SYS_bpf, ctypes.c_int(cmd), ctypes.byref(attr), ctypes.c_uint(ctypes.sizeof(attr)))
+    ret = _syscall(SYS_bpf, ctypes.c_int(cmd), ctypes.byref(attr),
+                   ctypes.c_uint(ctypes.sizeof(attr)))
     if ret < 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
@@ -355,10 +357,8 @@ class FD:
 
 
 def _close_quietly(fd: int) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.close(fd)
-    except OSError:
-        pass
 
 
 def obj_get_info(fd: int, info: ctypes.Structure) -> ctypes.Structure:
