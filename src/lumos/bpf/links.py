@@ -99,6 +99,8 @@ class LinkGroup(Link):
 def _attach_error(what: str, e: OSError) -> Exception:
     if e.errno == errno.EPERM:
         return PrivilegeError(f"{what}: permission denied (run as root)")
+    if e.errno == 524:  # ENOTSUPP (kernel-internal): e.g. uprobes refuse INT3
+        return AttachError(f"{what}: the kernel cannot probe the instruction there", e.errno)
     if e.errno == errno.EINVAL:
         return AttachError(f"{what}: invalid argument (the program type does not match "
                            f"the event, or the offset is not an instruction)", e.errno)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import os
 import re
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ class ProgramSpec:
     insns: tuple[Instruction, ...]
     license: str = "GPL"
     expected_attach_type: int = 0
+    attach_btf_id: int = 0  # fentry/fexit: the vmlinux BTF id of the traced function
 
     def listing(self, mark: set[int] | None = None) -> str:
         return format_insns(list(self.insns), mark)
@@ -80,7 +82,7 @@ def _load(spec: ProgramSpec, code: bytes, log_level: int, log_size: int):
         prog_type=spec.prog_type, insn_cnt=len(code) // 8, insns=bsys._ptr(insns),
         license=bsys._ptr(lic), log_level=log_level, log_size=log_size if log_level else 0,
         log_buf=bsys._ptr(log), expected_attach_type=spec.expected_attach_type,
-        prog_name=_prog_name(spec.name))
+        prog_name=_prog_name(spec.name), attach_btf_id=spec.attach_btf_id)
     try:
         return bsys.bpf(bsys.BPF_PROG_LOAD, attr), None
     except OSError as e:
@@ -99,7 +101,7 @@ def load_program(spec: ProgramSpec) -> Program:
     if fd is not None:
         return Program(spec, FD(fd))
     err, _ = failure
-    if err.errno == errno.EPERM:
+    if err.errno == errno.EPERM and os.geteuid() != 0:
         raise PrivilegeError(f"load program {spec.name}: permission denied (run as root: "
                              f"lumos needs CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN)")
     # Reload with the verifier log on, growing the buffer until the log fits.
@@ -134,6 +136,8 @@ def verifier_error(spec: ProgramSpec, err: OSError, log: str) -> VerifierError:
     msg = f"load program {spec.name!r}: {err.strerror}"
     if tail:
         msg += ": " + " / ".join(t.strip() for t in tail)
+    if not lines and err.errno == errno.EPERM:
+        msg += " (refused before verification, as root: kernel lockdown or a BPF LSM policy)"
     if failing is not None:
         msg += f" (at instruction {failing}: {_listing_line(listing, failing)})"
     omitted = max(0, len(lines) - len(tail))

@@ -1,0 +1,28 @@
+"""Probe sites: where a uprobe goes (file + offset) and what it stands for.
+
+The cookie of each attached site is its index in the session's site list (low 32
+bits) and a pt_regs->flags mask (high 32 bits): a hit whose flags intersect the mask
+is ignored. That is how an entry probe on a Go prologue's JBE drops the pass that is
+about to branch to morestack (CF or ZF set): the function will run its entry again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+X86_CF = 1 << 0
+X86_ZF = 1 << 6
+JBE_TAKEN = X86_CF | X86_ZF
+
+
+@dataclass(frozen=True)
+class ProbeSite:
+    path: str            # the file the uprobe is attached to
+    offset: int          # file offset of the instruction
+    name: str            # what it stands for ("main.prepareAnswer")
+    kind: str = "entry"  # entry | return | ...
+    flags_mask: int = 0  # skip the hit when pt_regs->flags & flags_mask
+    func_index: int = 0  # which function (several sites may share one)
+
+    def cookie(self, index: int) -> int:
+        return (self.flags_mask << 32) | index
