@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         return args._run(args) or 0
     except LumosError as e:
         if args.debug:
+            for extra in ("listing", "log"):  # VerifierError: the program and the whole log
+                if getattr(e, extra, ""):
+                    print(f"--- {extra} ---\n{getattr(e, extra)}", file=sys.stderr)
             raise
         print(f"lumos {args.tool}: {e}", file=sys.stderr)
         return 2

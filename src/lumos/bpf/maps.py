@@ -154,6 +154,9 @@ class Map:
             cur = nbuf.raw
             yield cur
 
+    def __iter__(self) -> Iterator[bytes]:
+        return self.keys()
+
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         for key in list(self.keys()):
             value = self.lookup(key)

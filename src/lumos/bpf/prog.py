@@ -118,7 +118,9 @@ def load_program(spec: ProgramSpec) -> Program:
 
 
 _INSN_LINE = re.compile(r"^(\d+): \(([0-9a-f]{2})\)")
-_NOISE = re.compile(r"^(processed \d+ insns|verification time|stack depth|mark_precise)")
+# Lines that never explain a rejection: statistics and register-state dumps.
+_NOISE = re.compile(r"^(processed \d+ insns|verification time|stack depth|mark_precise"
+                    r"|(cur|old) state:|from \d+ to \d+:|\d+: R\d|R\d+=|\d+: \()")
 
 
 def verifier_error(spec: ProgramSpec, err: OSError, log: str) -> VerifierError:

@@ -1,0 +1,75 @@
+"""Events to user space: a ring buffer plus a per-CPU counter of records that did not fit.
+
+A program reserves a record, fills it, submits it; when the buffer is full the reserve
+fails and the program bumps the drop counter instead, so lost events are counted by
+the kernel side and never go unnoticed.
+"""
+
+from __future__ import annotations
+
+import struct
+from contextlib import ExitStack
+
+from lumos.bpf.asm import (
+    FP,
+    R0,
+    R1,
+    R2,
+    R3,
+    Add,
+    Asm,
+    Helper,
+    Jne,
+    Mov,
+    Reg,
+    call,
+    ja,
+    ld_map_fd,
+    ldx,
+    st,
+    stx,
+)
+from lumos.bpf.maps import Map, array_spec, create_map, ringbuf_spec
+from lumos.bpf.ringbuf import RingBuffer
+
+DEFAULT_RING_BYTES = 8 << 20
+
+
+class EventChannel:
+    def __init__(self, ring_bytes: int = DEFAULT_RING_BYTES, name: str = "lumos_events"):
+        self.ring_bytes = ring_bytes
+        self.name = name
+        self.ring: Map | None = None
+        self.drops: Map | None = None
+        self.reader: RingBuffer | None = None
+
+    def open(self, stack: ExitStack) -> EventChannel:
+        self.ring = stack.enter_context(create_map(ringbuf_spec(self.name, self.ring_bytes)))
+        self.drops = stack.enter_context(create_map(array_spec("lumos_drops", 8, 1, percpu=True)))
+        self.reader = stack.enter_context(RingBuffer(self.ring))
+        return self
+
+    def emit_reserve(self, a: Asm, size: int, dst: Reg, skip: str, scratch_off: int = -8) -> None:
+        """dst = ringbuf_reserve(size) or count a drop and jump to skip.
+
+        Clobbers R0-R5; scratch_off is an 8-byte stack slot the drop path may use.
+        """
+        ok = a.fresh("reserved")
+        a.emit(ld_map_fd(R1, self.ring), Mov.imm(R2, size), Mov.imm(R3, 0),
+               call(Helper.ringbuf_reserve), Jne.imm(R0, 0, ok))
+        a.emit(st(4, FP, scratch_off, 0), ld_map_fd(R1, self.drops), Mov.reg(R2, FP),
+               Add.imm(R2, scratch_off), call(Helper.map_lookup_elem))
+        a.emit(Jne.imm(R0, 0, ok + ".count"), ja(skip))
+        a.label(ok + ".count")
+        a.emit(ldx(8, R1, R0, 0), Add.imm(R1, 1), stx(8, R0, 0, R1), ja(skip))
+        a.label(ok)
+        if dst != R0:
+            a.emit(Mov.reg(dst, R0))
+
+    def emit_submit(self, a: Asm, record: Reg) -> None:
+        """Submit with the kernel's adaptive wake-up: the reader is woken only when idle."""
+        a.emit(Mov.reg(R1, record), Mov.imm(R2, 0), call(Helper.ringbuf_submit))
+
+    def lost(self) -> int:
+        return sum(struct.unpack("<Q", v)[0]
+                   for v in self.drops.lookup_percpu(struct.pack("<I", 0)) or [])
