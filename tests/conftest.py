@@ -59,3 +59,27 @@ def opens_bin() -> str:
 def run_lumos(*args: str, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([*LUMOS, *args], capture_output=True, text=True, timeout=timeout,
                           **kw)
+
+
+@pytest.fixture(scope="module")
+def goserver(tmp_path_factory):
+    """The demo server on a free port; yields (process, port, path of its stderr log)."""
+    import socket
+
+    from support.programs import ROOT
+    from support.programs import build_go as _build_go
+    binary = _build_go(str(ROOT / "examples" / "goserver"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path_factory.mktemp("goserver") / "stderr.log"
+    with open(log, "w") as errf:
+        proc = subprocess.Popen([binary, "-addr", f"127.0.0.1:{port}"], stderr=errf)
+    import time
+    for _ in range(100):
+        if "listening" in log.read_text():
+            break
+        time.sleep(0.05)
+    yield proc, port, log
+    proc.kill()
+    proc.wait()

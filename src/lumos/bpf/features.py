@@ -47,7 +47,8 @@ def _probe_privileges() -> None:
                                       (CAP_SYS_ADMIN, "CAP_SYS_ADMIN"))
                if not caps >> bit & 1]
     if missing:
-        raise PrivilegeError(f"missing {', '.join(missing)} (run lumos as root)")
+        raise PrivilegeError(f"lumos needs root: missing {', '.join(missing)} (run it as root, "
+                             f"e.g. with sudo)")
 
 
 def _probe_btf() -> None:
@@ -200,7 +201,7 @@ def check(name: str) -> LumosError | None:
         try:
             feat.probe()
             _cache[name] = None
-        except NotSupportedError as e:
+        except (NotSupportedError, PrivilegeError) as e:
             _cache[name] = e
         except LumosError as e:
             _cache[name] = NotSupportedError(feat.name, feat.min_kernel, str(e))

@@ -167,10 +167,11 @@ def attach_uprobe_multi(prog: Program, path: str, offsets: list[int],
     return UprobeMultiLink([fd], what, n)
 
 
-def attach_tracepoint(prog: Program, category: str, name: str) -> PerfEventLink:
+def attach_tracepoint(prog: Program, category: str, name: str,
+                      cookie: int = 0) -> PerfEventLink:
     """prog (BPF_PROG_TYPE_TRACEPOINT) on category:name; mounts tracefs if needed."""
     pfd = perf.open_tracepoint_event(tracepoint_id(category, name), f"{category}:{name}")
-    return attach_perf_event(prog, pfd, 0, f"tracepoint {category}:{name}")
+    return attach_perf_event(prog, pfd, cookie, f"tracepoint {category}:{name}")
 
 
 def attach_raw_tracepoint(prog: Program, name: str) -> RawTracepointLink:

@@ -15,10 +15,17 @@ from itertools import groupby
 
 from lumos.bpf import features
 from lumos.bpf import sys as bsys
-from lumos.bpf.links import Link, LinkGroup, attach_uprobe, attach_uprobe_multi, ensure_fd_limit
+from lumos.bpf.links import (
+    Link,
+    LinkGroup,
+    attach_tracepoint,
+    attach_uprobe,
+    attach_uprobe_multi,
+    ensure_fd_limit,
+)
 from lumos.bpf.prog import Program, ProgramSpec, load_program
 from lumos.errors import AttachError
-from lumos.probes.sites import ProbeSite
+from lumos.probes.sites import ProbeSite, TracepointSite
 
 ENOTSUPP = 524  # the kernel's internal "cannot probe this instruction"
 
@@ -113,3 +120,16 @@ def _attach_each(prog, path, group, pid) -> tuple[list[Link], list[ProbeSite]]:
             link.close()
         raise
     return ([LinkGroup(per, f"{len(per)} uprobes in {path}")] if per else []), bad
+
+
+def attach_tracepoint_sites(build: Callable[[int], ProgramSpec], sites: list[TracepointSite],
+                            first_index: int, stack: ExitStack) -> Attached:
+    """Load build(BPF_PROG_TYPE_TRACEPOINT) once and attach it to every tracepoint.
+
+    Cookies continue the site numbering at first_index (uprobe sites come first).
+    """
+    prog = stack.enter_context(load_program(build(bsys.BPF_PROG_TYPE_TRACEPOINT)))
+    links = [stack.enter_context(attach_tracepoint(prog, s.category, s.event,
+                                                   s.cookie(first_index + i)))
+             for i, s in enumerate(sites)]
+    return Attached(prog, links, [], "tracepoint")

@@ -42,9 +42,16 @@ def tgid_filter(a: Asm, tgid: int | None, skip: str) -> None:
     a.emit(call(Helper.get_current_pid_tgid), Rsh.imm(R0, 32), Jne.imm(R0, tgid, skip))
 
 
-def site_from_cookie(a: Asm, skip: str) -> None:
-    """R7 = site index; ignore the hit if pt_regs->flags meets the cookie's flag mask."""
-    a.emit(Mov.reg(R1, R6), call(Helper.get_attach_cookie), Mov.reg(R7, R0), Rsh.imm(R0, 32))
+def site_from_cookie(a: Asm, skip: str, check_flags: bool = True) -> None:
+    """R7 = site index; ignore the hit if pt_regs->flags meets the cookie's flag mask.
+
+    check_flags is for uprobe programs only (other contexts are not pt_regs).
+    """
+    a.emit(Mov.reg(R1, R6), call(Helper.get_attach_cookie), Mov.reg(R7, R0))
+    if not check_flags:
+        a.emit(Mov.reg32(R7, R7))
+        return
+    a.emit(Rsh.imm(R0, 32))
     check = a.fresh("flags")
     a.emit(Jeq.imm(R0, 0, check),
            ldx(8, R1, R6, PT_REGS["flags"]), And.reg(R1, R0), Jne.imm(R1, 0, skip))

@@ -26,3 +26,18 @@ class ProbeSite:
 
     def cookie(self, index: int) -> int:
         return (self.flags_mask << 32) | index
+
+
+@dataclass(frozen=True)
+class TracepointSite:
+    """A kernel tracepoint, e.g. syscalls:sys_enter_openat."""
+
+    category: str
+    event: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.category}:{self.event}"
+
+    def cookie(self, index: int) -> int:
+        return index

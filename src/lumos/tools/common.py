@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from lumos.binary.procmaps import check_pid, exe_of
+from lumos.bpf import features
 from lumos.errors import TargetError, UsageError
 
 POLL_S = 0.1
@@ -131,12 +132,18 @@ class Target:
         return self.exe or "?"
 
 
-def resolve_target(args: argparse.Namespace, need_patterns: bool = True) -> Target:
+def resolve_target(args: argparse.Namespace, need_patterns: bool = True,
+                   is_kernel_pattern=lambda p: False) -> Target:
     """TARGET PATTERN..., or -p PID PATTERN..., or -c CMD PATTERN... -> Target.
+
+    Without -p/-c, a first positional that is_kernel_pattern() (a tracepoint, say)
+    means there is no binary: every positional is a pattern.
 
     With -c the command is forked but held before exec; call target.launched.start()
     once probes are attached, and close() it on error paths.
     """
+    validate_timing(args)
+    features.require("privileges")  # first: without root nothing below can work
     positionals = list(getattr(args, "args", []) or [])
     if args.pid is not None and args.command:
         raise UsageError("-p and -c cannot be combined")
@@ -152,6 +159,8 @@ def resolve_target(args: argparse.Namespace, need_patterns: bool = True) -> Targ
             raise UsageError("-c needs a command")
         launched = Launched(argv)
         target = Target(launched.exe, launched.pid, launched, positionals)
+    elif positionals and is_kernel_pattern(positionals[0]):
+        target = Target(None, None, patterns=positionals)
     else:
         if not positionals:
             raise UsageError("give a binary to trace (or -p PID, or -c CMD)")
@@ -167,6 +176,14 @@ def resolve_target(args: argparse.Namespace, need_patterns: bool = True) -> Targ
             target.launched.close()
         raise UsageError("give at least one function pattern, e.g. 'main.*'")
     return target
+
+
+def validate_timing(args: argparse.Namespace) -> None:
+    """-d and -i are checked before anything is attached or started."""
+    for flag, name in (("-d", "duration"), ("-i", "interval")):
+        value = getattr(args, name, None)
+        if value is not None and value <= 0:
+            raise UsageError(f"{flag} must be a positive number of seconds")
 
 
 class Runner:

@@ -15,10 +15,23 @@ from dataclasses import dataclass
 
 from lumos.binary.elf import Symbol, open_elf
 from lumos.binary.libs import resolve_library
-from lumos.errors import TargetError
+from lumos.errors import TargetError, UsageError
 from lumos.tools.common import Target
 
 GO_SYMBOL_PREFIXES = ("type", "go")
+TRACEPOINT_PREFIXES = ("t:", "tracepoint:")
+KPROBE_PREFIXES = ("k:", "kprobe:", "kfunc:", "fentry:")
+UPROBE_PREFIXES = ("u:", "uprobe:")
+
+
+def classify_pattern(pattern: str) -> tuple[str, str]:
+    """('tracepoint', 'syscalls:sys_enter_open*') | ('kernel', 'vfs_*') | ('user', 'libc:str*')."""
+    for prefixes, kind in ((TRACEPOINT_PREFIXES, "tracepoint"), (KPROBE_PREFIXES, "kernel"),
+                           (UPROBE_PREFIXES, "user")):
+        for prefix in prefixes:
+            if pattern.startswith(prefix):
+                return kind, pattern[len(prefix):]
+    return "user", pattern
 
 
 @dataclass(frozen=True)
@@ -70,7 +83,7 @@ def resolve_patterns(target: Target, patterns: list[str]) -> list[FunctionMatch]
         path = target.exe if lib is None else resolve_library(lib, target.exe, target.pid
                                                               if not target.launched else None)
         if path is None:
-            raise TargetError("no executable to resolve patterns in")
+            raise UsageError(f"{pattern}: a user function pattern needs a binary, -p or -c")
         syms = functions_of(path)
         found = [s for s in syms if fnmatch.fnmatchcase(s.name, glob)]
         if not found:
