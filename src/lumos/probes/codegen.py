@@ -51,7 +51,7 @@ def site_from_cookie(a: Asm, skip: str, check_flags: bool = True) -> None:
     if not check_flags:
         a.emit(Mov.reg32(R7, R7))
         return
-    a.emit(Rsh.imm(R0, 32))
+    a.emit(Rsh.imm(R0, 32), And.imm(R0, 0xFF))
     check = a.fresh("flags")
     a.emit(Jeq.imm(R0, 0, check),
            ldx(8, R1, R6, PT_REGS["flags"]), And.reg(R1, R0), Jne.imm(R1, 0, skip))

@@ -1,8 +1,9 @@
 """Probe sites: where a uprobe goes (file + offset) and what it stands for.
 
-The cookie of each attached site is its index in the session's site list (low 32
-bits) and a pt_regs->flags mask (high 32 bits): a hit whose flags intersect the mask
-is ignored. That is how an entry probe on a Go prologue's JBE drops the pass that is
+The cookie of each attached site packs: bits 0-31 its index in the session's site
+list, bits 32-39 a pt_regs->flags mask (a hit whose flags intersect it is ignored),
+bits 40-63 the variant (which body of a multi-variant program runs). The flags mask
+is how an entry probe on a Go prologue's JBE drops the pass that is
 about to branch to morestack (CF or ZF set): the function will run its entry again.
 """
 
@@ -23,9 +24,10 @@ class ProbeSite:
     kind: str = "entry"  # entry | return | ...
     flags_mask: int = 0  # skip the hit when pt_regs->flags & flags_mask
     func_index: int = 0  # which function (several sites may share one)
+    variant: int = 0     # which body of an event program handles this site
 
     def cookie(self, index: int) -> int:
-        return (self.flags_mask << 32) | index
+        return index | (self.flags_mask & 0xFF) << 32 | self.variant << 40
 
 
 @dataclass(frozen=True)
