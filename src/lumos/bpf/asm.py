@@ -334,11 +334,12 @@ def format_insn(insn: Instruction) -> str:
     d, s = f"r{insn.dst}", f"r{insn.src}"
     if cls in (ALU, ALU64):
         op = code & 0xF0
-        w = "" if cls == ALU64 else "w"
+        if cls == ALU:  # 32-bit: w registers
+            d, s = f"w{insn.dst}", f"w{insn.src}"
         rhs = s if code & X else str(insn.imm)
         if op == 0x80:
-            return f"{w}{d} = -{w}{d}"
-        return f"{w}{d} {_ALU_NAMES.get(op, '?')} {rhs}"
+            return f"{d} = -{d}"
+        return f"{d} {_ALU_NAMES.get(op, '?')} {rhs}"
     if cls in (JMP, JMP32):
         op = code & 0xF0
         if op == _CALL:
