@@ -46,7 +46,7 @@ class GoBinary:
         self._by_name: dict[str, list[GoFunction]] | None = None
         self._specs: dict[str, dict] = {}
         self._dirty = False
-        self._key = cache.binary_key(path, _kernel_tag()) if use_cache else None
+        self._key = cache.binary_key(path, _cache_tag()) if use_cache else None
         data = cache.load(self._key) if self._key else None
         if data:
             self._load_cached(data)
@@ -265,19 +265,33 @@ class GoBinary:
                 notes.append(f"assembly (ABI0) without a known signature: {n} stack words of "
                              "arguments and results")
             return [Param(f"w{i}", word()) for i in range(n)], []
+        self._truncated_args = False
         groups = self._arg_info(fn, info)
+        if self._truncated_args:
+            notes.append("more arguments than Go's traceback information describes (10)")
         if groups is None:
             notes.append("argument layout unknown (no DWARF, no traceback argument info)")
             return [], []
         params = []
+        highest = -1
         for i, g in enumerate(groups):
-            if not isinstance(g, _Agg):
-                params.append(Param(f"arg{i}", word(g[0][1])))
+            first = g.first if isinstance(g, _Agg) else g[0][0]
+            # Stack-assigned arguments sit below the spill slots of register-assigned
+            # ones: an argument at a lower offset than an earlier one is on the stack.
+            on_stack = first is not None and first < highest
+            highest = max(highest, first if first is not None else -1)
+            comps = [(o - (first or 0), sz) for o, sz in g]
+            if not isinstance(g, _Agg) and not on_stack:
+                params.append(Param(f"arg{i}", word(comps[0][1])))
+                continue
+            size = max((o + sz for o, sz in comps), default=0)
+            fields = tuple(Field(f"w{k}", off, word(sz)) for k, (off, sz) in enumerate(comps))
+            name = "{" + ", ".join(f"w{k}" for k in range(len(comps))) + "}"
+            if on_stack:  # an array type is never register-assigned
+                params.append(Param(f"arg{i}", GoType("array", (size + 7) // 8 * 8, name, 8,
+                                                      elem=word(), length=2)))
             else:
-                fields = tuple(Field(f"w{k}", off, word(sz)) for k, (off, sz) in enumerate(g))
-                size = max((o + s for o, s in g), default=0)
-                params.append(Param(f"arg{i}", GoType("struct", size, "{" + ", ".join(
-                    f"w{k}" for k in range(len(g))) + "}", 8, fields=fields)))
+                params.append(Param(f"arg{i}", GoType("struct", size, name, 8, fields=fields)))
         return params, []
 
     def _arg_info(self, fn, info) -> list[list[tuple[int, int]]] | None:
@@ -296,7 +310,9 @@ class GoBinary:
             op = b[i]
             i += 1
             if op == 0xFF:     # end of sequence
-                return [type(g)((o - g[0][0], sz) for o, sz in g) for g in groups]
+                return groups
+            if op == 0xFC and depth == 0:   # "...": Go describes at most 10 arguments
+                self._truncated_args = True
             if op == 0xFE:     # start of an aggregate
                 if depth == 0:
                     groups.append(_Agg())
@@ -310,6 +326,8 @@ class GoBinary:
                     groups.append([(op, size)])
                 elif groups:
                     groups[-1].append((op, size))
+                    if groups[-1].first is None:
+                        groups[-1].first = op
             # 0xfc "..." and 0xfb "_": components traceback does not print
         return None
 
@@ -346,7 +364,9 @@ class GoBinary:
 
 
 class _Agg(list):
-    """An aggregate argument's components in ArgInfo."""
+    """An aggregate argument's components in ArgInfo: (offset, size) from the frame."""
+
+    first: int | None = None
 
 
 def _pname(name: str) -> str:
@@ -354,10 +374,21 @@ def _pname(name: str) -> str:
     return "" if name.startswith("~r") else ("_" if name.startswith(("~p", "~b")) else name)
 
 
-def _kernel_tag() -> str:
-    # Which instructions uprobes emulate depends on the kernel (PUSH since 6.10).
-    rel = os.uname().release.split(".")
-    return ".".join(rel[:2])
+def _cache_tag() -> str:
+    """What the cached analysis depends on besides the binary: the kernel (uprobes
+    emulate PUSH since 6.10) and lumos's own analysis code (stat, not read)."""
+    rel = ".".join(os.uname().release.split(".")[:2])
+    here = os.path.dirname(os.path.abspath(__file__))
+    files = [os.path.join(here, f) for f in sorted(os.listdir(here)) if f.endswith(".py")]
+    files.append(os.path.join(os.path.dirname(here), "binary", "disasm.py"))
+    stamp = []
+    for f in files:
+        try:
+            st = os.stat(f)
+            stamp.append(f"{st.st_mtime_ns}:{st.st_size}")
+        except OSError:
+            continue
+    return rel + "|" + ",".join(stamp)
 
 
 def open_go_binary(path: str, use_cache: bool = True) -> GoBinary:

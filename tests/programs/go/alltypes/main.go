@@ -9,6 +9,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"unsafe"
@@ -142,7 +143,7 @@ var asmFunc = asmAdd
 func main() {
 	n := 0
 	if len(os.Args) > 1 {
-		n, _ = strconv.Atoi(os.Args[1])
+		n, _ = strconv.Atoi(os.Args[1]) // alltypes N [wait]
 	}
 	x := 5
 	p := &Point{1, 2}
@@ -161,4 +162,8 @@ func main() {
 	fmt.Println(p.Sum(), Leaf(n))
 	fmt.Println(MultiRet(n))
 	fmt.Println(asmAdd(1, 2, "abc"), asmFunc(3, 4, "x"))
+	if len(os.Args) > 2 && os.Args[2] == "wait" {
+		// stay alive until stdin closes, for tests that look at a running process
+		io.Copy(io.Discard, os.Stdin)
+	}
 }
