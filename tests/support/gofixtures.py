@@ -57,6 +57,13 @@ def alltypes(request) -> Built:
     return Built("alltypes", v, var, build("alltypes", v, var))
 
 
+@pytest.fixture(scope="session", params=[m for m in MATRIX if m[1] != "stripped"], ids=_ids)
+def alltypes_dwarf(request) -> Built:
+    """The builds that keep DWARF (default and PIE)."""
+    v, var = request.param
+    return Built("alltypes", v, var, build("alltypes", v, var))
+
+
 @pytest.fixture(scope="session", params=CGO_MATRIX, ids=_ids)
 def cgoprog(request) -> Built:
     v, var = request.param

@@ -235,11 +235,13 @@ def _arg_locs(pc: int, args: tuple[Slot, ...], dwarf_args, written: set[str],
 
 
 def _pieces_for(dw: DwarfParam, pc: int, parts) -> list[Piece | None] | None:
-    """DWARF's pieces of an argument at pc, one per ABI part (None: no usable match)."""
+    """DWARF's pieces of an argument at pc, one per ABI part (None: no usable match;
+    Go 1.19-1.21 sometimes describe a slice with four pieces, which is not trusted)."""
     pieces = dw.pieces_at(pc)
     if not pieces:
         return None
-    if len(pieces) == len(parts):
+    if len(pieces) == len(parts) and all(
+            pc.size in (None, pt.size) for pc, pt in zip(pieces, parts, strict=True)):
         return list(pieces)
     whole = pieces[0]
     if len(pieces) == 1 and whole.size is None and whole.cfa_offset is not None:
