@@ -17,6 +17,7 @@ from lumos.errors import LumosError
 TOOLS = {
     "doctor": "lumos.tools.doctor",
     "funccount": "lumos.tools.funccount",
+    "funcs": "lumos.tools.funcs",
 }
 
 

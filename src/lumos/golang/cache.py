@@ -1,0 +1,111 @@
+"""The per-binary cache of what lumos learnt about a Go binary, under ~/.cache/lumos/golang.
+
+Keyed by the binary's build ids (Go's and GNU's, read from its PT_NOTE segments with
+plain struct reads, so a warm run needs neither pyelftools nor capstone), its size, the
+lumos version and this cache's format number; a binary without build ids is keyed by a
+hash of its bytes. One JSON file per key, replaced atomically; a file that does not
+parse is ignored and rewritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+import lumos
+
+FORMAT = 1
+_PT_NOTE = 4
+_NT_GNU_BUILD_ID = 3
+_NT_GO_BUILD_ID = 4
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "lumos" / "golang"
+
+
+def read_build_ids(path: str) -> tuple[str, str]:
+    """(Go build id, GNU build id hex) from PT_NOTE segments; "" where absent or unreadable."""
+    go_id = gnu_id = ""
+    try:
+        with open(path, "rb") as f:
+            hdr = f.read(64)
+            if len(hdr) < 64 or hdr[:4] != b"\x7fELF" or hdr[4] != 2 or hdr[5] != 1:
+                return "", ""
+            phoff, = struct.unpack_from("<Q", hdr, 0x20)
+            phentsize, phnum = struct.unpack_from("<HH", hdr, 0x36)
+            if phentsize < 56 or phnum > 256:
+                return "", ""
+            f.seek(phoff)
+            ph = f.read(phentsize * phnum)
+            for i in range(len(ph) // phentsize):
+                p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", ph,
+                                                                         i * phentsize)
+                if p_type != _PT_NOTE or p_filesz > 1 << 16:
+                    continue
+                f.seek(p_offset)
+                for name, ntype, desc in _notes(f.read(p_filesz)):
+                    if name == b"Go" and ntype == _NT_GO_BUILD_ID:
+                        go_id = desc.rstrip(b"\0").decode("ascii", "replace")
+                    elif name == b"GNU" and ntype == _NT_GNU_BUILD_ID:
+                        gnu_id = desc.hex()
+    except (OSError, struct.error):
+        return "", ""
+    return go_id, gnu_id
+
+
+def _notes(data: bytes):
+    p = 0
+    while p + 12 <= len(data):
+        namesz, descsz, ntype = struct.unpack_from("<III", data, p)
+        p += 12
+        name = data[p:p + namesz].rstrip(b"\0")
+        p += (namesz + 3) & ~3
+        desc = data[p:p + descsz]
+        p += (descsz + 3) & ~3
+        yield name, ntype, desc
+
+
+def binary_key(path: str, extra: str = "") -> str:
+    """Cache key of the binary at path (see module doc)."""
+    go_id, gnu_id = read_build_ids(path)
+    size = os.path.getsize(path)
+    ident = f"{go_id}|{gnu_id}"
+    if not go_id and not gnu_id:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        ident = h.hexdigest()
+    raw = f"{ident}|{size}|{lumos.__version__}|{FORMAT}|{extra}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def load(key: str) -> dict | None:
+    try:
+        with open(cache_dir() / f"{key}.json", encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("format") == FORMAT else None
+
+
+def save(key: str, data: dict) -> None:
+    """Write the cache entry; a cache that cannot be written is not an error."""
+    d = cache_dir()
+    data = {**data, "format": FORMAT}
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, separators=(",", ":"))
+        os.replace(tmp, d / f"{key}.json")
+    except OSError:
+        with contextlib.suppress(OSError, UnboundLocalError):
+            os.unlink(tmp)

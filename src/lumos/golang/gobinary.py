@@ -1,0 +1,397 @@
+"""The facade of lumos.golang: open a Go executable, list its functions, get FuncSpecs.
+
+    gb = open_go_binary("./server")          # GoBinaryError if not Go, TargetError if absent
+    for fn in gb.match("main.*"):            # glob over full names, sorted by address
+        spec = gb.spec(fn)                   # model.FuncSpec: params, entry site, RET sites
+    rt = gb.runtime_layout()                 # runtime.RuntimeLayout: goid, g, newproc1...
+    gb.close()                               # also saves the cache
+
+Everything learnt is cached per build id (cache.py), so a second run answers from one
+JSON file without parsing ELF, pclntab, DWARF or machine code. gb.notices holds one-line
+caveats for the user (no DWARF, newer Go than lumos knows).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import struct
+
+from lumos.errors import BinaryFormatError, GoBinaryError, TargetError
+from lumos.golang import cache
+from lumos.golang.buildinfo import BuildInfo, parse_go_version
+from lumos.golang.model import ABI0, ABI_INTERNAL, FuncSpec, Param
+from lumos.golang.pclntab import FUNCDATA_ARGINFO, GoFunction, PcLnTab
+from lumos.golang.signature import Signature
+from lumos.golang.types import Field, GoType, word
+
+KNOWN_GO = (1, 27)      # newest Go release whose layouts lumos has checked
+NO_DWARF_NOTICE = ("no DWARF in this binary: arguments are raw words as if in integer "
+                   "registers (a float argument would show a wrong value; pass its "
+                   "signature to decode it)")
+
+
+class GoBinary:
+    """A Go executable opened for probing. See the module docstring."""
+
+    def __init__(self, path: str, use_cache: bool = True):
+        if not os.path.exists(path):
+            raise TargetError(f"{path}: no such file")
+        if os.path.isdir(path):
+            raise TargetError(f"{path}: is a directory, not a program")
+        self.path = path
+        self._elf = self._tab = self._dwarf = self._md = None
+        self._funcs: list[GoFunction] | None = None
+        self._by_name: dict[str, list[GoFunction]] | None = None
+        self._specs: dict[str, dict] = {}
+        self._dirty = False
+        self._key = cache.binary_key(path, _cache_tag()) if use_cache else None
+        data = cache.load(self._key) if self._key else None
+        if data:
+            self._load_cached(data)
+        else:
+            self._open_fresh()
+        self.notices = self._notices()
+
+    # -- opening -------------------------------------------------------------------
+
+    def _load_cached(self, data: dict) -> None:
+        self.buildinfo = BuildInfo(**{k: tuple(map(tuple, v)) if k == "deps" else v
+                                      for k, v in data["buildinfo"].items()}) \
+            if data.get("buildinfo") else None
+        self.has_dwarf = data["has_dwarf"]
+        f = data["functions"]
+        self._funcs = [GoFunction(e, n, x, i) for i, (n, e, x) in
+                       enumerate(zip(f["names"], f["entries"], f["ends"], strict=True))]
+        self._specs = data.get("specs", {})
+        self._runtime = data.get("runtime")
+
+    def _open_fresh(self) -> None:
+        from lumos.golang.buildinfo import read_buildinfo
+        self._runtime = None
+        elf = self.elf
+        self.buildinfo = read_buildinfo(elf)
+        self._table()  # raises GoBinaryError for a non-Go file
+        self.has_dwarf = self.dwarf.has_dwarf
+        self._dirty = True
+
+    @property
+    def elf(self):
+        if self._elf is None:
+            from lumos.binary.elf import ElfBinary
+            self._elf = ElfBinary(self.path)
+        return self._elf
+
+    @property
+    def dwarf(self):
+        if self._dwarf is None:
+            from lumos.golang.dwarfargs import GoDwarf
+            self._dwarf = GoDwarf(self.elf)
+        return self._dwarf
+
+    def _table(self) -> PcLnTab:
+        if self._tab is None:
+            from lumos.golang.moduledata import find_moduledata, find_pclntab
+            found = find_pclntab(self.elf)
+            if found is None:
+                what = "no pclntab" if self.buildinfo else "no Go build info or pclntab"
+                raise GoBinaryError(f"{self.path}: not a Go program ({what})")
+            vaddr, data = found
+            try:
+                tab = PcLnTab(data)
+                self._md = find_moduledata(self.elf, vaddr, tab._funcname, self.minor)
+                text = self._md.text if self._md else None
+                if not text:
+                    text = tab.header_text_start or (self.elf.get_section_range(".text")
+                                                     or (0,))[0]
+                self._tab = PcLnTab(data, text)
+            except (struct.error, IndexError, ValueError) as e:
+                raise GoBinaryError(f"{self.path}: corrupt pclntab: {e}") from e
+        return self._tab
+
+    def close(self) -> None:
+        """Save what was learnt to the cache and close the file."""
+        self.save_cache()
+        if self._elf is not None:
+            self._elf.close()
+
+    def __enter__(self) -> GoBinary:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- facts -----------------------------------------------------------------------
+
+    @property
+    def go_version(self) -> str:
+        return self.buildinfo.go_version if self.buildinfo else ""
+
+    @property
+    def version(self) -> tuple[int, int, int] | None:
+        return parse_go_version(self.go_version)
+
+    @property
+    def minor(self) -> int | None:
+        v = self.version
+        return v[1] if v else None
+
+    @property
+    def newer_than_known(self) -> bool:
+        v = self.version
+        return v is not None and v[:2] > KNOWN_GO
+
+    def _notices(self) -> list[str]:
+        out = []
+        if self.newer_than_known:
+            out.append(f"{self.go_version} is newer than lumos knows (up to go1.{KNOWN_GO[1]}):"
+                       " relying on DWARF where layouts may have changed")
+        if not self.has_dwarf:
+            out.append(NO_DWARF_NOTICE)
+        return out
+
+    # -- functions -------------------------------------------------------------------
+
+    @property
+    def functions(self) -> list[GoFunction]:
+        """Every function in the pclntab, sorted by entry address."""
+        if self._funcs is None:
+            self._funcs = self._table().functions
+        return self._funcs
+
+    def get_functions(self, name: str) -> list[GoFunction]:
+        """All functions with this exact name (an assembly function and its ABI wrapper
+        share one)."""
+        if self._by_name is None:
+            self._by_name = {}
+            for f in self.functions:
+                self._by_name.setdefault(f.name, []).append(f)
+        return self._by_name.get(name, [])
+
+    def match(self, pattern: str) -> list[GoFunction]:
+        """Functions whose full name matches a shell glob ("main.*", "*Handler*"); a
+        pattern without glob characters matches the exact name."""
+        if not any(c in pattern for c in "*?["):
+            return list(self.get_functions(pattern))
+        rx = re.compile(fnmatch.translate(pattern))
+        return [f for f in self.functions if rx.match(f.name)]
+
+    def function_at(self, vaddr: int) -> GoFunction | None:
+        """The function containing vaddr (an ELF virtual address, not a runtime one)."""
+        import bisect
+        funcs = self.functions
+        i = bisect.bisect_right(funcs, GoFunction(vaddr, "", 0)) - 1
+        if i >= 0 and funcs[i].entry <= vaddr < funcs[i].end:
+            return funcs[i]
+        return None
+
+    # -- specs -----------------------------------------------------------------------
+
+    def spec(self, fn: GoFunction, signature: Signature | None = None) -> FuncSpec:
+        """Parameters, ABI, entry site and RET sites of fn. With `signature`, parameters
+        come from what the user wrote instead of DWARF."""
+        key = f"{fn.entry:x}"
+        if signature is None and key in self._specs:
+            return FuncSpec.from_dict(self._specs[key])
+        try:
+            spec = self._compute(fn, signature)
+        except (struct.error, IndexError, ValueError) as e:
+            raise GoBinaryError(f"{self.path}: {fn.name}: cannot analyse: {e}") from e
+        if signature is None:
+            self._specs[key] = spec.to_dict()
+            self._dirty = True
+        return spec
+
+    def _compute(self, fn: GoFunction, signature: Signature | None) -> FuncSpec:
+        from lumos.golang.abi import assign_abi0, assign_internal
+        from lumos.golang.sites import SiteContext, choose_sites
+        tab = self._table()
+        fn = tab.functions[fn.index] if 0 <= fn.index < tab.nfunc else fn
+        info = tab.info(fn)
+        abi = ABI0 if info.is_asm else ABI_INTERNAL
+        notes: list[str] = []
+        dwarf_params = None
+        if signature is not None:
+            params, results, source = list(signature.params), list(signature.results), \
+                "signature"
+        else:
+            params, results, dwarf_params, source = self._params(fn, info, abi, notes)
+        assign = assign_abi0 if abi == ABI0 else assign_internal
+        a = assign([p.type for p in params], [p.type for p in results])
+        code = self.elf.read_vaddr(fn.entry, fn.size)
+        pcsp = tab.pcvalue_table(info.pcsp, fn)
+
+        def sp_delta(pc: int) -> int | None:
+            for lo, hi, v in pcsp:
+                if lo <= pc < hi:
+                    return v
+            return None
+
+        def name_at(v: int) -> str | None:
+            f = tab.function_at(v)
+            return f.name if f else None
+
+        ctx = SiteContext(self.elf.vaddr_to_offset, sp_delta, name_at)
+        entry, rets, site_notes = choose_sites(fn.entry, code, a.args, dwarf_params,
+                                               a.results, ctx)
+        file, line = tab.source_of(fn)
+        return FuncSpec(fn.name, fn.entry, fn.end, abi, tuple(params), tuple(results), source,
+                        entry, rets, file, line, tuple(notes) + site_notes)
+
+    def _params(self, fn, info, abi, notes):
+        dps = self.dwarf.function_params(fn.name, fn.entry) if self.has_dwarf else None
+        if abi == ABI0 and not dps and info.args > 0 and self.has_dwarf:
+            # An assembly function has no DWARF parameters; its ABIInternal wrapper
+            # (same name, compiled from the Go declaration) does.
+            for other in self.get_functions(fn.name):
+                if other.entry != fn.entry:
+                    dps = self.dwarf.function_params(other.name, other.entry)
+                    if dps:
+                        notes.append("parameters from the Go declaration of this "
+                                     "assembly function")
+                        break
+        if dps is not None and (dps or info.args <= 0):
+            params = [Param(_pname(d.name), d.type) for d in dps if not d.is_result]
+            results = [Param(_pname(d.name), d.type, True) for d in dps if d.is_result]
+            inputs = [d for d in dps if not d.is_result]
+            return params, results, inputs if abi == ABI_INTERNAL else None, "dwarf"
+        return (*self._raw_params(fn, info, abi, notes), None, "raw")
+
+    def _raw_params(self, fn, info, abi, notes) -> tuple[list[Param], list[Param]]:
+        if abi == ABI0:
+            n = max(info.args, 0) // 8
+            if n:
+                notes.append(f"assembly (ABI0) without a known signature: {n} stack words of "
+                             "arguments and results")
+            return [Param(f"w{i}", word()) for i in range(n)], []
+        self._truncated_args = False
+        groups = self._arg_info(fn, info)
+        if self._truncated_args:
+            notes.append("more arguments than Go's traceback information describes (10)")
+        if groups is None:
+            notes.append("argument layout unknown (no DWARF, no traceback argument info)")
+            return [], []
+        params = []
+        highest = -1
+        for i, g in enumerate(groups):
+            first = g.first if isinstance(g, _Agg) else g[0][0]
+            # Stack-assigned arguments sit below the spill slots of register-assigned
+            # ones: an argument at a lower offset than an earlier one is on the stack.
+            on_stack = first is not None and first < highest
+            highest = max(highest, first if first is not None else -1)
+            comps = [(o - (first or 0), sz) for o, sz in g]
+            if not isinstance(g, _Agg) and not on_stack:
+                params.append(Param(f"arg{i}", word(comps[0][1])))
+                continue
+            size = max((o + sz for o, sz in comps), default=0)
+            fields = tuple(Field(f"w{k}", off, word(sz)) for k, (off, sz) in enumerate(comps))
+            name = "{" + ", ".join(f"w{k}" for k in range(len(comps))) + "}"
+            if on_stack:  # an array type is never register-assigned
+                params.append(Param(f"arg{i}", GoType("array", (size + 7) // 8 * 8, name, 8,
+                                                      elem=word(), length=2)))
+            else:
+                params.append(Param(f"arg{i}", GoType("struct", size, name, 8, fields=fields)))
+        return params, []
+
+    def _arg_info(self, fn, info) -> list[list[tuple[int, int]]] | None:
+        """Top-level arguments from FUNCDATA_ArgInfo (what Go tracebacks print): a list
+        per argument of (offset inside it, size) for each scalar component."""
+        if self._md is None or self._md.gofunc is None or len(info.funcdata) <= \
+                FUNCDATA_ARGINFO or info.funcdata[FUNCDATA_ARGINFO] == 0xFFFFFFFF:
+            return None
+        try:
+            b = self.elf.read_vaddr(self._md.gofunc + info.funcdata[FUNCDATA_ARGINFO], 256)
+        except BinaryFormatError:
+            return None
+        groups: list[list[tuple[int, int]]] = []
+        depth = i = 0
+        while i < len(b):
+            op = b[i]
+            i += 1
+            if op == 0xFF:     # end of sequence
+                return groups
+            if op == 0xFC and depth == 0:   # "...": Go describes at most 10 arguments
+                self._truncated_args = True
+            if op == 0xFE:     # start of an aggregate
+                if depth == 0:
+                    groups.append(_Agg())
+                depth += 1
+            elif op == 0xFD:   # end of an aggregate
+                depth -= 1
+            elif op < 0xF0 and i < len(b):   # offset, size of a scalar component
+                size = b[i]
+                i += 1
+                if depth == 0:
+                    groups.append([(op, size)])
+                elif groups:
+                    groups[-1].append((op, size))
+                    if groups[-1].first is None:
+                        groups[-1].first = op
+            # 0xfc "..." and 0xfb "_": components traceback does not print
+        return None
+
+    # -- runtime ---------------------------------------------------------------------
+
+    def runtime_layout(self):
+        """runtime.RuntimeLayout: goid/stackguard0 offsets, g access, newproc1, goexit1."""
+        from lumos.golang.runtime import RuntimeLayout, compute_layout
+        if self._runtime is None:
+            self._runtime = compute_layout(self).to_dict()
+            self._dirty = True
+        return RuntimeLayout.from_dict(self._runtime)
+
+    # -- cache -----------------------------------------------------------------------
+
+    def save_cache(self) -> None:
+        if not self._key or not self._dirty:
+            return
+        funcs = self.functions
+        bi = self.buildinfo
+        cache.save(self._key, {
+            "path": self.path,
+            "buildinfo": None if bi is None else {
+                "go_version": bi.go_version, "path": bi.path, "main_module": bi.main_module,
+                "main_version": bi.main_version, "deps": [list(d) for d in bi.deps],
+                "settings": bi.settings},
+            "has_dwarf": self.has_dwarf,
+            "functions": {"names": [f.name for f in funcs], "entries": [f.entry for f in funcs],
+                          "ends": [f.end for f in funcs]},
+            "specs": self._specs,
+            "runtime": self._runtime,
+        })
+        self._dirty = False
+
+
+class _Agg(list):
+    """An aggregate argument's components in ArgInfo: (offset, size) from the frame."""
+
+    first: int | None = None
+
+
+def _pname(name: str) -> str:
+    # Go's DWARF names unnamed results ~r0, ~r1 and blank parameters ~p0 / ~b0.
+    return "" if name.startswith("~r") else ("_" if name.startswith(("~p", "~b")) else name)
+
+
+def _cache_tag() -> str:
+    """What the cached analysis depends on besides the binary: the kernel (uprobes
+    emulate PUSH since 6.10) and lumos's own analysis code (stat, not read)."""
+    rel = ".".join(os.uname().release.split(".")[:2])
+    here = os.path.dirname(os.path.abspath(__file__))
+    files = [os.path.join(here, f) for f in sorted(os.listdir(here)) if f.endswith(".py")]
+    files.append(os.path.join(os.path.dirname(here), "binary", "disasm.py"))
+    stamp = []
+    for f in files:
+        try:
+            st = os.stat(f)
+            stamp.append(f"{st.st_mtime_ns}:{st.st_size}")
+        except OSError:
+            continue
+    return rel + "|" + ",".join(stamp)
+
+
+def open_go_binary(path: str, use_cache: bool = True) -> GoBinary:
+    """Open a Go executable (see GoBinary). Raises TargetError, BinaryFormatError or
+    GoBinaryError with one clear line."""
+    return GoBinary(path, use_cache)

@@ -1,0 +1,3 @@
+module example.com/alltypes
+
+go 1.19

@@ -1,0 +1,3 @@
+module example.com/sigdump
+
+go 1.19

