@@ -21,7 +21,7 @@ import struct
 from lumos.errors import BinaryFormatError, GoBinaryError, TargetError
 from lumos.golang import cache
 from lumos.golang.buildinfo import BuildInfo, parse_go_version
-from lumos.golang.model import ABI0, ABI_INTERNAL, FuncSpec, Param
+from lumos.golang.model import ABI0, ABI_INTERNAL, FuncSpec, Param, Site
 from lumos.golang.pclntab import FUNCDATA_ARGINFO, GoFunction, PcLnTab
 from lumos.golang.signature import Signature
 from lumos.golang.types import Field, GoType, word
@@ -202,6 +202,33 @@ class GoBinary:
             self._specs[key] = spec.to_dict()
             self._dirty = True
         return spec
+
+    def entry_site(self, fn: GoFunction) -> Site:
+        """Just the entry site (no DWARF, no ABI): what counting calls needs, fast."""
+        from lumos.golang.sites import entry_site_only
+        key = f"{fn.entry:x}"
+        if key in self._specs:
+            return FuncSpec.from_dict(self._specs[key]).entry_site
+        return entry_site_only(fn.entry, self.elf.read_vaddr(fn.entry, fn.size),
+                               self._site_context(fn))
+
+    def _site_context(self, fn: GoFunction):
+        from lumos.golang.sites import SiteContext
+        tab = self._table()
+        fn = tab.functions[fn.index] if 0 <= fn.index < tab.nfunc else fn
+        pcsp = tab.pcvalue_table(tab.info(fn).pcsp, fn)
+
+        def sp_delta(pc: int) -> int | None:
+            for lo, hi, v in pcsp:
+                if lo <= pc < hi:
+                    return v
+            return None
+
+        def name_at(v: int) -> str | None:
+            f = tab.function_at(v)
+            return f.name if f else None
+
+        return SiteContext(self.elf.vaddr_to_offset, sp_delta, name_at)
 
     def _compute(self, fn: GoFunction, signature: Signature | None) -> FuncSpec:
         from lumos.golang.abi import assign_abi0, assign_internal

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from lumos.binary.elf import Symbol, open_elf
 from lumos.binary.libs import resolve_library
-from lumos.errors import TargetError, UsageError
+from lumos.errors import GoBinaryError, TargetError, UsageError
 from lumos.tools.common import Target
 
 GO_SYMBOL_PREFIXES = ("type", "go")
@@ -68,11 +68,12 @@ def functions_of(path: str) -> list[Symbol]:
 
 def go_functions(path: str) -> list[Symbol]:
     """Functions from .gopclntab (empty when the file is not a Go binary)."""
+    from lumos.golang.gobinary import open_go_binary
     try:
-        from lumos.golang.gobinary import pclntab_symbols
-    except ImportError:  # the Go layer is optional for C-only uses
+        with open_go_binary(path) as gobin:
+            return [Symbol(f.entry, f.name, f.size) for f in gobin.functions]
+    except GoBinaryError:
         return []
-    return pclntab_symbols(path)
 
 
 def resolve_patterns(target: Target, patterns: list[str]) -> list[FunctionMatch]:

@@ -15,9 +15,19 @@ import (
 
 var sink int
 
+// inc is a leaf: no stack-check prologue, so its entry probe is single-stepped.
+//
+//go:noinline
+func inc(x int) int {
+	return x + 1
+}
+
+// hot calls inc, so it has the usual prologue (CMPQ SP, 16(R14); JBE morestack) whose
+// JBE lumos probes: emulated by the kernel instead of single-stepped.
+//
 //go:noinline
 func hot(x int) int {
-	return x*2 + 1
+	return inc(x * 2)
 }
 
 //go:noinline
