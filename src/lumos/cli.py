@@ -18,6 +18,7 @@ TOOLS = {
     "doctor": "lumos.tools.doctor",
     "funccount": "lumos.tools.funccount",
     "funcs": "lumos.tools.funcs",
+    "trace": "lumos.tools.trace",
 }
 
 

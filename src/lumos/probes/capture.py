@@ -61,7 +61,8 @@ class WordLoc:
 
 
 # How a capture's words are turned into a value in user space.
-KINDS = ("int", "uint", "bool", "float", "pointer", "string", "bytes", "words")
+KINDS = ("int", "uint", "bool", "float", "pointer", "string", "bytes", "slice", "iface",
+         "words")
 
 
 @dataclass(frozen=True)

@@ -165,6 +165,12 @@ def format_value(cap: Capture, value) -> str:
         return "nil" if value == 0 else f"{value:#x}"
     if cap.kind == "float":
         return repr(value)
+    if cap.kind == "slice":
+        ptr, length, cap_ = value
+        return "nil" if ptr == 0 else f"{cap.type_name or '[]?'}(len={length}, cap={cap_})"
+    if cap.kind == "iface":
+        typ, data = value
+        return "nil" if typ == 0 else f"{cap.type_name or 'interface'}({typ:#x}, {data:#x})"
     if isinstance(value, tuple):
         return "{" + ", ".join(f"{w:#x}" for w in value) + "}"
     return str(value)
@@ -172,6 +178,24 @@ def format_value(cap: Capture, value) -> str:
 
 def _bytes_literal(data: bytes) -> str:
     return "[]byte(" + go_quote(data) + ")"
+
+
+def format_values(captures, values) -> list[str]:
+    """name=value for each value; struct fields (captures named 'p.F') grouped as
+    p={F: value, G: value}, as Go's %+v would."""
+    out: list[str] = []
+    groups: dict[str, list[str]] = {}
+    for cap, value in zip(captures, values, strict=True):
+        head, dot, field = cap.name.partition(".")
+        text = format_value(cap, value)
+        if dot:
+            if head not in groups:
+                groups[head] = []
+                out.append(head)
+            groups[head].append(f"{field}: {text}")
+        else:
+            out.append(f"{cap.name}={text}")
+    return [f"{x}={{{', '.join(groups[x])}}}" if x in groups else x for x in out]
 
 
 def json_value(cap: Capture, value):
@@ -189,4 +213,6 @@ def json_value(cap: Capture, value):
         return out
     if isinstance(value, tuple):
         return list(value)
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return str(value)  # JSON has no NaN/Inf
     return value
