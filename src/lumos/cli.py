@@ -19,6 +19,7 @@ TOOLS = {
     "funccount": "lumos.tools.funccount",
     "funcs": "lumos.tools.funcs",
     "trace": "lumos.tools.trace",
+    "latency": "lumos.tools.latency",
 }
 
 

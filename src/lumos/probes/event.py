@@ -183,7 +183,7 @@ def emit_goroutine(a: Asm, src: GoroutineSource, sp_delta: int) -> None:
            Mov.reg(R1, FP), Add.imm(R1, SLOT_FRAME), Mov.imm(R2, 8),
            call(Helper.probe_read_user),
            ldx(8, R1, FP, SLOT_FRAME), Sub.reg(R1, R_SP))
-    if sp_delta:
+    if sp_delta:  # SP at the site is sp_delta below SP at entry
         a.emit(Add.imm(R1, -sp_delta))
     a.emit(stx(8, FP, SLOT_FRAME, R1))
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import struct
 from collections import defaultdict
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from lumos.bpf.asm import (
     FP,
@@ -29,6 +29,8 @@ from lumos.bpf.asm import (
     R4,
     R6,
     R7,
+    R8,
+    R9,
     Add,
     And,
     Arsh,
@@ -51,7 +53,7 @@ from lumos.bpf.asm import (
     st,
     stx,
 )
-from lumos.bpf.maps import create_map, hash_spec
+from lumos.bpf.maps import Map, create_map, hash_spec
 from lumos.bpf.prog import ProgramSpec
 from lumos.bpf.sys import BPF_NOEXIST, BPF_PROG_TYPE_KPROBE
 from lumos.probes import codegen
@@ -68,6 +70,19 @@ HKEY = -128      # hist key: func u32, slot u32, by 24 bytes, pad u64   (FP-128 
 START_VALUE = struct.Struct(f"<QIIQ{BY_STR_BYTES}s")  # ts, func, pad, by word, by bytes
 HIST_KEY = struct.Struct(f"<IIQ{BY_STR_BYTES}s")      # func, slot, by word, by bytes
 assert VALUE + START_VALUE.size == KEY and HKEY + HIST_KEY.size + 8 == VALUE
+
+
+SUM_SLOT = 0xFFFF  # the histogram key slot that holds the sum of durations
+
+
+@dataclass
+class Histogram:
+    slots: list[int] = field(default_factory=lambda: [0] * 64)
+    sum: int = 0
+
+    @property
+    def count(self) -> int:
+        return sum(self.slots)
 
 
 @dataclass(frozen=True)
@@ -118,6 +133,13 @@ class LatencyProbe:
             self._emit_entry(a, i, fn)
         a.label("exit")
         a.emit(Rsh.imm(R7, 1))
+        labels = [f"exit.{i}" for i in range(len(self.functions))]
+        _dispatch(a, labels, 0, len(labels))
+        for label, fn in zip(labels, self.functions, strict=True):
+            a.label(label)
+            self._emit_key(a, fn, 0)  # at a RET, SP is back to its value at entry
+            a.emit(ja("exit.tail"))
+        a.label("exit.tail")
         self._emit_exit(a)
         a.label("out")
         a.emit(Mov.imm(R0, 0), exit_())
@@ -145,10 +167,7 @@ class LatencyProbe:
                call(Helper.map_update_elem), ja("out"))
 
     def _emit_exit(self, a: Asm) -> None:
-        # Exit sites key like the entry of the same function; the goroutine source is
-        # the same for every Go function of one binary, so take the first that has one.
-        fn = next((f for f in self.functions if f.goroutine is not None), None)
-        self._emit_key(a, fn, 0)
+        """With the key at FP+KEY and the function in R7: pair with the entry, count."""
         a.emit(ld_map_fd(R1, self.starts), Mov.reg(R2, FP), Add.imm(R2, KEY),
                call(Helper.map_lookup_elem), Jeq.imm(R0, 0, "out"),
                ldx(4, R1, R0, 8), Jne.reg(R1, R7, "stale"))  # another function's frame
@@ -160,29 +179,31 @@ class LatencyProbe:
                call(Helper.ktime_get_ns), ldx(8, R3, FP, VALUE), Sub.reg(R0, R3))
         if self.unit_ns > 1:
             a.emit(Div.imm(R0, self.unit_ns))
+        a.emit(Mov.reg(R8, R0))  # the duration, kept across calls for the sum
         _emit_log2(a)
         a.emit(stx(4, FP, HKEY + 4, R1))
         a.emit(ld_map_fd(R1, self.starts), Mov.reg(R2, FP), Add.imm(R2, KEY),
-               call(Helper.map_delete_elem),
-               ld_map_fd(R1, self.hist), Mov.reg(R2, FP), Add.imm(R2, HKEY),
-               call(Helper.map_lookup_elem), Jeq.imm(R0, 0, "new"),
-               ldx(8, R1, R0, 0), Add.imm(R1, 1), stx(8, R0, 0, R1), ja("out"))
-        a.label("new")
-        a.emit(st(8, FP, VALUE, 1), ld_map_fd(R1, self.hist), Mov.reg(R2, FP),
-               Add.imm(R2, HKEY), Mov.reg(R3, FP), Add.imm(R3, VALUE),
-               Mov.imm(R4, BPF_NOEXIST), call(Helper.map_update_elem), ja("out"))
+               call(Helper.map_delete_elem), Mov.imm(R9, 1))
+        _emit_add(a, self.hist, "bucket")            # hist[func, slot, by] += 1
+        a.emit(st(4, FP, HKEY + 4, SUM_SLOT), Mov.reg(R9, R8))
+        _emit_add(a, self.hist, "sum")               # hist[func, SUM_SLOT, by] += duration
+        a.emit(ja("out"))
         a.label("stale")
         a.emit(ld_map_fd(R1, self.starts), Mov.reg(R2, FP), Add.imm(R2, KEY),
                call(Helper.map_delete_elem), ja("out"))
 
-    def read(self) -> dict[tuple[int, object], list[int]]:
-        """{(function index, by value): counts per log2 slot}."""
-        out: dict[tuple[int, object], list[int]] = defaultdict(lambda: [0] * 64)
+    def read(self) -> dict[tuple[int, object], Histogram]:
+        """{(function index, by value): histogram} (durations in the probe's unit)."""
+        out: dict[tuple[int, object], Histogram] = defaultdict(Histogram)
         for key, values in self.hist.items_percpu():
             func, slot, by_word, by_bytes = HIST_KEY.unpack_from(key)
             fn = self.functions[func]
             by = _by_value(fn.by, by_word, by_bytes) if fn.by is not None else None
-            out[(func, by)][slot] += sum(struct.unpack("<Q", v)[0] for v in values)
+            total = sum(struct.unpack("<Q", v)[0] for v in values)
+            if slot == SUM_SLOT:
+                out[(func, by)].sum += total
+            else:
+                out[(func, by)].slots[slot] += total
         return dict(out)
 
     def clear(self) -> None:
@@ -191,6 +212,18 @@ class LatencyProbe:
     @property
     def inflight(self) -> int:
         return len(self.starts)
+
+
+def _emit_add(a: Asm, hist: Map, name: str) -> None:
+    """hist[FP+HKEY] += R9 (per-CPU map: no atomics; insert when missing)."""
+    a.emit(ld_map_fd(R1, hist), Mov.reg(R2, FP), Add.imm(R2, HKEY),
+           call(Helper.map_lookup_elem), Jeq.imm(R0, 0, f"{name}.new"),
+           ldx(8, R1, R0, 0), Add.reg(R1, R9), stx(8, R0, 0, R1), ja(f"{name}.done"))
+    a.label(f"{name}.new")
+    a.emit(stx(8, FP, VALUE, R9), ld_map_fd(R1, hist), Mov.reg(R2, FP), Add.imm(R2, HKEY),
+           Mov.reg(R3, FP), Add.imm(R3, VALUE), Mov.imm(R4, BPF_NOEXIST),
+           call(Helper.map_update_elem))
+    a.label(f"{name}.done")
 
 
 def _tag(site: ProbeSite, variant: int) -> ProbeSite:

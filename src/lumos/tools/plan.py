@@ -44,6 +44,7 @@ class PlannedFunction:
     spec: FuncSpec | None = None
     goroutine: GoroutineSource | None = None   # None: not Go code
     notes: tuple[str, ...] = ()
+    entry_sp_delta: int = 0                    # bytes pushed since entry at the entry site
 
     @property
     def signature(self) -> str:
@@ -115,8 +116,9 @@ def _plan_go(gobin, m: FunctionMatch, index: int, strlen: int, sig) -> PlannedFu
                                 tls_offset=layout.g_tls_offset,
                                 fsbase_offset=_fsbase_offset() if spec.abi != "ABIInternal"
                                 else 0)
+    sp_delta = gobin._site_context(gofn).sp_delta(es.vaddr) or 0
     return PlannedFunction(m.name, m.path, entry, exits, args, results, spec, goroutine,
-                           spec.notes)
+                           spec.notes, sp_delta)
 
 
 _fsbase: int | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from contextlib import ExitStack
+from dataclasses import replace
 
 from lumos.errors import UsageError
 from lumos.output.jsonl import write_json
@@ -101,7 +102,8 @@ def build_variants(functions, expr, want_ret: bool, user_stack: bool):
         return index[v]
 
     for fi, f in enumerate(functions):
-        entry = Variant("entry", f.args, expr, f.args if expr else (), f.goroutine, user_stack)
+        entry = Variant("entry", f.args, expr, f.args if expr else (), f.goroutine, user_stack,
+                        f.entry_sp_delta)
         sites.append(_with_variant(f.entry, vid(entry)))
         meta.append((fi, -1))
         if want_ret:
@@ -114,7 +116,6 @@ def build_variants(functions, expr, want_ret: bool, user_stack: bool):
 
 
 def _with_variant(site, variant: int):
-    from dataclasses import replace
     return replace(site, variant=variant)
 
 
