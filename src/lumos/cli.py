@@ -20,6 +20,8 @@ TOOLS = {
     "funcs": "lumos.tools.funcs",
     "trace": "lumos.tools.trace",
     "latency": "lumos.tools.latency",
+    "flow": "lumos.tools.flow",
+    "goroutines": "lumos.tools.goroutines",
 }
 
 

@@ -40,9 +40,9 @@ HEADER_SIZE = HEADER.size  # 32
 
 @dataclass(frozen=True)
 class WordLoc:
-    kind: str           # "reg" | "stack" | "none"
-    reg: str = ""       # pt_regs field for "reg"
-    sp_offset: int = 0  # for "stack": address = SP at the probe site + sp_offset
+    kind: str           # "reg" | "stack" | "deref" | "none"
+    reg: str = ""       # pt_regs field for "reg" (and the pointer for "deref")
+    sp_offset: int = 0  # "stack": address = SP + sp_offset; "deref": regs->reg + sp_offset
     size: int = 8       # bytes that matter (1, 2, 4, 8); the rest is masked off
 
     @staticmethod
@@ -54,6 +54,13 @@ class WordLoc:
     @staticmethod
     def stack(offset: int, size: int = 8) -> WordLoc:
         return WordLoc("stack", sp_offset=offset, size=size)
+
+    @staticmethod
+    def deref(reg: str, offset: int, size: int = 8) -> WordLoc:
+        """The word at (regs->reg + offset) in user memory: a field behind a pointer."""
+        if reg not in PT_REGS:
+            raise ValueError(f"{reg!r} is not a pt_regs register")
+        return WordLoc("deref", reg=reg, sp_offset=offset, size=size)
 
     @property
     def readable(self) -> bool:
@@ -119,9 +126,11 @@ def emit_read_word(a: Asm, loc: WordLoc, dst_base: Reg, dst_off: int) -> None:
     """*(u64 *)(dst_base + dst_off) = the word (zero if it cannot be read)."""
     if loc.kind == "reg":
         a.emit(ldx(8, R1, R6, PT_REGS[loc.reg]), stx(8, dst_base, dst_off, R1))
-    elif loc.kind == "stack":
-        a.emit(Mov.reg(R1, dst_base), Add.imm(R1, dst_off), Mov.imm(R2, 8),
-               Mov.reg(R3, R_SP), Add.imm(R3, loc.sp_offset), call(Helper.probe_read_user))
+    elif loc.kind in ("stack", "deref"):
+        base = [Mov.reg(R3, R_SP)] if loc.kind == "stack" else [
+            ldx(8, R3, R6, PT_REGS[loc.reg])]
+        a.emit(Mov.reg(R1, dst_base), Add.imm(R1, dst_off), Mov.imm(R2, 8), *base,
+               Add.imm(R3, loc.sp_offset), call(Helper.probe_read_user))
     else:
         a.emit(Mov.imm(R1, 0), stx(8, dst_base, dst_off, R1))
 
