@@ -186,3 +186,26 @@ def test_sigkill_leaves_nothing_behind_and_full_speed(gohot):
     finally:
         hot.kill()
         hot.wait()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_prints_summary_and_detaches(gohot, sig):
+    hot = subprocess.Popen([gohot, "-forever"], stdout=subprocess.PIPE, text=True)
+    try:
+        with open_elf(gohot) as elf:
+            addr = next(s.addr for s in elf.functions if s.name == "main.hot")
+        lum = subprocess.Popen([*LUMOS, "funccount", "-p", str(hot.pid), "main.hot"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for_banner(lum)
+        time.sleep(0.5)
+        lum.send_signal(sig)
+        out, err = lum.communicate(timeout=30)
+        assert lum.returncode == 0, err
+        assert table(out)["main.hot"] > 0
+        with open_elf(gohot) as elf:
+            for i in range(24):
+                assert text_byte(hot.pid, gohot, addr + i) == elf.read_vaddr(addr + i, 1)[0]
+        assert hot.poll() is None
+    finally:
+        hot.kill()
+        hot.wait()
