@@ -12,6 +12,7 @@ The kernel wakes the reader only when a record lands on an empty buffer (the def
 from __future__ import annotations
 
 import mmap
+import re
 import select
 import struct
 from collections.abc import Callable
@@ -124,6 +125,37 @@ class RingBuffer:
         _u64.pack_into(self._cons, 0, stop)
         self.records += n
         return chunk, n
+
+
+    def read_chunk_fixed(self, record_size: int) -> tuple[bytes, int]:
+        """read_chunk() for a ring whose records all have record_size bytes.
+
+        Record boundaries are known, so the first uncommitted record is found with a
+        strided slice of the header bytes and a regex search, at C speed: no Python
+        work per record. (A discarded record keeps its size, so it is skipped later by
+        iter_records.)
+        """
+        cons = _u64.unpack_from(self._cons, 0)[0]
+        prod = _u64.unpack_from(self._prod, 0)[0]
+        stride = (record_size + HDR_SIZE + 7) & ~7
+        n = (prod - cons) // stride
+        if n <= 0:
+            return b"", 0
+        start = cons & self._mask
+        # byte 3 of each header holds the BUSY bit (bit 31 of the little-endian length)
+        flags = self._data[start + 3: start + n * stride: stride]
+        busy = _BUSY_BYTE.search(bytes(flags))
+        if busy is not None:
+            n = busy.start()
+            if n == 0:
+                return b"", 0
+        chunk = bytes(self._data[start: start + n * stride])
+        _u64.pack_into(self._cons, 0, cons + n * stride)
+        self.records += n
+        return chunk, n
+
+
+_BUSY_BYTE = re.compile(rb"[\x80-\xff]")
 
 
 def iter_records(chunk: bytes):

@@ -108,6 +108,12 @@ class EventProgram:
     listing_name: str = "lumos_events"
     _labels: list[str] = field(default_factory=list)
 
+    @property
+    def record_size(self) -> int:
+        """Every record of the program has this size (the largest variant's, 8-aligned),
+        so the reader can find record boundaries without walking them one by one."""
+        return max((v.record_size for v in self.variants), default=0) + 7 & ~7
+
     def build(self, attach_type: int) -> ProgramSpec:
         a = Asm()
         codegen.save_ctx(a)
@@ -136,7 +142,7 @@ class EventProgram:
             emit_goroutine(a, v.goroutine, v.sp_delta)
         else:
             a.emit(st(8, FP, SLOT_GOID, 0), st(8, FP, SLOT_FRAME, 0))
-        self.channel.emit_reserve(a, v.record_size, R8, "out")
+        self.channel.emit_reserve(a, self.record_size, R8, "out")
         emit_header(a)
         for cap, off in zip(v.captures, v.layout.offsets, strict=True):
             emit_capture(a, cap, off)

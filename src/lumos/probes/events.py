@@ -19,6 +19,7 @@ from lumos.bpf.asm import (
     Add,
     Asm,
     Helper,
+    Jlt,
     Jne,
     Mov,
     Reg,
@@ -33,6 +34,10 @@ from lumos.bpf.maps import Map, array_spec, create_map, ringbuf_spec
 from lumos.bpf.ringbuf import RingBuffer
 
 DEFAULT_RING_BYTES = 8 << 20
+# bpf_ringbuf_query() flags and bpf_ringbuf_submit() flags (include/uapi/linux/bpf.h)
+BPF_RB_AVAIL_DATA = 0
+BPF_RB_NO_WAKEUP = 1
+BPF_RB_FORCE_WAKEUP = 2
 
 
 class EventChannel:
@@ -67,8 +72,18 @@ class EventChannel:
             a.emit(Mov.reg(dst, R0))
 
     def emit_submit(self, a: Asm, record: Reg) -> None:
-        """Submit with the kernel's adaptive wake-up: the reader is woken only when idle."""
-        a.emit(Mov.reg(R1, record), Mov.imm(R2, 0), call(Helper.ringbuf_submit))
+        """Submit without waking the reader, unless the ring is filling up.
+
+        The reader polls every ≤50 ms, so a busy probe costs no wake-up per event (an
+        irq_work and a task wake-up in the traced thread); past a quarter full, the
+        reader is woken at once so it drains before the ring overflows.
+        """
+        quiet = a.fresh("quiet")
+        a.emit(ld_map_fd(R1, self.ring), Mov.imm(R2, BPF_RB_AVAIL_DATA),
+               call(Helper.ringbuf_query), Mov.imm(R2, BPF_RB_NO_WAKEUP),
+               Jlt.imm(R0, self.ring_bytes // 4, quiet), Mov.imm(R2, BPF_RB_FORCE_WAKEUP))
+        a.label(quiet)
+        a.emit(Mov.reg(R1, record), call(Helper.ringbuf_submit))  # record: R6-R9, kept
 
     def lost(self) -> int:
         return sum(struct.unpack("<Q", v)[0]

@@ -6,7 +6,6 @@ names its goroutine.
 from __future__ import annotations
 
 import sys
-import time
 from contextlib import ExitStack
 from dataclasses import replace
 
@@ -17,7 +16,7 @@ from lumos.probes.event import EventProgram, Variant
 from lumos.probes.events import EventChannel
 from lumos.tools import common
 from lumos.tools.plan import plan
-from lumos.tools.stream import report_lost, run_stream, time_offset
+from lumos.tools.stream import Clock, report_lost, run_stream, time_offset
 
 HELP = "call flow per goroutine: -> entry, <- return with duration, indented by depth"
 EXAMPLES = """\
@@ -35,7 +34,8 @@ def add_arguments(p) -> None:
     p.add_argument("--args", dest="show_args", action="store_true",
                    help="show decoded arguments on entry")
     p.add_argument("--strlen", type=int, default=32, help="bytes of each string (default 32)")
-    p.add_argument("--ring-mb", type=int, default=8, help="ring buffer size in MiB (default 8)")
+    p.add_argument("--ring-mb", type=int, default=32,
+                   help="ring buffer size in MiB (a power of two; default 32)")
 
 
 def run(args) -> int:
@@ -69,7 +69,7 @@ def run(args) -> int:
         if target.launched:
             target.launched.start()
         with common.Runner(args.duration, target.launched) as runner:
-            run_stream(channel, runner, flow.handle)
+            run_stream(channel, runner, flow.handle, program.record_size)
         report_lost(channel, args.json)
     return 0
 
@@ -85,6 +85,7 @@ class Flow:
         self.args = args
         self.decoder = Decoder(sites, variants)
         self.offset = time_offset()
+        self.clock = Clock(self.offset)
         self.stacks: dict[tuple[int, int], list[tuple[int, int]]] = {}  # -> [(frame, ts)]
         self.out = sys.stdout
 
@@ -121,10 +122,9 @@ class Flow:
                 obj["duration_ns"] = duration_ns
             if caps:
                 obj["args"] = dict(v.split("=", 1) for v in format_values(caps, ev.values))
-            write_json(obj, self.out)
+            write_json(obj, self.out, flush=False)
             return
-        ts = ev.ts_ns / 1e9 + self.offset
-        stamp = time.strftime("%H:%M:%S", time.localtime(ts)) + f".{int(ts * 1e6) % 1000000:06d}"
+        stamp = self.clock.stamp(ev.ts_ns)
         indent = "  " * depth
         if kind == "entry":
             text = f"-> {name}"

@@ -29,7 +29,7 @@ from lumos.probes.events import EventChannel
 from lumos.probes.sites import ProbeSite
 from lumos.tools import common
 from lumos.tools.sites import open_go, site_flags_mask
-from lumos.tools.stream import report_lost, run_stream, time_offset
+from lumos.tools.stream import Clock, report_lost, run_stream, time_offset
 from lumos.tools.symbolize import Symbolizer
 
 HELP = "goroutine creations (parent, creator, start function) and exits; --leaks"
@@ -70,7 +70,7 @@ def run(args) -> int:
         if target.launched:
             target.launched.start()
         with common.Runner(args.duration, target.launched) as runner:
-            run_stream(channel, runner, tracker.handle,
+            run_stream(channel, runner, tracker.handle, program.record_size,
                        on_tick=tracker.report_leaks if args.leaks else None,
                        interval=args.interval)
         if args.leaks:
@@ -137,6 +137,7 @@ class Tracker:
         self.kinds = [variants[s.variant].kind for s in sites]
         self.args = args
         self.offset = time_offset()
+        self.clock = Clock(self.offset)
         self.symbolizers: dict[int, Symbolizer] = {}
         self.exe = target.exe
         self.pending: dict[tuple[int, int, int], tuple] = {}   # (pid, tid, frame) -> create
@@ -184,7 +185,7 @@ class Tracker:
                     obj["lived_ns"] = ev.ts_ns - g.born_ns
             write_json(obj, self.out)
             return
-        stamp = time.strftime("%H:%M:%S", time.localtime(ts)) + f".{int(ts * 1e6) % 1000000:06d}"
+        stamp = self.clock.stamp(ev.ts_ns)
         arrow = "->" if kind == "create" else "  "
         par = "" if parent is None else str(parent)
         label = text if kind == "create" else f"exit {text}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from contextlib import ExitStack
 from dataclasses import replace
 
@@ -16,7 +15,7 @@ from lumos.probes.events import EventChannel
 from lumos.probes.filter import check_filter, names_in, parse_filter
 from lumos.tools import common
 from lumos.tools.plan import PlannedFunction, plan
-from lumos.tools.stream import report_lost, run_stream, time_offset
+from lumos.tools.stream import Clock, report_lost, run_stream, time_offset
 from lumos.tools.symbolize import Symbolizer
 
 HELP = "print each call of Go (or C) functions with decoded arguments and return values"
@@ -40,7 +39,8 @@ def add_arguments(p) -> None:
     p.add_argument("--strlen", type=int, default=64, metavar="N",
                    help="bytes of each string to copy (default 64; longer ones are cut)")
     p.add_argument("--stack", action="store_true", help="print the user stack of each call")
-    p.add_argument("--ring-mb", type=int, default=8, help="ring buffer size in MiB (default 8)")
+    p.add_argument("--ring-mb", type=int, default=32,
+                   help="ring buffer size in MiB (a power of two; default 32)")
 
 
 def run(args) -> int:
@@ -70,7 +70,7 @@ def run(args) -> int:
         if target.launched:
             target.launched.start()
         with common.Runner(args.duration, target.launched) as runner:
-            run_stream(channel, runner, printer.handle)
+            run_stream(channel, runner, printer.handle, program.record_size)
         report_lost(channel, args.json)
     return 0
 
@@ -129,6 +129,7 @@ class Printer:
         self.args = args
         self.out = sys.stdout
         self.offset = time_offset()
+        self.clock = Clock(self.offset)
         self.symbolizer = Symbolizer(target.pid, target.exe) if args.stack else None
         self.open_calls: set[tuple[int, int, int]] = set()  # filtered entries awaiting a RET
         self.go = any(f.goroutine is not None for f in functions)
@@ -155,8 +156,7 @@ class Printer:
             self._text(ev, f, k, caps)
 
     def _text(self, ev, f, k, caps) -> None:
-        ts = ev.ts_ns / 1e9 + self.offset
-        stamp = time.strftime("%H:%M:%S", time.localtime(ts)) + f".{int(ts * 1e6) % 1000000:06d}"
+        stamp = self.clock.stamp(ev.ts_ns)
         goid = f"{ev.goid:>7} " if self.go else ""
         vals = format_values(caps, ev.values)
         if k < 0:
@@ -170,10 +170,10 @@ class Printer:
                 self.out.write(f"{'':>32}{self.symbolizer.describe(addr)}\n")
 
     def _json(self, ev, f, k, caps) -> None:
-        obj = {"time": round(ev.ts_ns / 1e9 + self.offset, 6), "pid": ev.pid, "tid": ev.tid,
+        obj = {"time": float(f"{ev.ts_ns / 1e9 + self.offset:.6f}"), "pid": ev.pid, "tid": ev.tid,
                "goid": ev.goid, "func": f.name, "event": "call" if k < 0 else "return"}
         obj["args" if k < 0 else "results"] = {c.name: json_value(c, v)
                                                for c, v in zip(caps, ev.values, strict=True)}
         if ev.stack is not None and self.symbolizer:
             obj["stack"] = [self.symbolizer.describe(a) for a in ev.stack]
-        write_json(obj, self.out)
+        write_json(obj, self.out, flush=False)
