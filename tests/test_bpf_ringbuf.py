@@ -81,3 +81,17 @@ def test_read_chunk_batches(calls_bin):
         values = [struct.unpack_from("<Q", r)[0] for r in iter_records(chunk)]
         assert n == 3000 and values == list(range(3000))
         assert chan.reader.read_chunk() == (b"", 0)
+
+
+def test_read_chunk_fixed_matches_record_walk(calls_bin):
+    require("ringbuf")
+    with ExitStack() as stack:
+        chan = EventChannel(1 << 20).open(stack)
+        prog = stack.enter_context(load_program(record_arg_program(chan)))
+        stack.enter_context(attach_uprobe(prog, calls_bin, offsets(calls_bin, "f")[0]))
+        subprocess.run([calls_bin, "5000"], capture_output=True, check=True)
+        chunk, n = chan.reader.read_chunk_fixed(RECORD)
+        assert n == 5000
+        assert [struct.unpack_from("<Q", r)[0] for r in iter_records(chunk)] == list(range(5000))
+        assert chan.reader.read_chunk_fixed(RECORD) == (b"", 0)
+        assert chan.lost() == 0
