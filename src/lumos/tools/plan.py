@@ -102,7 +102,10 @@ def _glob_match(glob: str, name: str) -> bool:
 def _plan_go(gobin, m: FunctionMatch, index: int, strlen: int, sig) -> PlannedFunction | None:
     gofn = next((f for f in gobin.get_functions(m.name) if f.entry == m.addr), None)
     if gofn is None:
-        return None
+        # ELF symbols name an assembly function 'pkg.f.abi0'; the pclntab says 'pkg.f'.
+        gofn = gobin.function_at(m.addr)
+        if gofn is None or gofn.entry != m.addr:
+            return None
     spec = gobin.spec(gofn, sig)
     layout = gobin.runtime_layout()
     es = spec.entry_site
