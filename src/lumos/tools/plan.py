@@ -171,6 +171,9 @@ def captures_for(name: str, t: GoType, locs: list[Loc], strlen: int) -> list[Cap
     """The captures of one value. Structs expand into one capture per field, named
     'p.Field', which the printer groups back into p={Field: ...}."""
     k = t.kind
+    parts = t.parts()
+    if len(locs) == 1 and locs[0].kind == "stack" and (parts is None or len(parts) > 1):
+        return _stack_captures(name, t, locs[0].sp_offset, strlen)
     words = [word_loc(x) for x in locs]
     tn = t.display
     if k in INT_KINDS and len(words) == 1:
@@ -202,3 +205,26 @@ def captures_for(name: str, t: GoType, locs: list[Loc], strlen: int) -> list[Cap
             rest = rest[n:]
         return out
     return [Capture(name, "words", tuple(words), t.size, type_name=tn)]
+
+
+def _stack_captures(name: str, t: GoType, sp_offset: int, strlen: int) -> list[Capture]:
+    """A stack-assigned value comes as one Loc covering all of it: read each field (or
+    scalar part) at its own offset, so a string or struct on the stack decodes like one
+    in registers. Arrays longer than 1 stay raw words."""
+    if t.kind == "struct" and t.fields:
+        out: list[Capture] = []
+        for f in t.fields:
+            out.extend(_stack_value(f"{name}.{f.name}", f.type, sp_offset + f.offset, strlen))
+        return out
+    parts = t.parts()
+    if parts is not None:
+        locs = [Loc("stack", p.size, p.path, sp_offset=sp_offset + p.offset) for p in parts]
+        return captures_for(name, t, locs, strlen)
+    words = tuple(WordLoc.stack(sp_offset + 8 * i) for i in range(t.words))
+    return [Capture(name, "words", words, t.size, type_name=t.display)]
+
+
+def _stack_value(name: str, t: GoType, sp_offset: int, strlen: int) -> list[Capture]:
+    if t.size == 0:
+        return captures_for(name, t, [], strlen)
+    return captures_for(name, t, [Loc("stack", t.size, sp_offset=sp_offset)], strlen)
