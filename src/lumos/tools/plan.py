@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from lumos.binary.disasm import ret_addresses
 from lumos.binary.elf import open_elf
 from lumos.errors import UsageError
+from lumos.golang.gobinary import NO_DWARF_NOTICE
 from lumos.golang.model import FuncSpec, Loc
 from lumos.golang.signature import parse_signature
 from lumos.golang.types import GoType
@@ -120,8 +121,12 @@ def _plan_go(gobin, m: FunctionMatch, index: int, strlen: int, sig) -> PlannedFu
                                 fsbase_offset=_fsbase_offset() if spec.abi != "ABIInternal"
                                 else 0)
     sp_delta = gobin._site_context(gofn).sp_delta(es.vaddr) or 0
+    # The binary's caveats (no DWARF, a newer Go than lumos knows); "no DWARF" only
+    # where it shows: a function decoded from raw words rather than a signature.
+    notes = spec.notes + tuple(n for n in gobin.notices
+                               if n != NO_DWARF_NOTICE or spec.source == "raw")
     return PlannedFunction(m.name, m.path, entry, exits, args, results, spec, goroutine,
-                           spec.notes, sp_delta)
+                           notes, sp_delta)
 
 
 _fsbase: int | None = None
