@@ -26,7 +26,8 @@ EXAMPLES = """\
   lumos flow -c './app' 'main.*' 'net/http.*' --json
 """
 
-MAX_DEPTH = 256  # a goroutine deeper than this is shown flat (its stack is trimmed)
+MAX_DEPTH = 256  # frames kept per goroutine; deeper, the oldest lose their durations
+MAX_GOROUTINES = 65536  # goroutines followed at once (one that ended mid-call is dropped)
 
 
 def add_arguments(p) -> None:
@@ -86,6 +87,7 @@ class Flow:
         self.decoder = Decoder(sites, variants)
         self.offset = time_offset()
         self.stacks: dict[tuple[int, int], list[tuple[int, int]]] = {}  # -> [(frame, ts)]
+        self.trimmed: dict[tuple[int, int], int] = {}  # frames cut off below MAX_DEPTH
         self.out = sys.stdout
 
     def handle(self, rec) -> None:
@@ -93,25 +95,42 @@ class Flow:
         fi, kind = self.meta[ev.site]
         name = self.functions[fi].name
         key = (ev.pid, ev.goid or ev.tid)
-        frames = self.stacks.setdefault(key, [])
+        frames = self.stacks.get(key)
+        if frames is None:
+            if len(self.stacks) >= MAX_GOROUTINES:  # goroutines that ended inside a call
+                old = next(iter(self.stacks))
+                del self.stacks[old]
+                self.trimmed.pop(old, None)
+            frames = self.stacks[key] = []
+        trimmed = self.trimmed.get(key, 0)
         duration_ns = None
         if kind == "entry":
-            depth = len(frames)
+            if ev.goid:
+                # A live caller's frame is shallower (frame = stack.hi - SP grows with
+                # depth): frames as deep or deeper are calls a panic unwound (no RET).
+                while frames and frames[-1][0] >= ev.frame:
+                    frames.pop()
+            depth = trimmed + len(frames)
             frames.append((ev.frame, ev.ts_ns))
             if len(frames) > MAX_DEPTH:
                 del frames[0]
+                self.trimmed[key] = trimmed + 1
         else:
             # Pop to the matching frame: frames above it were left by a panic.
             match = next((i for i in range(len(frames) - 1, -1, -1)
                           if frames[i][0] == ev.frame), None)
-            if match is None:
-                depth = 0  # entered before tracing began
-            else:
-                depth = match
+            if match is not None:
+                depth = trimmed + match
                 duration_ns = ev.ts_ns - frames[match][1]
                 del frames[match:]
-            if not frames:
+            elif trimmed and not frames:  # the newest of the frames trimmed off
+                depth = trimmed - 1
+                self.trimmed[key] = depth
+            else:
+                depth = 0  # entered before tracing began
+            if not frames and not self.trimmed.get(key):
                 self.stacks.pop(key, None)
+                self.trimmed.pop(key, None)
         caps = self.variants[self.sites[ev.site].variant].captures
         if self.args.json:
             obj = {"time": round(ev.ts_ns / 1e9 + self.offset, 6), "pid": ev.pid,
