@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from lumos.output.jsonl import write_json
 from lumos.probes.attach import attach_sites
-from lumos.probes.decode import Decoder, format_values
+from lumos.probes.decode import Decoder, format_values, json_value
 from lumos.probes.event import EventProgram, Variant
 from lumos.probes.events import EventChannel
 from lumos.tools import common
@@ -139,7 +139,8 @@ class Flow:
             if duration_ns is not None:
                 obj["duration_ns"] = duration_ns
             if caps:
-                obj["args"] = dict(v.split("=", 1) for v in format_values(caps, ev.values))
+                obj["args"] = {c.name: json_value(c, v)
+                               for c, v in zip(caps, ev.values, strict=True)}
             write_json(obj, self.out)
             return
         ts = ev.ts_ns / 1e9 + self.offset
