@@ -55,6 +55,11 @@ from lumos.probes.filter import emit_filter
 
 BPF_F_USER_STACK = 1 << 8
 MAX_STACK_DEPTH = 32
+# After the stack: the return address at SP on entry, and BP - (SP on entry). The
+# kernel walks frame pointers from BP; at a site before the function saved BP (a Go
+# entry probe sits in the prologue, a C one on the first instruction) that walk starts
+# at the caller's frame and skips the caller itself: the decoder puts it back.
+STACK_TAIL = 16
 
 SLOT_GOID, SLOT_FRAME, SLOT_G = -16, -24, -32
 
@@ -97,7 +102,8 @@ class Variant:
 
     @property
     def record_size(self) -> int:
-        return self.layout.size + (8 + 8 * MAX_STACK_DEPTH if self.user_stack else 0)
+        return self.layout.size + (8 + 8 * MAX_STACK_DEPTH + STACK_TAIL if self.user_stack
+                                   else 0)
 
 
 @dataclass
@@ -145,6 +151,11 @@ class EventProgram:
             a.emit(Mov.reg(R1, R6), Mov.reg(R2, R8), Add.imm(R2, off + 8),
                    Mov.imm(R3, 8 * MAX_STACK_DEPTH), Mov.imm(R4, BPF_F_USER_STACK),
                    call(Helper.get_stack), stx(8, R8, off, R0))
+            tail = off + 8 + 8 * MAX_STACK_DEPTH
+            a.emit(Mov.reg(R1, R8), Add.imm(R1, tail), Mov.imm(R2, 8), Mov.reg(R3, R_SP),
+                   Add.imm(R3, v.sp_delta), call(Helper.probe_read_user),
+                   ldx(8, R1, R6, codegen.PT_REGS["bp"]), Sub.reg(R1, R_SP),
+                   Add.imm(R1, -v.sp_delta), stx(8, R8, tail + 8, R1))
         self.channel.emit_submit(a, R8)
         a.emit(ja("out"))
 
