@@ -69,6 +69,8 @@ def run(args) -> int:
             printer.header()
         if target.launched:
             target.launched.start()
+            if args.stack:
+                printer.symbolizer(target.pid).load_maps()
         with common.Runner(args.duration, target.launched) as runner:
             run_stream(channel, runner, printer.handle)
         report_lost(channel, args.json)
@@ -129,9 +131,15 @@ class Printer:
         self.args = args
         self.out = sys.stdout
         self.offset = time_offset()
-        self.symbolizer = Symbolizer(target.pid, target.exe) if args.stack else None
+        self.exe = target.exe
+        self.symbolizers: dict[int, Symbolizer] = {}  # per process: PIEs load anywhere
         self.open_calls: set[tuple[int, int, int]] = set()  # filtered entries awaiting a RET
         self.go = any(f.goroutine is not None for f in functions)
+
+    def symbolizer(self, pid: int) -> Symbolizer:
+        if pid not in self.symbolizers:
+            self.symbolizers[pid] = Symbolizer(pid, self.exe)
+        return self.symbolizers[pid]
 
     def header(self) -> None:
         goid = f"{'GOID':>7} " if self.go else ""
@@ -165,15 +173,16 @@ class Printer:
             shown = [v.split("=", 1)[1] if v.startswith("~r") else v for v in vals]
             call = f"{f.name} => " + (shown[0] if len(shown) == 1 else f"({', '.join(shown)})")
         self.out.write(f"{stamp:<15} {ev.pid:>7} {ev.tid:>7} {goid}{call}\n")
-        if ev.stack is not None and self.symbolizer:
+        if ev.stack is not None:
+            sym = self.symbolizer(ev.pid)
             for addr in ev.stack:
-                self.out.write(f"{'':>32}{self.symbolizer.describe(addr)}\n")
+                self.out.write(f"{'':>32}{sym.describe(addr)}\n")
 
     def _json(self, ev, f, k, caps) -> None:
         obj = {"time": round(ev.ts_ns / 1e9 + self.offset, 6), "pid": ev.pid, "tid": ev.tid,
                "goid": ev.goid, "func": f.name, "event": "call" if k < 0 else "return"}
         obj["args" if k < 0 else "results"] = {c.name: json_value(c, v)
                                                for c, v in zip(caps, ev.values, strict=True)}
-        if ev.stack is not None and self.symbolizer:
-            obj["stack"] = [self.symbolizer.describe(a) for a in ev.stack]
+        if ev.stack is not None:
+            obj["stack"] = [self.symbolizer(ev.pid).describe(a) for a in ev.stack]
         write_json(obj, self.out)
