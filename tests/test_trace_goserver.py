@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections import Counter
 from contextlib import contextmanager
 from urllib.parse import quote
 
@@ -242,3 +243,53 @@ def test_stripped_build_without_a_signature_says_so(tmp_path):
                            capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "no DWARF in this binary" in r.stderr and "signature" in r.stderr
+
+
+def run_tool(pid: int, log, reqs, tmp_path, tool: str, *args: str):
+    """Run `lumos TOOL -p PID --json ARGS` while sending reqs: (JSON lines, logged calls)."""
+    out = tmp_path / f"{tool}.jsonl"
+    start = log.stat().st_size
+    with open(out, "w") as outf, subprocess.Popen(
+            [*LUMOS, tool, "-p", str(pid), "--json", *args], stdout=outf,
+            stderr=subprocess.PIPE, text=True) as lum:
+        wait_banner(lum)
+        send(pid_port[pid], reqs)
+        time.sleep(0.3)
+        lum.send_signal(signal.SIGINT)
+        assert lum.wait(timeout=30) == 0, lum.stderr.read()
+    return [json.loads(x) for x in out.read_text().splitlines()], logged_calls(log, start)
+
+
+def test_latency_by_string_and_int_arguments(server, tmp_path):
+    """--by name (a string: its first 16 bytes key the histogram) and --by year."""
+    pid, log = server
+    reqs = requests(120)
+    hists, logged = run_tool(pid, log, reqs, tmp_path, "latency", "main.prepareAnswer",
+                             "--by", "name")
+    assert len(logged) == 120
+    want = Counter(n[:16].decode("utf-8", "backslashreplace") + ("..." if len(n) > 16 else "")
+                   for n, _, _ in logged)
+    assert {h["by"]["name"]: h["count"] for h in hists} == dict(want)
+    hists, logged = run_tool(pid, log, reqs, tmp_path, "latency", "main.prepareAnswer",
+                             "--by", "year")
+    assert {h["by"]["year"]: h["count"] for h in hists} == dict(Counter(y for _, y, _ in logged))
+
+
+def test_flow_of_requests(server, tmp_path):
+    """handler -> checkSite (whose goroutine asks /ping) -> prepareAnswer, per request."""
+    pid, log = server
+    events, logged = run_tool(pid, log, requests(20), tmp_path, "flow", "main.handler",
+                              "main.checkSite", "main.prepareAnswer", "--args")
+    assert events[-1] == {"lost": 0} and len(logged) == 20
+    events = events[:-1]
+    per_g = {}
+    for e in events:
+        per_g.setdefault(e["goid"], []).append((e["event"], e["func"], e["depth"]))
+    one = [("entry", "main.handler", 0), ("entry", "main.checkSite", 1),
+           ("return", "main.checkSite", 1), ("entry", "main.prepareAnswer", 1),
+           ("return", "main.prepareAnswer", 1), ("return", "main.handler", 0)]
+    assert list(per_g.values()) == [one * 20]  # one keep-alive connection: one goroutine
+    names = [e["args"]["name"] for e in events if e["func"] == "main.prepareAnswer"
+             and e["event"] == "entry"]
+    for got, (name, _, _) in zip(names, logged, strict=True):
+        assert got["len"] == len(name)
