@@ -7,6 +7,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import replace
 
+from lumos.bpf.maps import create_map, hash_spec
 from lumos.errors import UsageError
 from lumos.output.jsonl import write_json
 from lumos.probes.attach import attach_sites
@@ -28,6 +29,9 @@ EXAMPLES = """\
   lumos trace -p 1234 'parser.ParseExpr(input string)'  # stripped binary: give the signature
   lumos trace -c './app' 'main.*' --json > calls.jsonl  # JSON lines for scripts
 """
+
+
+MAX_OPEN_CALLS = 65536  # with --filter --ret: accepted calls awaiting their RET (an LRU)
 
 
 def add_arguments(p) -> None:
@@ -57,7 +61,11 @@ def run(args) -> int:
         functions = _apply_filter(functions, expr)
         sites, variants, meta = build_variants(functions, expr, args.ret, args.stack)
         channel = EventChannel(args.ring_mb << 20).open(stack)
-        program = EventProgram(variants, channel, target.pid, "lumos_trace")
+        pairs = None
+        if expr is not None and args.ret:
+            pairs = stack.enter_context(create_map(hash_spec(
+                "lumos_pairs", 16, 8, MAX_OPEN_CALLS, lru=True)))
+        program = EventProgram(variants, channel, target.pid, "lumos_trace", pairs)
         attached = attach_sites(program.build, sites, target.pid, stack)
         common.report_skipped(attached.skipped)
         printer = Printer(functions, sites, variants, meta, args, target)
@@ -104,14 +112,17 @@ def build_variants(functions, expr, want_ret: bool, user_stack: bool):
         return index[v]
 
     for fi, f in enumerate(functions):
+        # With a filter, returns are sent only for the calls it accepted (paired in the
+        # kernel by goroutine and frame).
+        paired = expr is not None and want_ret
         entry = Variant("entry", f.args, expr, f.args if expr else (), f.goroutine, user_stack,
-                        f.entry_sp_delta)
+                        f.entry_sp_delta, pairing="entry" if paired else "")
         sites.append(_with_variant(f.entry, vid(entry)))
         meta.append((fi, -1))
         if want_ret:
             for k, site in enumerate(f.exits):
                 v = Variant("return", f.results[k] if k < len(f.results) else (), None, (),
-                            f.goroutine)
+                            f.goroutine, pairing="exit" if paired else "")
                 sites.append(_with_variant(site, vid(v)))
                 meta.append((fi, k))
     return sites, variants, meta
@@ -133,7 +144,6 @@ class Printer:
         self.offset = time_offset()
         self.exe = target.exe
         self.symbolizers: dict[int, Symbolizer] = {}  # per process: PIEs load anywhere
-        self.open_calls: set[tuple[int, int, int]] = set()  # filtered entries awaiting a RET
         self.go = any(f.goroutine is not None for f in functions)
 
     def symbolizer(self, pid: int) -> Symbolizer:
@@ -149,13 +159,6 @@ class Printer:
         ev = self.decoder.decode(rec)
         fi, k = self.meta[ev.site]
         f = self.functions[fi]
-        key = (ev.pid, ev.goid or ev.tid, ev.frame)
-        if k >= 0 and self.args.filter:
-            if key not in self.open_calls:
-                return  # the return of a call the filter rejected
-            self.open_calls.discard(key)
-        elif k < 0 and self.args.filter and self.args.ret:
-            self.open_calls.add(key)
         caps = self.variants[self.sites[ev.site].variant].captures
         if self.args.json:
             self._json(ev, f, k, caps)
