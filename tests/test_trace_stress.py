@@ -76,6 +76,18 @@ def test_filter_in_the_kernel(expr, want):
     assert [e["args"]["i"] for e in events] == [i for i in range(n) if want(i)]
 
 
+def test_filter_with_returns_pairs_calls_in_the_kernel():
+    """--filter --ret: a return is printed only for a call the filter accepted. thrower
+    panics on even n (no RET): the return of the next, rejected, call at the same frame
+    must not be taken for it."""
+    events, lost, truth, _ = trace("--ret", "--filter", "n == 0 || n == 3 || n == 4",
+                                   "-c", f"{stress('1.19')} panics 12", "main.thrower")
+    assert len(truth) == 12 and lost == 0
+    assert [(e["event"], e.get("args"), e.get("results")) for e in events] == [
+        ("call", {"n": 0}, None), ("call", {"n": 3}, None), ("return", None, {"~r0": 30}),
+        ("call", {"n": 4}, None)]
+
+
 def frame_text(f: dict) -> str:
     return f"{f['func']}+{f['off']:#x}"
 
