@@ -248,3 +248,39 @@ def test_text_output_cuts_long_strings_with_a_marker():
     # cut inside a rune: the bytes that are there, escaped as Go's %q would
     assert 'main.Strings(s="hello", t="héllo wörld \\xe2\\x9c"...(+16))' in calls
     assert 'main.Strings(s="with \\"quotes\\" an"...(+17), t="")' in calls
+
+
+@pytest.mark.parametrize("func, expr, keep", [
+    ("main.Ints", "b == -128 || c > 300", lambda a: a["b"] == -128 or a["c"] > 300),
+    ("main.Ints", "e < 0", lambda a: a["e"] < 0),
+    ("main.Uints", "e >= 9223372036854775808", lambda a: a["e"] >= 1 << 63),
+    ("main.Uints", "b == 255 && d == 4294967295", lambda a: a["b"] == 255 and a["d"] == 2**32 - 1),
+    ("main.Bools", "a && !b", lambda a: a["a"] and not a["b"]),
+    ("main.Pointers", "p && !(q)", lambda a: a["p"] != 0 and a["q"] == 0),
+    ("main.Bools", "a == true && b == false", lambda a: a["a"] and not a["b"]),
+    ("main.Pointers", "p == 0", lambda a: a["p"] == 0),
+    ("main.Many", 'a11 == "eleven" || a10 < 0', lambda a: a["a11"] == b"eleven"),
+    ("main.Strings", 's == "héllo wörld ✓ 日本語 🐹"',
+     lambda a: a["s"] == "héllo wörld ✓ 日本語 🐹".encode()),
+    ("main.Strings", 's != "" && t == ""', lambda a: a["s"] != b"" and a["t"] == b""),
+])
+def test_filter_by_type(func, expr, keep):
+    """--filter on every kind it compares: signed and unsigned integers of each size
+    (sign-extended as the type says), bools and pointers (also bare: not zero),
+    strings (also on the stack)."""
+    exe = str(build("truth", "1.23.9", "default"))
+    r = run_lumos("trace", "--json", "--strlen", str(STRLEN), "--filter", expr, "-c", exe, func)
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(x) for x in r.stdout.splitlines()][:-1]
+    truths = [t for t in (json.loads(x[6:]) for x in r.stderr.splitlines()
+                          if x.startswith("TRUTH ")) if t["f"] == func]
+
+    def value(v):
+        return bytes.fromhex(v[1]) if v[0] == "s" else v[1]
+
+    wanted = [t for t in truths if keep({k: value(v) for k, v in t["args"].items()})]
+    assert wanted, "the filter should keep some calls"
+    assert len(events) == len(wanted)
+    for t, e in zip(wanted, events, strict=True):
+        for name, v in t["args"].items():
+            check(f"{func} {name}", v, e["args"][name], False)
