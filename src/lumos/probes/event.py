@@ -30,7 +30,9 @@ from lumos.bpf.asm import (
     Jeq,
     Jge,
     Jne,
+    Lsh,
     Mov,
+    Or,
     Rsh,
     Sub,
     call,
@@ -193,10 +195,12 @@ class EventProgram:
 
     @staticmethod
     def _emit_pair_key(a: Asm, v: Variant) -> None:
-        """FP+SLOT_PAIR = (goid, frame) for Go code, (tid, SP at entry) otherwise."""
-        if v.goroutine is not None:
-            a.emit(ldx(8, R1, FP, SLOT_GOID), stx(8, FP, SLOT_PAIR, R1),
-                   ldx(8, R1, FP, SLOT_FRAME), stx(8, FP, SLOT_PAIR + 8, R1))
+        """FP+SLOT_PAIR = (goid, pid << 32 | frame) for Go, (tid, SP at entry) otherwise."""
+        if v.goroutine is not None:  # goids repeat across processes: add the pid
+            a.emit(call(Helper.get_current_pid_tgid), Rsh.imm(R0, 32), Lsh.imm(R0, 32),
+                   ldx(8, R1, FP, SLOT_GOID), stx(8, FP, SLOT_PAIR, R1),
+                   ldx(8, R1, FP, SLOT_FRAME), Mov.reg32(R1, R1), Or.reg(R1, R0),
+                   stx(8, FP, SLOT_PAIR + 8, R1))
         else:
             a.emit(call(Helper.get_current_pid_tgid), Mov.reg32(R0, R0),
                    stx(8, FP, SLOT_PAIR, R0), Mov.reg(R1, R_SP), Add.imm(R1, v.sp_delta),
