@@ -165,3 +165,34 @@ def test_max_inflight_from_the_command_line():
     assert truth == [{"catcher": n, "thrower_returned": n // 2}]
     assert {h["func"]: h["count"] for h in hists} == {"main.catcher": n,
                                                      "main.thrower": n // 2}
+
+
+def test_binary_target_two_processes_at_once(tmp_path):
+    """A binary path traces every process running it. Two run the same sleeps at the
+    same time, on goroutines with the same ids at the same depths: their calls must not
+    be paired with each other."""
+    import signal
+    import subprocess
+    import time
+
+    from conftest import LUMOS
+    exe = stress()
+    sleeps = ["20"] * 6
+    with subprocess.Popen([*LUMOS, "latency", "--json", "--by", "ms", exe, "main.work"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as lum:
+        line = lum.stderr.readline()
+        while line and not line.startswith("Tracing"):
+            line = lum.stderr.readline()
+        progs = [subprocess.Popen([exe, "sleep", *sleeps], stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+        truths = []
+        for p in progs:
+            _, err = p.communicate(timeout=60)
+            assert p.returncode == 0
+            truths.append([json.loads(x[6:]) for x in err.splitlines()])
+        time.sleep(0.3)
+        lum.send_signal(signal.SIGINT)
+        out, _ = lum.communicate(timeout=30)
+    hists = [json.loads(x) for x in out.splitlines()]
+    assert len(hists) == 1 and hists[0]["by"] == {"ms": 20}
+    check_buckets(hists[0], [t["ns"] for tr in truths for t in tr[:-1]], 20000)
