@@ -62,7 +62,11 @@ class _VariantDecoder:
         if n <= 0:
             return []
         n = min(n // 8, MAX_STACK_DEPTH)
-        return list(struct.unpack_from(f"<{n}Q", rec, self.stack_off + 8))
+        frames = list(struct.unpack_from(f"<{n}Q", rec, self.stack_off + 8))
+        ret, bp_delta = struct.unpack_from("<Qq", rec, self.stack_off + 8 + 8 * MAX_STACK_DEPTH)
+        if ret and bp_delta != -8:  # BP not yet this frame's: the walk skipped the caller
+            frames.insert(1, ret)
+        return frames
 
 
 class Decoder:

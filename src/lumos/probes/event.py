@@ -5,8 +5,8 @@ program holds one body per *variant* and dispatches on the variant id carried in
 site's cookie (binary search over ids: a handful of compares whatever the count).
 
 Cookie bits: see sites.ProbeSite.cookie (bits 40-63 are the variant id). Stack slots:
-FP-8 drop-path scratch, FP-16 goid, FP-24 frame, FP-32 g pointer scratch, FP-256..
-filter scratch.
+FP-8 drop-path scratch, FP-16 goid, FP-24 frame, FP-32 g pointer scratch, FP-48 pair
+key, FP-56 pair value, FP-256.. filter scratch.
 """
 
 from __future__ import annotations
@@ -30,12 +30,15 @@ from lumos.bpf.asm import (
     Jeq,
     Jge,
     Jne,
+    Lsh,
     Mov,
+    Or,
     Rsh,
     Sub,
     call,
     exit_,
     ja,
+    ld_map_fd,
     ldx,
     st,
     stx,
@@ -55,8 +58,14 @@ from lumos.probes.filter import emit_filter
 
 BPF_F_USER_STACK = 1 << 8
 MAX_STACK_DEPTH = 32
+# After the stack: the return address at SP on entry, and BP - (SP on entry). The
+# kernel walks frame pointers from BP; at a site before the function saved BP (a Go
+# entry probe sits in the prologue, a C one on the first instruction) that walk starts
+# at the caller's frame and skips the caller itself: the decoder puts it back.
+STACK_TAIL = 16
 
 SLOT_GOID, SLOT_FRAME, SLOT_G = -16, -24, -32
+SLOT_PAIR, SLOT_PAIR_VALUE = -48, -56  # 16-byte key, 8-byte value of the pairs map
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,10 @@ class Variant:
     goroutine: GoroutineSource | None = None
     user_stack: bool = False
     sp_delta: int = 0                           # SP at the site + sp_delta = SP at entry
+    # Pairing entries with returns in the kernel (EventProgram.pairs): "entry" marks a
+    # call the filter accepted (and unmarks one it rejected), "exit" sends a return
+    # only if its call was marked. Keyed by (goid, frame), or (tid, SP at entry).
+    pairing: str = ""
 
     @property
     def layout(self) -> RecordLayout:
@@ -97,7 +110,8 @@ class Variant:
 
     @property
     def record_size(self) -> int:
-        return self.layout.size + (8 + 8 * MAX_STACK_DEPTH if self.user_stack else 0)
+        return self.layout.size + (8 + 8 * MAX_STACK_DEPTH + STACK_TAIL if self.user_stack
+                                   else 0)
 
 
 @dataclass
@@ -106,6 +120,7 @@ class EventProgram:
     channel: EventChannel
     tgid: int | None = None
     listing_name: str = "lumos_events"
+    pairs: object | None = None                 # a 16-byte-key hash map, for Variant.pairing
     _labels: list[str] = field(default_factory=list)
 
     @property
@@ -136,12 +151,26 @@ class EventProgram:
 
     def _emit_variant(self, a: Asm, v: Variant) -> None:
         load_sp(a)
+        reject = "out"
+        if v.pairing:
+            # the call's identity first: the filter's reject path needs it too
+            self._emit_goroutine(a, v)
+            self._emit_pair_key(a, v)
+            if v.pairing == "exit":
+                a.emit(ld_map_fd(R1, self.pairs), Mov.reg(R2, FP), Add.imm(R2, SLOT_PAIR),
+                       call(Helper.map_lookup_elem), Jeq.imm(R0, 0, "out"),
+                       ld_map_fd(R1, self.pairs), Mov.reg(R2, FP), Add.imm(R2, SLOT_PAIR),
+                       call(Helper.map_delete_elem))
+            else:
+                reject = a.fresh("reject")
         if v.filter is not None:
-            emit_filter(a, v.filter, {c.name: c for c in v.filter_captures}, "out")
-        if v.goroutine is not None:
-            emit_goroutine(a, v.goroutine, v.sp_delta)
-        else:
-            a.emit(st(8, FP, SLOT_GOID, 0), st(8, FP, SLOT_FRAME, 0))
+            emit_filter(a, v.filter, {c.name: c for c in v.filter_captures}, reject)
+        if not v.pairing:
+            self._emit_goroutine(a, v)
+        if v.pairing == "entry":
+            a.emit(st(8, FP, SLOT_PAIR_VALUE, 1), ld_map_fd(R1, self.pairs), Mov.reg(R2, FP),
+                   Add.imm(R2, SLOT_PAIR), Mov.reg(R3, FP), Add.imm(R3, SLOT_PAIR_VALUE),
+                   Mov.imm(R4, 0), call(Helper.map_update_elem))
         self.channel.emit_reserve(a, self.record_size, R8, "out")
         emit_header(a)
         for cap, off in zip(v.captures, v.layout.offsets, strict=True):
@@ -151,8 +180,37 @@ class EventProgram:
             a.emit(Mov.reg(R1, R6), Mov.reg(R2, R8), Add.imm(R2, off + 8),
                    Mov.imm(R3, 8 * MAX_STACK_DEPTH), Mov.imm(R4, BPF_F_USER_STACK),
                    call(Helper.get_stack), stx(8, R8, off, R0))
+            tail = off + 8 + 8 * MAX_STACK_DEPTH
+            a.emit(Mov.reg(R1, R8), Add.imm(R1, tail), Mov.imm(R2, 8), Mov.reg(R3, R_SP),
+                   Add.imm(R3, v.sp_delta), call(Helper.probe_read_user),
+                   ldx(8, R1, R6, codegen.PT_REGS["bp"]), Sub.reg(R1, R_SP),
+                   Add.imm(R1, -v.sp_delta), stx(8, R8, tail + 8, R1))
         self.channel.emit_submit(a, R8)
         a.emit(ja("out"))
+        if reject != "out":  # a rejected call: forget an older one at the same frame
+            a.label(reject)
+            a.emit(ld_map_fd(R1, self.pairs), Mov.reg(R2, FP), Add.imm(R2, SLOT_PAIR),
+                   call(Helper.map_delete_elem), ja("out"))
+
+    @staticmethod
+    def _emit_goroutine(a: Asm, v: Variant) -> None:
+        if v.goroutine is not None:
+            emit_goroutine(a, v.goroutine, v.sp_delta)
+        else:
+            a.emit(st(8, FP, SLOT_GOID, 0), st(8, FP, SLOT_FRAME, 0))
+
+    @staticmethod
+    def _emit_pair_key(a: Asm, v: Variant) -> None:
+        """FP+SLOT_PAIR = (goid, pid << 32 | frame) for Go, (tid, SP at entry) otherwise."""
+        if v.goroutine is not None:  # goids repeat across processes: add the pid
+            a.emit(call(Helper.get_current_pid_tgid), Rsh.imm(R0, 32), Lsh.imm(R0, 32),
+                   ldx(8, R1, FP, SLOT_GOID), stx(8, FP, SLOT_PAIR, R1),
+                   ldx(8, R1, FP, SLOT_FRAME), Mov.reg32(R1, R1), Or.reg(R1, R0),
+                   stx(8, FP, SLOT_PAIR + 8, R1))
+        else:
+            a.emit(call(Helper.get_current_pid_tgid), Mov.reg32(R0, R0),
+                   stx(8, FP, SLOT_PAIR, R0), Mov.reg(R1, R_SP), Add.imm(R1, v.sp_delta),
+                   stx(8, FP, SLOT_PAIR + 8, R1))
 
 
 def _dispatch(a: Asm, labels: list[str], lo: int, hi: int) -> None:

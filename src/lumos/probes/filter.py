@@ -6,6 +6,7 @@ is reserved, so filtered-out calls cost no ring buffer space.
     and     := not (('&&' | 'and') not)*
     not     := ('!' | 'not') not | '(' expr ')' | compare
     compare := NAME OP (INT | STRING | true | false)      OP: == != < <= > >=
+             | NAME                                       (NAME != 0: a bool, a non-nil pointer)
 
 Integers compare with the capture's signedness; strings support == and != against a
 literal of at most MAX_STR_LITERAL bytes (the length is compared first, then 8 bytes
@@ -148,6 +149,8 @@ class _Parser:
         kind, name = self.take()
         if kind != "name":
             raise UsageError(f"--filter {self.text!r}: expected an argument name, got {name!r}")
+        if self.peek() is None or self.peek()[1] in ("&&", "||", ")"):
+            return Compare(name, "!=", 0)  # a bare name: true when not zero (bools, nil)
         kind, op = self.take()
         if kind != "op" or op not in ("==", "!=", "<", "<=", ">", ">="):
             raise UsageError(f"--filter {self.text!r}: expected a comparison after {name!r}")

@@ -2,8 +2,8 @@
 
 Entry sites store the start time under the call's frame key; exit sites (every RET
 instruction: never a uretprobe on Go code) look it up, compute the duration and bump
-a histogram bucket. Frame key: (goid, g.stack.hi - SP) for Go (stable across stack
-moves and goroutine migration), (tid, SP) for C, whose stacks do not move. Recursion
+a histogram bucket. Frame key: (goid, process id << 32 | g.stack.hi - SP) for Go (stable across
+stack moves and goroutine migration), (tid, SP) for C, whose stacks do not move. Recursion
 needs nothing more: each live frame has its own key. A call whose RET never runs (a
 panic unwinding through it) leaves a stale start, overwritten by the next call at that
 depth or evicted by the LRU map, and never paired with another function's RET: the
@@ -43,6 +43,7 @@ from lumos.bpf.asm import (
     Jne,
     Lsh,
     Mov,
+    Or,
     Rsh,
     Sub,
     call,
@@ -150,8 +151,12 @@ class LatencyProbe:
         """FP+KEY = (goid, frame) or (tid, SP at entry)."""
         if fn is not None and fn.goroutine is not None:
             emit_goroutine(a, fn.goroutine, sp_delta)
-            a.emit(ldx(8, R1, FP, SLOT_GOID), stx(8, FP, KEY, R1),
-                   ldx(8, R1, FP, SLOT_FRAME), stx(8, FP, KEY + 8, R1))
+            # goids repeat across processes (a binary target traces them all): the
+            # frame word carries the process id in its upper half
+            a.emit(call(Helper.get_current_pid_tgid), Rsh.imm(R0, 32), Lsh.imm(R0, 32),
+                   ldx(8, R1, FP, SLOT_GOID), stx(8, FP, KEY, R1),
+                   ldx(8, R1, FP, SLOT_FRAME), Mov.reg32(R1, R1), Or.reg(R1, R0),
+                   stx(8, FP, KEY + 8, R1))
         else:
             a.emit(call(Helper.get_current_pid_tgid), Mov.reg32(R0, R0), stx(8, FP, KEY, R0),
                    Mov.reg(R1, R_SP), Add.imm(R1, sp_delta), stx(8, FP, KEY + 8, R1))

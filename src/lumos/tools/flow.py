@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from lumos.output.jsonl import write_json
 from lumos.probes.attach import attach_sites
-from lumos.probes.decode import Decoder, format_values
+from lumos.probes.decode import Decoder, format_values, json_value
 from lumos.probes.event import EventProgram, Variant
 from lumos.probes.events import EventChannel
 from lumos.tools import common
@@ -25,7 +25,8 @@ EXAMPLES = """\
   lumos flow -c './app' 'main.*' 'net/http.*' --json
 """
 
-MAX_DEPTH = 256  # a goroutine deeper than this is shown flat (its stack is trimmed)
+MAX_DEPTH = 256  # frames kept per goroutine; deeper, the oldest lose their durations
+MAX_GOROUTINES = 65536  # goroutines followed at once (one that ended mid-call is dropped)
 
 
 def add_arguments(p) -> None:
@@ -87,6 +88,7 @@ class Flow:
         self.offset = time_offset()
         self.clock = Clock(self.offset)
         self.stacks: dict[tuple[int, int], list[tuple[int, int]]] = {}  # -> [(frame, ts)]
+        self.trimmed: dict[tuple[int, int], int] = {}  # frames cut off below MAX_DEPTH
         self.out = sys.stdout
 
     def handle(self, rec) -> None:
@@ -94,25 +96,42 @@ class Flow:
         fi, kind = self.meta[ev.site]
         name = self.functions[fi].name
         key = (ev.pid, ev.goid or ev.tid)
-        frames = self.stacks.setdefault(key, [])
+        frames = self.stacks.get(key)
+        if frames is None:
+            if len(self.stacks) >= MAX_GOROUTINES:  # goroutines that ended inside a call
+                old = next(iter(self.stacks))
+                del self.stacks[old]
+                self.trimmed.pop(old, None)
+            frames = self.stacks[key] = []
+        trimmed = self.trimmed.get(key, 0)
         duration_ns = None
         if kind == "entry":
-            depth = len(frames)
+            if ev.goid:
+                # A live caller's frame is shallower (frame = stack.hi - SP grows with
+                # depth): frames as deep or deeper are calls a panic unwound (no RET).
+                while frames and frames[-1][0] >= ev.frame:
+                    frames.pop()
+            depth = trimmed + len(frames)
             frames.append((ev.frame, ev.ts_ns))
             if len(frames) > MAX_DEPTH:
                 del frames[0]
+                self.trimmed[key] = trimmed + 1
         else:
             # Pop to the matching frame: frames above it were left by a panic.
             match = next((i for i in range(len(frames) - 1, -1, -1)
                           if frames[i][0] == ev.frame), None)
-            if match is None:
-                depth = 0  # entered before tracing began
-            else:
-                depth = match
+            if match is not None:
+                depth = trimmed + match
                 duration_ns = ev.ts_ns - frames[match][1]
                 del frames[match:]
-            if not frames:
+            elif trimmed and not frames:  # the newest of the frames trimmed off
+                depth = trimmed - 1
+                self.trimmed[key] = depth
+            else:
+                depth = 0  # entered before tracing began
+            if not frames and not self.trimmed.get(key):
                 self.stacks.pop(key, None)
+                self.trimmed.pop(key, None)
         caps = self.variants[self.sites[ev.site].variant].captures
         if self.args.json:
             obj = {"time": round(ev.ts_ns / 1e9 + self.offset, 6), "pid": ev.pid,
@@ -121,7 +140,8 @@ class Flow:
             if duration_ns is not None:
                 obj["duration_ns"] = duration_ns
             if caps:
-                obj["args"] = dict(v.split("=", 1) for v in format_values(caps, ev.values))
+                obj["args"] = {c.name: json_value(c, v)
+                               for c, v in zip(caps, ev.values, strict=True)}
             write_json(obj, self.out, flush=False)
             return
         stamp = self.clock.stamp(ev.ts_ns)

@@ -60,8 +60,10 @@ def functions_of(path: str) -> list[Symbol]:
     if path not in _functions_cache:
         with open_elf(path) as elf:
             syms = elf.functions
-            if not syms:
-                syms = go_functions(path)
+            # Without .symtab (stripped), .dynsym holds at most a few exported or cgo
+            # symbols: a Go binary's real function list is its pclntab.
+            if not elf.has_section(".symtab"):
+                syms = go_functions(path) or syms
         _functions_cache[path] = syms
     return _functions_cache[path]
 

@@ -69,6 +69,7 @@ def run(args) -> int:
             sys.stdout.write(f"{'TIME':<15} {'PID':>7} {'PARENT':>7}    {'GOID':<7} EVENT\n")
         if target.launched:
             target.launched.start()
+            tracker.symbolizer(target.pid).load_maps()
         with common.Runner(args.duration, target.launched) as runner:
             run_stream(channel, runner, tracker.handle, program.record_size,
                        on_tick=tracker.report_leaks if args.leaks else None,
@@ -145,9 +146,13 @@ class Tracker:
         self.out = sys.stdout
         self.last_ns = 0
 
+    def symbolizer(self, pid: int) -> Symbolizer:
+        if pid not in self.symbolizers:
+            self.symbolizers[pid] = Symbolizer(pid, self.exe)
+        return self.symbolizers[pid]
+
     def _name(self, pid: int, pc: int) -> str:
-        sym = self.symbolizers.setdefault(pid, Symbolizer(pid, self.exe))
-        return sym.name(pc) or f"{pc:#x}"
+        return self.symbolizer(pid).name(pc) or f"{pc:#x}"
 
     def handle(self, rec) -> None:
         ev = self.decoder.decode(rec)

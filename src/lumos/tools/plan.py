@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from lumos.binary.disasm import ret_addresses
 from lumos.binary.elf import open_elf
 from lumos.errors import UsageError
+from lumos.golang.gobinary import NO_DWARF_NOTICE
 from lumos.golang.model import FuncSpec, Loc
 from lumos.golang.signature import parse_signature
 from lumos.golang.types import GoType
@@ -102,7 +103,10 @@ def _glob_match(glob: str, name: str) -> bool:
 def _plan_go(gobin, m: FunctionMatch, index: int, strlen: int, sig) -> PlannedFunction | None:
     gofn = next((f for f in gobin.get_functions(m.name) if f.entry == m.addr), None)
     if gofn is None:
-        return None
+        # ELF symbols name an assembly function 'pkg.f.abi0'; the pclntab says 'pkg.f'.
+        gofn = gobin.function_at(m.addr)
+        if gofn is None or gofn.entry != m.addr:
+            return None
     spec = gobin.spec(gofn, sig)
     layout = gobin.runtime_layout()
     es = spec.entry_site
@@ -117,8 +121,12 @@ def _plan_go(gobin, m: FunctionMatch, index: int, strlen: int, sig) -> PlannedFu
                                 fsbase_offset=_fsbase_offset() if spec.abi != "ABIInternal"
                                 else 0)
     sp_delta = gobin._site_context(gofn).sp_delta(es.vaddr) or 0
+    # The binary's caveats (no DWARF, a newer Go than lumos knows); "no DWARF" only
+    # where it shows: a function decoded from raw words rather than a signature.
+    notes = spec.notes + tuple(n for n in gobin.notices
+                               if n != NO_DWARF_NOTICE or spec.source == "raw")
     return PlannedFunction(m.name, m.path, entry, exits, args, results, spec, goroutine,
-                           spec.notes, sp_delta)
+                           notes, sp_delta)
 
 
 _fsbase: int | None = None
@@ -168,6 +176,9 @@ def captures_for(name: str, t: GoType, locs: list[Loc], strlen: int) -> list[Cap
     """The captures of one value. Structs expand into one capture per field, named
     'p.Field', which the printer groups back into p={Field: ...}."""
     k = t.kind
+    parts = t.parts()
+    if len(locs) == 1 and locs[0].kind == "stack" and (parts is None or len(parts) > 1):
+        return _stack_captures(name, t, locs[0].sp_offset, strlen)
     words = [word_loc(x) for x in locs]
     tn = t.display
     if k in INT_KINDS and len(words) == 1:
@@ -199,3 +210,26 @@ def captures_for(name: str, t: GoType, locs: list[Loc], strlen: int) -> list[Cap
             rest = rest[n:]
         return out
     return [Capture(name, "words", tuple(words), t.size, type_name=tn)]
+
+
+def _stack_captures(name: str, t: GoType, sp_offset: int, strlen: int) -> list[Capture]:
+    """A stack-assigned value comes as one Loc covering all of it: read each field (or
+    scalar part) at its own offset, so a string or struct on the stack decodes like one
+    in registers. Arrays longer than 1 stay raw words."""
+    if t.kind == "struct" and t.fields:
+        out: list[Capture] = []
+        for f in t.fields:
+            out.extend(_stack_value(f"{name}.{f.name}", f.type, sp_offset + f.offset, strlen))
+        return out
+    parts = t.parts()
+    if parts is not None:
+        locs = [Loc("stack", p.size, p.path, sp_offset=sp_offset + p.offset) for p in parts]
+        return captures_for(name, t, locs, strlen)
+    words = tuple(WordLoc.stack(sp_offset + 8 * i) for i in range(t.words))
+    return [Capture(name, "words", words, t.size, type_name=t.display)]
+
+
+def _stack_value(name: str, t: GoType, sp_offset: int, strlen: int) -> list[Capture]:
+    if t.size == 0:
+        return captures_for(name, t, [], strlen)
+    return captures_for(name, t, [Loc("stack", t.size, sp_offset=sp_offset)], strlen)

@@ -8,6 +8,7 @@ the function: Go's pclntab when the file is a Go binary, else ELF symbols.
 from __future__ import annotations
 
 import bisect
+import time
 
 from lumos.binary.elf import open_elf
 from lumos.binary.procmaps import Mapping, find_mapping, read_maps
@@ -22,6 +23,24 @@ class Symbolizer:
         self._maps: list[Mapping] = []
         self._files: dict[str, tuple[object, list[int], list]] = {}
         self._cache: dict[int, str] = {}
+
+    def load_maps(self, timeout_s: float = 1.0) -> None:
+        """Read the process's mappings now, once its executable is mapped: a command
+        started with -c may have exited, its maps gone, by the time its events are
+        decoded (then a PIE's addresses could not be placed)."""
+        if self.pid is None:
+            return
+        end = time.monotonic() + timeout_s
+        while True:
+            try:
+                self._maps = read_maps(self.pid)
+            except LumosError:
+                return
+            if self.exe is None or any(m.path == self.exe for m in self._maps):
+                return
+            if time.monotonic() >= end:
+                return
+            time.sleep(0.001)  # exec has not mapped the program yet
 
     def _mapping(self, addr: int) -> Mapping | None:
         m = find_mapping(self._maps, addr)

@@ -6,6 +6,7 @@ import sys
 from contextlib import ExitStack
 from dataclasses import replace
 
+from lumos.bpf.maps import create_map, hash_spec
 from lumos.errors import UsageError
 from lumos.output.jsonl import write_json
 from lumos.probes.attach import attach_sites
@@ -27,6 +28,9 @@ EXAMPLES = """\
   lumos trace -p 1234 'parser.ParseExpr(input string)'  # stripped binary: give the signature
   lumos trace -c './app' 'main.*' --json > calls.jsonl  # JSON lines for scripts
 """
+
+
+MAX_OPEN_CALLS = 65536  # with --filter --ret: accepted calls awaiting their RET (an LRU)
 
 
 def add_arguments(p) -> None:
@@ -57,7 +61,11 @@ def run(args) -> int:
         functions = _apply_filter(functions, expr)
         sites, variants, meta = build_variants(functions, expr, args.ret, args.stack)
         channel = EventChannel(args.ring_mb << 20).open(stack)
-        program = EventProgram(variants, channel, target.pid, "lumos_trace")
+        pairs = None
+        if expr is not None and args.ret:
+            pairs = stack.enter_context(create_map(hash_spec(
+                "lumos_pairs", 16, 8, MAX_OPEN_CALLS, lru=True)))
+        program = EventProgram(variants, channel, target.pid, "lumos_trace", pairs)
         attached = attach_sites(program.build, sites, target.pid, stack)
         common.report_skipped(attached.skipped)
         printer = Printer(functions, sites, variants, meta, args, target)
@@ -69,6 +77,8 @@ def run(args) -> int:
             printer.header()
         if target.launched:
             target.launched.start()
+            if args.stack:
+                printer.symbolizer(target.pid).load_maps()
         with common.Runner(args.duration, target.launched) as runner:
             run_stream(channel, runner, printer.handle, program.record_size)
         report_lost(channel, args.json)
@@ -102,14 +112,17 @@ def build_variants(functions, expr, want_ret: bool, user_stack: bool):
         return index[v]
 
     for fi, f in enumerate(functions):
+        # With a filter, returns are sent only for the calls it accepted (paired in the
+        # kernel by goroutine and frame).
+        paired = expr is not None and want_ret
         entry = Variant("entry", f.args, expr, f.args if expr else (), f.goroutine, user_stack,
-                        f.entry_sp_delta)
+                        f.entry_sp_delta, pairing="entry" if paired else "")
         sites.append(_with_variant(f.entry, vid(entry)))
         meta.append((fi, -1))
         if want_ret:
             for k, site in enumerate(f.exits):
                 v = Variant("return", f.results[k] if k < len(f.results) else (), None, (),
-                            f.goroutine)
+                            f.goroutine, pairing="exit" if paired else "")
                 sites.append(_with_variant(site, vid(v)))
                 meta.append((fi, k))
     return sites, variants, meta
@@ -130,9 +143,14 @@ class Printer:
         self.out = sys.stdout
         self.offset = time_offset()
         self.clock = Clock(self.offset)
-        self.symbolizer = Symbolizer(target.pid, target.exe) if args.stack else None
-        self.open_calls: set[tuple[int, int, int]] = set()  # filtered entries awaiting a RET
+        self.exe = target.exe
+        self.symbolizers: dict[int, Symbolizer] = {}  # per process: PIEs load anywhere
         self.go = any(f.goroutine is not None for f in functions)
+
+    def symbolizer(self, pid: int) -> Symbolizer:
+        if pid not in self.symbolizers:
+            self.symbolizers[pid] = Symbolizer(pid, self.exe)
+        return self.symbolizers[pid]
 
     def header(self) -> None:
         goid = f"{'GOID':>7} " if self.go else ""
@@ -142,13 +160,6 @@ class Printer:
         ev = self.decoder.decode(rec)
         fi, k = self.meta[ev.site]
         f = self.functions[fi]
-        key = (ev.pid, ev.goid or ev.tid, ev.frame)
-        if k >= 0 and self.args.filter:
-            if key not in self.open_calls:
-                return  # the return of a call the filter rejected
-            self.open_calls.discard(key)
-        elif k < 0 and self.args.filter and self.args.ret:
-            self.open_calls.add(key)
         caps = self.variants[self.sites[ev.site].variant].captures
         if self.args.json:
             self._json(ev, f, k, caps)
@@ -165,15 +176,16 @@ class Printer:
             shown = [v.split("=", 1)[1] if v.startswith("~r") else v for v in vals]
             call = f"{f.name} => " + (shown[0] if len(shown) == 1 else f"({', '.join(shown)})")
         self.out.write(f"{stamp:<15} {ev.pid:>7} {ev.tid:>7} {goid}{call}\n")
-        if ev.stack is not None and self.symbolizer:
+        if ev.stack is not None:
+            sym = self.symbolizer(ev.pid)
             for addr in ev.stack:
-                self.out.write(f"{'':>32}{self.symbolizer.describe(addr)}\n")
+                self.out.write(f"{'':>32}{sym.describe(addr)}\n")
 
     def _json(self, ev, f, k, caps) -> None:
         obj = {"time": float(f"{ev.ts_ns / 1e9 + self.offset:.6f}"), "pid": ev.pid, "tid": ev.tid,
                "goid": ev.goid, "func": f.name, "event": "call" if k < 0 else "return"}
         obj["args" if k < 0 else "results"] = {c.name: json_value(c, v)
                                                for c, v in zip(caps, ev.values, strict=True)}
-        if ev.stack is not None and self.symbolizer:
-            obj["stack"] = [self.symbolizer.describe(a) for a in ev.stack]
+        if ev.stack is not None:
+            obj["stack"] = [self.symbolizer(ev.pid).describe(a) for a in ev.stack]
         write_json(obj, self.out, flush=False)
