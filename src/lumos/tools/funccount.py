@@ -50,7 +50,8 @@ def run(args) -> int:
         common.report_skipped(unprobeable + probe.skipped)
         what = " ".join(repr(p) for p in target.patterns)
         where = f" in {target.label}" if target.exe or target.pid else ""
-        print(f"Tracing {len(functions) + len(tracepoints)} functions for {what}{where}... "
+        attached = len(sites) - len(probe.skipped) + len(tracepoints)
+        print(f"Tracing {attached} functions for {what}{where}... "
               f"Hit Ctrl-C to end.", file=sys.stderr, flush=True)
         if target.launched:
             target.launched.start()
