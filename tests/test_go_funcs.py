@@ -220,7 +220,7 @@ def test_runtime_functions_have_sites(alltypes):  # noqa: F811
     rt = opened(alltypes).runtime_layout()
     np = rt.newproc1
     assert np is not None and np.ret_sites
-    want = 3 if alltypes.minor <= 21 else 5
+    want = 3 if alltypes.minor <= 22 else 5
     assert len(np.params) == want
     assert [loc.describe() for v in np.entry_site.locs[:3] for loc in v] == ["AX", "BX", "CX"]
     assert all([loc.describe() for loc in r.locs[0]] == ["AX"] for r in np.ret_sites)

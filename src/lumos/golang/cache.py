@@ -1,10 +1,10 @@
 """The per-binary cache of what lumos learnt about a Go binary, under ~/.cache/lumos/golang.
 
-Keyed by the binary's build ids (Go's and GNU's, read from its PT_NOTE segments with
-plain struct reads, so a warm run needs neither pyelftools nor capstone), its size, the
-lumos version and this cache's format number; a binary without build ids is keyed by a
-hash of its bytes. One JSON file per key, replaced atomically; a file that does not
-parse is ignored and rewritten.
+Keyed by the binary's build ids (Go's and GNU's, read from its note segments and
+sections with plain struct reads, so a warm run needs neither pyelftools nor capstone),
+its size, the lumos version and this cache's format number; a binary without build ids
+is keyed by a hash of its bytes. One JSON file per key, replaced atomically; a file that
+does not parse is ignored and rewritten.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import lumos
 
 FORMAT = 1
 _PT_NOTE = 4
+_SHT_NOTE = 7
 _NT_GNU_BUILD_ID = 3
 _NT_GO_BUILD_ID = 4
 
@@ -31,26 +32,36 @@ def cache_dir() -> Path:
 
 
 def read_build_ids(path: str) -> tuple[str, str]:
-    """(Go build id, GNU build id hex) from PT_NOTE segments; "" where absent or unreadable."""
+    """(Go build id, GNU build id hex) from the ELF's note segments and note sections
+    (Go's linker leaves .note.gnu.build-id out of PT_NOTE); "" where absent."""
     go_id = gnu_id = ""
     try:
         with open(path, "rb") as f:
             hdr = f.read(64)
             if len(hdr) < 64 or hdr[:4] != b"\x7fELF" or hdr[4] != 2 or hdr[5] != 1:
                 return "", ""
-            phoff, = struct.unpack_from("<Q", hdr, 0x20)
-            phentsize, phnum = struct.unpack_from("<HH", hdr, 0x36)
-            if phentsize < 56 or phnum > 256:
-                return "", ""
-            f.seek(phoff)
-            ph = f.read(phentsize * phnum)
-            for i in range(len(ph) // phentsize):
-                p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", ph,
-                                                                         i * phentsize)
-                if p_type != _PT_NOTE or p_filesz > 1 << 16:
+            phoff, shoff = struct.unpack_from("<QQ", hdr, 0x20)
+            phentsize, phnum, shentsize, shnum = struct.unpack_from("<HHHH", hdr, 0x36)
+            spans = []
+            if phentsize >= 56 and phnum <= 256:
+                f.seek(phoff)
+                ph = f.read(phentsize * phnum)
+                for i in range(len(ph) // phentsize):
+                    p_type, _, off, _, _, size = struct.unpack_from("<IIQQQQ", ph, i * phentsize)
+                    if p_type == _PT_NOTE:
+                        spans.append((off, size))
+            if shentsize >= 64 and shnum <= 4096:
+                f.seek(shoff)
+                sh = f.read(shentsize * shnum)
+                for i in range(len(sh) // shentsize):
+                    _, sh_type, _, _, off, size = struct.unpack_from("<IIQQQQ", sh, i * shentsize)
+                    if sh_type == _SHT_NOTE:
+                        spans.append((off, size))
+            for off, size in spans:
+                if size > 1 << 16:
                     continue
-                f.seek(p_offset)
-                for name, ntype, desc in _notes(f.read(p_filesz)):
+                f.seek(off)
+                for name, ntype, desc in _notes(f.read(size)):
                     if name == b"Go" and ntype == _NT_GO_BUILD_ID:
                         go_id = desc.rstrip(b"\0").decode("ascii", "replace")
                     elif name == b"GNU" and ntype == _NT_GNU_BUILD_ID:

@@ -13,12 +13,15 @@ caveats for the user (no DWARF, newer Go than lumos knows).
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import re
 import struct
 
-from lumos.errors import BinaryFormatError, GoBinaryError, TargetError
+from elftools.common.exceptions import ELFError
+
+from lumos.errors import BinaryFormatError, GoBinaryError, LumosError, TargetError
 from lumos.golang import cache
 from lumos.golang.buildinfo import BuildInfo, parse_go_version
 from lumos.golang.model import ABI0, ABI_INTERNAL, FuncSpec, Param
@@ -51,8 +54,21 @@ class GoBinary:
         if data:
             self._load_cached(data)
         else:
-            self._open_fresh()
+            with self._parse_errors():
+                self._open_fresh()
         self.notices = self._notices()
+
+    @contextlib.contextmanager
+    def _parse_errors(self):
+        """Whatever a damaged file makes the parsers trip over becomes one
+        BinaryFormatError (the cause stays chained for --debug)."""
+        try:
+            yield
+        except LumosError:
+            raise
+        except (ELFError, struct.error, IndexError, ValueError, KeyError, OSError,
+                EOFError, UnicodeDecodeError) as e:
+            raise BinaryFormatError(f"{self.path}: corrupt or truncated file: {e}") from e
 
     # -- opening -------------------------------------------------------------------
 
@@ -157,7 +173,8 @@ class GoBinary:
     def functions(self) -> list[GoFunction]:
         """Every function in the pclntab, sorted by entry address."""
         if self._funcs is None:
-            self._funcs = self._table().functions
+            with self._parse_errors():
+                self._funcs = self._table().functions
         return self._funcs
 
     def get_functions(self, name: str) -> list[GoFunction]:
@@ -194,10 +211,8 @@ class GoBinary:
         key = f"{fn.entry:x}"
         if signature is None and key in self._specs:
             return FuncSpec.from_dict(self._specs[key])
-        try:
+        with self._parse_errors():
             spec = self._compute(fn, signature)
-        except (struct.error, IndexError, ValueError) as e:
-            raise GoBinaryError(f"{self.path}: {fn.name}: cannot analyse: {e}") from e
         if signature is None:
             self._specs[key] = spec.to_dict()
             self._dirty = True
@@ -337,7 +352,8 @@ class GoBinary:
         """runtime.RuntimeLayout: goid/stackguard0 offsets, g access, newproc1, goexit1."""
         from lumos.golang.runtime import RuntimeLayout, compute_layout
         if self._runtime is None:
-            self._runtime = compute_layout(self).to_dict()
+            with self._parse_errors():
+                self._runtime = compute_layout(self).to_dict()
             self._dirty = True
         return RuntimeLayout.from_dict(self._runtime)
 
