@@ -18,6 +18,7 @@ import fnmatch
 import os
 import re
 import struct
+import zlib
 
 from elftools.common.exceptions import ELFError
 
@@ -67,7 +68,7 @@ class GoBinary:
         except LumosError:
             raise
         except (ELFError, struct.error, IndexError, ValueError, KeyError, OSError,
-                EOFError, UnicodeDecodeError) as e:
+                EOFError, UnicodeDecodeError, MemoryError, zlib.error) as e:
             raise BinaryFormatError(f"{self.path}: corrupt or truncated file: {e}") from e
 
     # -- opening -------------------------------------------------------------------

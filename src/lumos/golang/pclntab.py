@@ -201,7 +201,7 @@ class PcLnTab:
             nxt = pc + delta * self.min_lc
             out.append((pc, nxt, val))
             pc, first = nxt, False
-            if len(out) > 1_000_000:
+            if len(out) > limit - fn.entry + 16:  # more runs than bytes: corrupt
                 raise GoBinaryError(f"pclntab: {fn.name}: pc-value table does not end")
         return out
 
