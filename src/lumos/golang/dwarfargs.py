@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 from elftools.common.exceptions import ELFError
 
-from lumos.binary.elf import ElfBinary
 from lumos.errors import BinaryFormatError
 from lumos.golang import types as gt
 from lumos.golang.dwarfdie import (
@@ -50,6 +49,10 @@ from lumos.golang.dwarfdie import (
     TAG_typedef,
 )
 from lumos.golang.dwarfloc import LocRange, Piece, decode_expr, loclist_v4, loclists_v5
+
+TYPE_CHECKING = False  # typing costs 10 ms to import; annotations are strings anyway
+if TYPE_CHECKING:
+    from lumos.binary.elf import ElfBinary
 
 DW_AT_go_kind, DW_AT_go_key, DW_AT_go_elem = 0x2900, 0x2901, 0x2902
 _MAX_TYPE_DEPTH = 4  # deeper types (linked lists...) keep name and kind only

@@ -6,13 +6,14 @@
     rt = gb.runtime_layout()                 # runtime.RuntimeLayout: goid, g, newproc1...
     gb.close()                               # also saves the cache
 
-Everything learnt is cached per build id (cache.py), so a second run answers from one
-JSON file without parsing ELF, pclntab, DWARF or machine code. gb.notices holds one-line
+Everything learnt is cached per build id (cache.py), so a second run answers from a
+few JSON files without parsing ELF, pclntab, DWARF or machine code. gb.notices holds one-line
 caveats for the user (no DWARF, newer Go than lumos knows).
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import fnmatch
 import os
@@ -26,8 +27,7 @@ from lumos.errors import BinaryFormatError, GoBinaryError, LumosError, TargetErr
 from lumos.golang import cache
 from lumos.golang.buildinfo import BuildInfo, parse_go_version
 from lumos.golang.model import ABI0, ABI_INTERNAL, FuncSpec, Param
-from lumos.golang.pclntab import FUNCDATA_ARGINFO, GoFunction, PcLnTab
-from lumos.golang.signature import Signature
+from lumos.golang.pclntab import FUNCDATA_ARGINFO, GoFunction, PcLnTab, package_of
 from lumos.golang.types import Field, GoType, word
 
 KNOWN_GO = (1, 27)      # newest Go release whose layouts lumos has checked
@@ -47,8 +47,13 @@ class GoBinary:
         self.path = path
         self._elf = self._tab = self._dwarf = self._md = None
         self._funcs: list[GoFunction] | None = None
-        self._by_name: dict[str, list[GoFunction]] | None = None
-        self._specs: dict[str, dict] = {}
+        # the function table as columns: what the cache holds, cheap to load and match
+        self._names: list[str] | None = None
+        self._entries: list[int] = []
+        self._ends: list[int] = []
+        self._by_name: dict[str, list[int]] | None = None
+        self._specs: dict[str, dict] = {}          # entry (hex) -> FuncSpec.to_dict()
+        self._shards: dict[str, bool] = {}         # shard -> changed since loaded
         self._dirty = False
         self._key = cache.binary_key(path, _cache_tag()) if use_cache else None
         data = cache.load(self._key) if self._key else None
@@ -79,9 +84,9 @@ class GoBinary:
             if data.get("buildinfo") else None
         self.has_dwarf = data["has_dwarf"]
         f = data["functions"]
-        self._funcs = [GoFunction(e, n, x, i) for i, (n, e, x) in
-                       enumerate(zip(f["names"], f["entries"], f["ends"], strict=True))]
-        self._specs = data.get("specs", {})
+        self._names, self._entries, self._ends = f["names"], f["entries"], f["ends"]
+        if not len(self._names) == len(self._entries) == len(self._ends):
+            raise ValueError("cached function table is inconsistent")
         self._runtime = data.get("runtime")
 
     def _open_fresh(self) -> None:
@@ -171,11 +176,31 @@ class GoBinary:
     # -- functions -------------------------------------------------------------------
 
     @property
+    def num_functions(self) -> int:
+        return len(self._columns())
+
+    def _columns(self) -> list[str]:
+        if self._names is None:
+            funcs = self.functions
+            self._names = [f.name for f in funcs]
+            self._entries = [f.entry for f in funcs]
+            self._ends = [f.end for f in funcs]
+        return self._names
+
+    def _function(self, i: int) -> GoFunction:
+        if self._funcs is not None:
+            return self._funcs[i]
+        return GoFunction(self._entries[i], self._names[i], self._ends[i], i)
+
+    @property
     def functions(self) -> list[GoFunction]:
         """Every function in the pclntab, sorted by entry address."""
         if self._funcs is None:
-            with self._parse_errors():
-                self._funcs = self._table().functions
+            if self._names is not None:
+                self._funcs = [self._function(i) for i in range(len(self._names))]
+            else:
+                with self._parse_errors():
+                    self._funcs = self._table().functions
         return self._funcs
 
     def get_functions(self, name: str) -> list[GoFunction]:
@@ -183,43 +208,47 @@ class GoBinary:
         share one)."""
         if self._by_name is None:
             self._by_name = {}
-            for f in self.functions:
-                self._by_name.setdefault(f.name, []).append(f)
-        return self._by_name.get(name, [])
+            for i, n in enumerate(self._columns()):
+                self._by_name.setdefault(n, []).append(i)
+        return [self._function(i) for i in self._by_name.get(name, ())]
 
     def match(self, pattern: str) -> list[GoFunction]:
         """Functions whose full name matches a shell glob ("main.*", "*Handler*"); a
         pattern without glob characters matches the exact name."""
         if not any(c in pattern for c in "*?["):
-            return list(self.get_functions(pattern))
+            return self.get_functions(pattern)
         rx = re.compile(fnmatch.translate(pattern))
-        return [f for f in self.functions if rx.match(f.name)]
+        return [self._function(i) for i, n in enumerate(self._columns()) if rx.match(n)]
 
     def function_at(self, vaddr: int) -> GoFunction | None:
         """The function containing vaddr (an ELF virtual address, not a runtime one)."""
-        import bisect
-        funcs = self.functions
-        i = bisect.bisect_right(funcs, GoFunction(vaddr, "", 0)) - 1
-        if i >= 0 and funcs[i].entry <= vaddr < funcs[i].end:
-            return funcs[i]
+        self._columns()
+        i = bisect.bisect_right(self._entries, vaddr) - 1
+        if i >= 0 and self._entries[i] <= vaddr < self._ends[i]:
+            return self._function(i)
         return None
 
     # -- specs -----------------------------------------------------------------------
 
-    def spec(self, fn: GoFunction, signature: Signature | None = None) -> FuncSpec:
-        """Parameters, ABI, entry site and RET sites of fn. With `signature`, parameters
-        come from what the user wrote instead of DWARF."""
+    def spec(self, fn: GoFunction, signature=None) -> FuncSpec:
+        """Parameters, ABI, entry site and RET sites of fn. With `signature` (a
+        signature.Signature), parameters come from what the user wrote instead of DWARF."""
         key = f"{fn.entry:x}"
+        shard = cache.shard_of(fn.package)
+        if signature is None and self._key and shard not in self._shards:
+            data = cache.load(self._key, shard)
+            self._specs.update(data.get("specs", {}) if data else {})
+            self._shards[shard] = False
         if signature is None and key in self._specs:
             return FuncSpec.from_dict(self._specs[key])
         with self._parse_errors():
             spec = self._compute(fn, signature)
         if signature is None:
             self._specs[key] = spec.to_dict()
-            self._dirty = True
+            self._shards[shard] = True
         return spec
 
-    def _compute(self, fn: GoFunction, signature: Signature | None) -> FuncSpec:
+    def _compute(self, fn: GoFunction, signature) -> FuncSpec:
         from lumos.golang.abi import assign_abi0, assign_internal
         from lumos.golang.sites import SiteContext, choose_sites
         tab = self._table()
@@ -236,9 +265,11 @@ class GoBinary:
         assign = assign_abi0 if abi == ABI0 else assign_internal
         a = assign([p.type for p in params], [p.type for p in results])
         code = self.elf.read_vaddr(fn.entry, fn.size)
-        pcsp = tab.pcvalue_table(info.pcsp, fn)
+        pcsp: list = []
 
         def sp_delta(pc: int) -> int | None:
+            if not pcsp:  # decoded on first use
+                pcsp.extend(tab.pcvalue_table(info.pcsp, fn) or [(0, 0, 0)])
             for lo, hi, v in pcsp:
                 if lo <= pc < hi:
                     return v
@@ -361,23 +392,33 @@ class GoBinary:
     # -- cache -----------------------------------------------------------------------
 
     def save_cache(self) -> None:
-        if not self._key or not self._dirty:
+        if not self._key:
             return
-        funcs = self.functions
-        bi = self.buildinfo
-        cache.save(self._key, {
-            "path": self.path,
-            "buildinfo": None if bi is None else {
-                "go_version": bi.go_version, "path": bi.path, "main_module": bi.main_module,
-                "main_version": bi.main_version, "deps": [list(d) for d in bi.deps],
-                "settings": bi.settings},
-            "has_dwarf": self.has_dwarf,
-            "functions": {"names": [f.name for f in funcs], "entries": [f.entry for f in funcs],
-                          "ends": [f.end for f in funcs]},
-            "specs": self._specs,
-            "runtime": self._runtime,
-        })
-        self._dirty = False
+        if self._dirty:
+            self._columns()
+            bi = self.buildinfo
+            cache.save(self._key, {
+                "path": self.path,
+                "buildinfo": None if bi is None else {
+                    "go_version": bi.go_version, "path": bi.path,
+                    "main_module": bi.main_module, "main_version": bi.main_version,
+                    "deps": [list(d) for d in bi.deps], "settings": bi.settings},
+                "has_dwarf": self.has_dwarf,
+                "functions": {"names": self._names, "entries": self._entries,
+                              "ends": self._ends},
+                "runtime": self._runtime,
+            })
+            self._dirty = False
+        changed = [s for s, dirty in self._shards.items() if dirty]
+        if changed:
+            by_shard: dict[str, dict] = {s: {} for s in changed}
+            for key, spec in self._specs.items():
+                s = cache.shard_of(package_of(spec["name"]))
+                if s in by_shard:
+                    by_shard[s][key] = spec
+            for s, specs in by_shard.items():
+                cache.save(self._key, {"specs": specs}, s)
+                self._shards[s] = False
 
 
 class _Agg(list):

@@ -230,11 +230,18 @@ class PcLnTab:
     def source_of(self, fn: GoFunction) -> tuple[str, int]:
         """(file, line) of the function's first instruction; ("?", 0) if unknown."""
         inf = self.info(fn)
-        files = self.pcvalue_table(inf.pcfile, fn)
-        lines = self.pcvalue_table(inf.pcln, fn)
-        file = self._file_name(inf.cu_offset, files[0][2]) if files else "?"
-        line = inf.start_line or (lines[0][2] if lines else 0)
+        fidx = self._first_value(inf.pcfile)
+        file = self._file_name(inf.cu_offset, fidx) if fidx is not None else "?"
+        line = inf.start_line or self._first_value(inf.pcln) or 0
         return file, line
+
+    def _first_value(self, table_off: int) -> int | None:
+        """The value a pc-value table starts with (only its first entry is decoded)."""
+        p = self._pctab + table_off
+        if table_off == 0 or p >= len(self.data):
+            return None
+        uv, _ = _uvarint(self.data, p)
+        return -1 + (-((uv >> 1) + 1) if uv & 1 else uv >> 1)
 
     def _file_name(self, cu_offset: int, index: int) -> str:
         if index < 0:

@@ -13,7 +13,6 @@ import sys
 from lumos.errors import TargetError, UsageError
 from lumos.golang.gobinary import open_go_binary
 from lumos.golang.model import FuncSpec, Loc
-from lumos.golang.signature import parse_signature
 
 HELP = "list a Go binary's functions with signatures, probe sites and argument locations"
 EXAMPLES = """\
@@ -48,7 +47,10 @@ def run(args) -> int:
         if args.runtime:
             _print_runtime(gb, out, args.json)
             return 0
-        sig = parse_signature(args.sig) if args.sig else None
+        sig = None
+        if args.sig:
+            from lumos.golang.signature import parse_signature
+            sig = parse_signature(args.sig)
         if sig is not None and pattern == DEFAULT_PATTERN and not args.pattern:
             pattern = sig.name
         funcs = gb.match(pattern)
@@ -65,7 +67,7 @@ def run(args) -> int:
         mod = f", {bi.main_module or bi.path}" if bi and (bi.main_module or bi.path) else ""
         out.write(f"{path}: {gb.go_version or 'Go (version unknown)'}{mod}, "
                   f"{'DWARF' if gb.has_dwarf else 'no DWARF'}; {len(specs)} of "
-                  f"{len(gb.functions)} functions match {pattern!r}\n")
+                  f"{gb.num_functions} functions match {pattern!r}\n")
         for s in specs:
             out.write("\n" + format_spec(s))
     return 0
