@@ -16,8 +16,13 @@ restarts after runtime.morestack grew the stack, so they are never chosen when a
 prologue exists; the jump itself runs again too, and its Site carries a MorestackCheck
 that lets the BPF program drop the pass about to branch to morestack.
 
-An argument still in its ABI register is readable wherever no instruction before the
-site in the region wrote that register; otherwise DWARF must say where it is.
+Where an argument piece is at a site, in order of trust:
+  - still in its ABI register, if no instruction before the site wrote that register;
+  - in the stack slot an earlier instruction stored the untouched register to (spill
+    tracking: Go spills X registers before its first call, often earlier than DWARF's
+    location list admits), unless a later store or a callee may have overwritten it;
+  - where the DWARF location list says at that pc;
+  - else unreadable, with the reason. Never a guess.
 """
 
 from __future__ import annotations
