@@ -28,8 +28,8 @@ def test_text_output_lists_signatures_and_sites():
         assert "\n" + sig + "\n" in out, sig
     block = out.split("main.prepareAnswer(name string, year int, status int) string\n")[1]
     block = block.split("\n\n")[0]
-    assert "entry  +0x4 jbe " in block and "flags & 0x41" in block
-    assert "exits  1 RET; results ~r0=AX,BX" in block
+    assert "entry  +0x4 stack-check JBE (emulated)" in block and "flags & 0x41" in block
+    assert "exits  1 RET; result AX,BX" in block
     assert "args   name=AX,BX  year=CX  status=DI" in block
     assert r.stderr == ""
 

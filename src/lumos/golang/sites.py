@@ -230,22 +230,21 @@ def _note_spill(insn: Insn, written: set[str], spills: dict[str, tuple[int, int]
 
 
 def _why(n, insn, prologue, emulated, bad, locs) -> str:
-    cost = "emulated by the kernel, no single step" if emulated else \
-        "single-stepped: may fire twice if a signal lands during the step"
+    cost = "emulated" if emulated else \
+        "single-stepped: ~5 µs, fires twice if a signal lands mid-step"
     if prologue and n == prologue.jump_index:
         m = prologue.check
-        what = (f"prologue {insn.mnemonic.upper()} to morestack ({cost}); drop the pass "
-                f"where flags & {m.flags_mask:#x} is {'set' if m.taken_if_set else 'clear'}"
-                " (about to grow the stack and restart)")
+        what = (f"stack-check {insn.mnemonic.upper()} ({cost}); exact once the pass with "
+                f"flags & {m.flags_mask:#x} {'set' if m.taken_if_set else 'clear'} is dropped "
+                "(it is about to grow the stack and restart)")
     elif n == 0:
         what = f"first instruction, no stack-check prologue ({cost})"
     else:
         what = f"{insn.mnemonic.upper()} at +{n} instructions ({cost})"
+        if not bad:
+            what += ": first such point where every argument is readable"
     if bad:
-        what += f"; {bad} argument piece(s) unreadable everywhere in the entry block"
-    elif any(loc.kind == "stack" for v in locs for loc in v) and n and not (
-            prologue and n == prologue.jump_index):
-        what += "; first point where every argument is readable"
+        what += f"; {bad} argument piece(s) unreadable anywhere before the first branch"
     return what
 
 

@@ -96,17 +96,17 @@ def _nothing_matched(gb, path: str, pattern: str) -> str:
 
 
 def format_spec(s: FuncSpec) -> str:
-    """One block per function: signature, entry site, exits, arguments, notes."""
+    """One block per function: signature, where, entry site, exits, arguments, notes."""
     lines = [s.signature()]
-    where = f"{_short_file(s.file)}:{s.line}" if s.file and s.file != "?" else ""
-    lines.append(f"    {s.abi}, {where + ', ' if where else ''}{s.entry:#x}-{s.end:#x}"
-                 f"{', params from ' + s.source if s.source != 'dwarf' else ''}")
+    where = f"{_short_file(s.file)}:{s.line}, " if s.file and s.file != "?" else ""
+    src = f", params from {s.source}" if s.source != "dwarf" else ""
+    lines.append(f"    {where}{s.abi}, {s.entry:#x}-{s.end:#x}{src}")
     e = s.entry_site
-    lines.append(f"    entry  +{e.vaddr - s.entry:#x} {e.insn}: {e.why}")
+    lines.append(f"    entry  +{e.vaddr - s.entry:#x} {e.why}")
     rets = s.ret_sites
-    res = _locs_text(s.results, rets[0].locs) if rets else ""
+    res = _locs_text(s.results, rets[0].locs) if rets and s.results else ""
     lines.append(f"    exits  {len(rets)} RET{'s' if len(rets) != 1 else ''}"
-                 + (f"; results {res}" if res else ""))
+                 + (f"; result {res}" if res else ""))
     if s.params:
         lines.append(f"    args   {_locs_text(s.params, e.locs)}")
     lines.extend(f"    note   {n}" for n in s.notes)
@@ -114,10 +114,11 @@ def format_spec(s: FuncSpec) -> str:
 
 
 def _locs_text(params, locs) -> str:
+    if len(params) == 1 and not params[0].name and locs:
+        return _loc_list(locs[0])
     out = []
     for i, (p, v) in enumerate(zip(params, locs, strict=False)):
-        name = p.name or f"~r{i}"
-        out.append(f"{name}={_loc_list(v)}")
+        out.append(f"{p.name or f'~r{i}'}={_loc_list(v)}")
     return "  ".join(out)
 
 
