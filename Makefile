@@ -31,7 +31,7 @@ demo: setup
 	@scripts/demo.sh
 
 lint: venv
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check .
 
 test: setup lint
 	$(VENV)/bin/pytest -q tests

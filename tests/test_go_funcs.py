@@ -139,7 +139,9 @@ def test_entry_sites(alltypes):  # noqa: F811
             alltypes.exe), "^" + name.replace("(", r"\(").replace(")", r"\)")
             .replace("*", r"\*").replace(".", r"\.") + "$")
         first = next(iter(insns.values()))
-        k = next((k for k in (1, 2) if k < len(first) and first[k][1] in ("JBE", "JLS")
+        # the stack-check jump: after CMPQ SP|R12, 16(R14) (big frames check R12 for
+        # underflow with a JB first)
+        k = next((k for k in (1, 2, 4) if k < len(first) and first[k][1] in ("JBE", "JLS")
                   and first[k - 1][1] == "CMPQ"), None)
         if k is not None and (name != "main.FloatSpill" or not alltypes.has_dwarf):
             # prologue: the conditional jump, with the morestack pass to drop
@@ -147,6 +149,8 @@ def test_entry_sites(alltypes):  # noqa: F811
             assert e.emulated and e.morestack is not None
             assert e.morestack.flags_mask == 0x41 and e.morestack.taken_if_set
             assert e.morestack.guard_reg == ("sp" if k == 1 else "r12")
+            if k == 4:  # the underflow check comes first and jumps to morestack too
+                assert first[2][1] == "JB" and name == "main.BigFrame"
             assert e.morestack.stackguard0_offset == 0x10
         else:
             assert e.morestack is None
@@ -162,6 +166,7 @@ def test_float_argument_read_after_spill(alltypes_dwarf):  # noqa: F811
     f = gb.get_functions("main.FloatSpill")[0]
     pcsp = gb._table().pcvalue_table(gb._table().info(f).pcsp, f)
     delta = next(v for lo, hi, v in pcsp if lo <= s.entry_site.vaddr < hi)
+    assert s.entry_site.sp_delta == delta > 0  # PUSHQ BP; SUBQ $n, SP came before
     slot = x[0].sp_offset - delta - 8  # as an offset from the CFA
     dx = gb.dwarf.function_params(f.name, f.entry)[0]
     assert slot in {p.cfa_offset for r in dx.ranges for p in r.pieces}

@@ -18,6 +18,10 @@ TOOLS = {
     "doctor": "lumos.tools.doctor",
     "funccount": "lumos.tools.funccount",
     "funcs": "lumos.tools.funcs",
+    "trace": "lumos.tools.trace",
+    "latency": "lumos.tools.latency",
+    "flow": "lumos.tools.flow",
+    "goroutines": "lumos.tools.goroutines",
 }
 
 
@@ -28,13 +32,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with `only`, import just that tool's module (start-up time matters)."""
     parser = _Parser(prog="lumos", description="Live introspection of Linux and Go "
                      "programs with BPF.", formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true",
                         help="show tracebacks and BPF program listings on errors")
     sub = parser.add_subparsers(dest="tool", metavar="TOOL", parser_class=_Parser)
     for name, modname in TOOLS.items():
+        if only is not None and name != only:
+            sub.add_parser(name, add_help=False)
+            continue
         mod = importlib.import_module(modname)
         p = sub.add_parser(name, help=mod.HELP, description=mod.HELP,
                            epilog="examples:\n" + mod.EXAMPLES,
@@ -47,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(chosen if chosen in TOOLS else None)
     args = parser.parse_args(argv)
     if not args.tool:
         parser.print_help()
@@ -56,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         return args._run(args) or 0
     except LumosError as e:
         if args.debug:
+            for extra in ("listing", "log"):  # VerifierError: the program and the whole log
+                if getattr(e, extra, ""):
+                    print(f"--- {extra} ---\n{getattr(e, extra)}", file=sys.stderr)
             raise
         print(f"lumos {args.tool}: {e}", file=sys.stderr)
         return 2

@@ -19,7 +19,7 @@ import zlib
 
 import lumos
 
-FORMAT = 2
+FORMAT = 3
 SHARDS = 64
 _PT_NOTE = 4
 _SHT_NOTE = 7

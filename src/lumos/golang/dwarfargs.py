@@ -121,8 +121,8 @@ class GoDwarf:
             dw = self._dw
             origin_off = die.ref(AT_abstract_origin)
             if origin_off is None:
-                return [self._param(c, c) for c in dw.children(die)
-                        if c.tag == TAG_formal_parameter and AT_name in c.attrs]
+                return _dedupe([self._param(c, c) for c in dw.children(die)
+                                if c.tag == TAG_formal_parameter and AT_name in c.attrs])
             # An out-of-line copy of an inlinable function: names and types are on the
             # abstract DIE's children, locations on the concrete ones; parameters the
             # abstract DIE lacks (results) are named on the concrete one.
@@ -136,8 +136,8 @@ class GoDwarf:
                 elif AT_name in c.attrs:
                     own.append(self._param(c, c))
             origin = dw.die_at(origin_off)
-            return [self._param(a, concrete.get(a.offset)) for a in dw.children(origin)
-                    if a.tag == TAG_formal_parameter and AT_name in a.attrs] + own
+            return _dedupe([self._param(a, concrete.get(a.offset)) for a in dw.children(origin)
+                            if a.tag == TAG_formal_parameter and AT_name in a.attrs] + own)
         except _ERRORS as e:
             raise BinaryFormatError(f"{self._elf.path}: corrupt DWARF for {name}: {e}") from e
 
@@ -337,6 +337,21 @@ class GoDwarf:
         if off is None or depth >= _MAX_TYPE_DEPTH:
             return None
         return self._type_at(off, depth + 1)
+
+
+def _dedupe(params: list[DwarfParam]) -> list[DwarfParam]:
+    """Drop repeated parameters: Go 1.21-1.23 describe a named result that a deferred
+    closure assigns twice (same name, type, no location), which would shift every
+    result after it by a register. Names are unique in Go except "_"."""
+    seen: set[tuple[str, bool]] = set()
+    out = []
+    for p in params:
+        key = (p.name, p.is_result)
+        if key in seen and p.name != "_" and not p.name.startswith("~"):
+            continue
+        seen.add(key)
+        out.append(p)
+    return out
 
 
 def _int(die: DIE, attr: int, default: int) -> int:

@@ -26,7 +26,7 @@ from elftools.common.exceptions import ELFError
 from lumos.errors import BinaryFormatError, GoBinaryError, LumosError, TargetError
 from lumos.golang import cache
 from lumos.golang.buildinfo import BuildInfo, parse_go_version
-from lumos.golang.model import ABI0, ABI_INTERNAL, FuncSpec, Param
+from lumos.golang.model import ABI0, ABI_INTERNAL, FuncSpec, Param, Site
 from lumos.golang.pclntab import FUNCDATA_ARGINFO, GoFunction, PcLnTab, package_of
 from lumos.golang.types import Field, GoType, word
 
@@ -233,26 +233,67 @@ class GoBinary:
     def spec(self, fn: GoFunction, signature=None) -> FuncSpec:
         """Parameters, ABI, entry site and RET sites of fn. With `signature` (a
         signature.Signature), parameters come from what the user wrote instead of DWARF."""
-        key = f"{fn.entry:x}"
-        shard = cache.shard_of(fn.package)
-        if signature is None and self._key and shard not in self._shards:
-            data = cache.load(self._key, shard)
-            self._specs.update(data.get("specs", {}) if data else {})
-            self._shards[shard] = False
-        if signature is None and key in self._specs:
-            return FuncSpec.from_dict(self._specs[key])
+        if signature is None:
+            cached = self._cached_spec(fn)
+            if cached is not None:
+                return FuncSpec.from_dict(cached)
         with self._parse_errors():
             spec = self._compute(fn, signature)
         if signature is None:
-            self._specs[key] = spec.to_dict()
-            self._shards[shard] = True
+            self._specs[f"{fn.entry:x}"] = spec.to_dict()
+            self._shards[cache.shard_of(fn.package)] = True
         return spec
+
+    def entry_site(self, fn: GoFunction) -> Site:
+        """Just the entry site (no DWARF, no ABI): what counting calls needs, fast."""
+        from lumos.golang.sites import entry_site_only
+        cached = self._cached_spec(fn)
+        if cached is not None:
+            return FuncSpec.from_dict(cached).entry_site
+        with self._parse_errors():
+            return entry_site_only(fn.entry, self.elf.read_vaddr(fn.entry, fn.size),
+                                   self._site_context(fn))
+
+    def _cached_spec(self, fn: GoFunction) -> dict | None:
+        shard = cache.shard_of(fn.package)
+        if self._key and shard not in self._shards:
+            data = cache.load(self._key, shard)
+            self._specs.update(data.get("specs", {}) if data else {})
+            self._shards[shard] = False
+        return self._specs.get(f"{fn.entry:x}")
+
+    def _site_context(self, fn: GoFunction):
+        """sites.SiteContext for fn's code (its pcsp table decoded on first use).
+        ctx.sp_delta(pc) is how far SP is below its entry value at pc."""
+        from lumos.golang.sites import SiteContext
+        tab = self._table()
+        fn = self._pclntab_function(fn)
+        pcsp: list = []
+
+        def sp_delta(pc: int) -> int | None:
+            if not pcsp:  # decoded on first use
+                pcsp.extend(tab.pcvalue_table(tab.info(fn).pcsp, fn) or [(0, 0, 0)])
+            for lo, hi, v in pcsp:
+                if lo <= pc < hi:
+                    return v
+            return None
+
+        def name_at(v: int) -> str | None:
+            f = tab.function_at(v)
+            return f.name if f else None
+
+        return SiteContext(self.elf.vaddr_to_offset, sp_delta, name_at)
+
+    def _pclntab_function(self, fn: GoFunction) -> GoFunction:
+        tab = self._table()
+        return tab.functions[fn.index] if 0 <= fn.index < tab.nfunc else fn
 
     def _compute(self, fn: GoFunction, signature) -> FuncSpec:
         from lumos.golang.abi import assign_abi0, assign_internal
-        from lumos.golang.sites import SiteContext, choose_sites
+        from lumos.golang.sites import choose_sites
         tab = self._table()
-        fn = tab.functions[fn.index] if 0 <= fn.index < tab.nfunc else fn
+        fn = self._pclntab_function(fn)
+        ctx = self._site_context(fn)
         info = tab.info(fn)
         abi = ABI0 if info.is_asm else ABI_INTERNAL
         notes: list[str] = []
@@ -265,21 +306,6 @@ class GoBinary:
         assign = assign_abi0 if abi == ABI0 else assign_internal
         a = assign([p.type for p in params], [p.type for p in results])
         code = self.elf.read_vaddr(fn.entry, fn.size)
-        pcsp: list = []
-
-        def sp_delta(pc: int) -> int | None:
-            if not pcsp:  # decoded on first use
-                pcsp.extend(tab.pcvalue_table(info.pcsp, fn) or [(0, 0, 0)])
-            for lo, hi, v in pcsp:
-                if lo <= pc < hi:
-                    return v
-            return None
-
-        def name_at(v: int) -> str | None:
-            f = tab.function_at(v)
-            return f.name if f else None
-
-        ctx = SiteContext(self.elf.vaddr_to_offset, sp_delta, name_at)
         entry, rets, site_notes = choose_sites(fn.entry, code, a.args, dwarf_params,
                                                a.results, ctx)
         file, line = tab.source_of(fn)

@@ -75,8 +75,9 @@ class SiteContext:
 
 @dataclass(frozen=True)
 class Prologue:
-    jump_index: int          # index of the conditional jump to morestack
-    check: MorestackCheck
+    jump_index: int          # index of the last conditional jump to morestack
+    check: MorestackCheck    # for that jump
+    jumps: frozenset[int]    # indices of every conditional jump to morestack
 
 
 def choose_sites(entry: int, code: bytes, args: tuple[Slot, ...],
@@ -109,25 +110,33 @@ def choose_sites(entry: int, code: bytes, args: tuple[Slot, ...],
 
 def _find_prologue(insns: list[Insn], code: bytes, entry: int,
                    ctx: SiteContext) -> Prologue | None:
-    """The stack-growth check: [LEAQ -N(SP), R12;] CMPQ SP|R12, 16(g); JLS morestack."""
-    for k, insn in enumerate(insns[:8]):
-        if insn.ends_block and not insn.is_cond_jump:
-            return None
-        if not insn.is_cond_jump:
-            continue
-        t = insn.target
-        if t is None or not _calls_morestack(code, entry, t, ctx):
-            return None
-        guard, greg, off = "sp", "r14", 0x10
-        m = _CMP_GUARD.match(str(insns[k - 1])) if k > 0 else None
-        if m:
-            guard = "sp" if m.group(1) == "rsp" else m.group(1)
-            greg, off = m.group(2), int(m.group(3), 16)
-        mask, taken_if_set = JUMP_FLAGS.get(insn.mnemonic, (0, True))
-        if not mask:
-            return None
-        return Prologue(k, MorestackCheck(insn.mnemonic, mask, taken_if_set, guard, off, greg))
-    return None
+    """The stack-growth check, [LEAQ -N(SP), R12;] CMPQ SP|R12, 16(g); JLS morestack,
+    or for frames bigger than a stack guard, MOVQ SP, R12; SUBQ $N, R12; JB morestack;
+    CMPQ R12, 16(g); JLS morestack. The probe goes on the last of these jumps: passing
+    it means no jump of the prologue branched to morestack."""
+    jumps: list[int] = []
+    for k, insn in enumerate(insns[:10]):
+        if insn.is_cond_jump:
+            t = insn.target
+            if t is None or not _calls_morestack(code, entry, t, ctx):
+                break
+            jumps.append(k)
+        elif insn.ends_block:
+            break
+    if not jumps:
+        return None
+    k = jumps[-1]
+    insn = insns[k]
+    guard, greg, off = "sp", "r14", 0x10
+    m = _CMP_GUARD.match(str(insns[k - 1])) if k > 0 else None
+    if m:
+        guard = "sp" if m.group(1) == "rsp" else m.group(1)
+        greg, off = m.group(2), int(m.group(3), 16)
+    mask, taken_if_set = JUMP_FLAGS.get(insn.mnemonic, (0, True))
+    if not mask:
+        return None
+    return Prologue(k, MorestackCheck(insn.mnemonic, mask, taken_if_set, guard, off, greg),
+                    frozenset(jumps))
 
 
 def _calls_morestack(code: bytes, entry: int, target: int, ctx: SiteContext) -> bool:
@@ -152,7 +161,7 @@ def _once_region(insns: list[Insn], targets: set[int], prologue: Prologue | None
             break
         out.append(n)
         if insn.mnemonic == "jmp" or (insn.is_cond_jump and not (
-                prologue and n == prologue.jump_index)):
+                prologue and n in prologue.jumps)):
             break
     return out
 
@@ -186,8 +195,10 @@ def _pick_entry(insns, raw, region, prologue, args, dwarf_args, ctx) -> Site:
     insn = insns[n]
     morestack = prologue.check if prologue and n == prologue.jump_index else None
     why = _why(n, insn, prologue, emulated, bad, locs)
+    # nothing is pushed before the prologue's jump: no need to decode pcsp there
+    delta = 0 if n == 0 or morestack else ctx.sp_delta(insn.address) or 0
     return Site("entry", insn.address, ctx.file_offset(insn.address), str(insn), emulated,
-                why, locs, morestack)
+                why, locs, morestack, delta)
 
 
 def _note_spill(insn: Insn, written: set[str], spills: dict[str, tuple[int, int]],

@@ -1,0 +1,105 @@
+"""tracefs, read-only: tracepoint ids and field layouts. Mounted on demand.
+
+lumos never writes uprobe_events/kprobe_events: probes are perf events and BPF links,
+so nothing can be left behind in tracefs when lumos is killed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+from dataclasses import dataclass
+
+from lumos.errors import NotSupportedError, TargetError
+
+TRACEFS_DIRS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+MOUNT_HINT = "mount -t tracefs nodev /sys/kernel/tracing"
+
+
+def _is_mounted(path: str) -> bool:
+    return os.path.isdir(os.path.join(path, "events"))
+
+
+def tracefs_root(mount: bool = True) -> str:
+    """The tracefs directory, mounting it at /sys/kernel/tracing when nothing is mounted."""
+    for d in TRACEFS_DIRS:
+        if _is_mounted(d):
+            return d
+    if mount:
+        libc = ctypes.CDLL(None, use_errno=True)
+        ret = libc.mount(b"nodev", TRACEFS_DIRS[0].encode(), b"tracefs", 0, None)
+        if ret == 0 and _is_mounted(TRACEFS_DIRS[0]):
+            return TRACEFS_DIRS[0]
+        err = ctypes.get_errno()
+        raise NotSupportedError("tracefs", "4.1", f"not mounted and mounting failed: "
+                                f"{os.strerror(err)} (try: {MOUNT_HINT})")
+    raise NotSupportedError("tracefs", "4.1", f"not mounted (try: {MOUNT_HINT})")
+
+
+def _event_dir(category: str, name: str) -> str:
+    if not re.fullmatch(r"[\w.-]+", category) or not re.fullmatch(r"[\w.-]+", name):
+        raise TargetError(f"tracepoint {category}:{name}: not a valid name")
+    return os.path.join(tracefs_root(), "events", category, name)
+
+
+def tracepoint_id(category: str, name: str) -> int:
+    path = os.path.join(_event_dir(category, name), "id")
+    try:
+        with open(path) as f:
+            return int(f.read())
+    except FileNotFoundError:
+        raise TargetError(f"tracepoint {category}:{name} does not exist "
+                          f"(list them: lumos tplist)") from None
+
+
+@dataclass(frozen=True)
+class TracepointField:
+    name: str
+    c_type: str
+    offset: int
+    size: int
+    signed: bool
+
+
+def tracepoint_fields(category: str, name: str) -> dict[str, TracepointField]:
+    """The fields of a tracepoint's context record, from its `format` file."""
+    path = os.path.join(_event_dir(category, name), "format")
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise TargetError(f"tracepoint {category}:{name} does not exist") from None
+    fields = {}
+    pat = re.compile(r"field:(.+?);\s*offset:(\d+);\s*size:(\d+);\s*signed:(\d+);")
+    for m in pat.finditer(text):
+        decl = m.group(1).strip()
+        fname = re.sub(r"\[.*\]$", "", decl.split()[-1])
+        ctype = decl[: decl.rfind(fname)].strip()
+        fields[fname] = TracepointField(fname, ctype, int(m.group(2)), int(m.group(3)),
+                                        m.group(4) == "1")
+    return fields
+
+
+def list_tracepoints(pattern: str = "*") -> list[str]:
+    import fnmatch
+    root = os.path.join(tracefs_root(), "events")
+    out = []
+    for cat in sorted(os.listdir(root)):
+        cdir = os.path.join(root, cat)
+        if not os.path.isdir(cdir):
+            continue
+        for ev in sorted(os.listdir(cdir)):
+            full = f"{cat}:{ev}"
+            if os.path.isdir(os.path.join(cdir, ev)) and fnmatch.fnmatchcase(full, pattern):
+                out.append(full)
+    return out
+
+
+def probe_events_left(prefix: str = "") -> list[str]:
+    """Lines of uprobe_events (tests check lumos leaves nothing behind)."""
+    try:
+        with open(os.path.join(tracefs_root(), "uprobe_events")) as f:
+            return [ln for ln in f.read().splitlines() if prefix in ln]
+    except FileNotFoundError:
+        return []

@@ -1,0 +1,135 @@
+"""Attaching one program to many uprobe sites: one uprobe_multi link per file (Linux 6.6),
+or one perf event per site where uprobe_multi is missing (or forced off).
+
+The program's expected attach type must match the link kind, so this module loads
+the program too: give it a function that builds the ProgramSpec for an attach type.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from itertools import groupby
+
+from lumos.bpf import features
+from lumos.bpf import sys as bsys
+from lumos.bpf.links import (
+    Link,
+    LinkGroup,
+    attach_tracepoint,
+    attach_uprobe,
+    attach_uprobe_multi,
+    ensure_fd_limit,
+)
+from lumos.bpf.prog import Program, ProgramSpec, load_program
+from lumos.errors import AttachError
+from lumos.probes.sites import ProbeSite, TracepointSite
+
+ENOTSUPP = 524  # the kernel's internal "cannot probe this instruction"
+
+MULTI = "uprobe_multi"
+PER_SITE = "perf_event"
+
+
+def choose_mode(force: str | None = None) -> str:
+    if force:
+        return force
+    return MULTI if features.has("uprobe_multi") else PER_SITE
+
+
+@dataclass
+class Attached:
+    program: Program
+    links: list[Link]
+    skipped: list[ProbeSite]  # sites the kernel refused to probe (e.g. an INT3 there)
+    mode: str
+
+
+def attach_sites(build: Callable[[int], ProgramSpec], sites: list[ProbeSite],
+                 pid: int | None, stack: ExitStack, mode: str | None = None) -> Attached:
+    """Load build(attach_type) and attach it at every site; everything goes on `stack`.
+
+    Cookies are site indexes (see ProbeSite.cookie). Sites whose instruction the
+    kernel cannot probe are skipped and listed in the result, never silently.
+    """
+    mode = choose_mode(mode)
+    attach_type = bsys.BPF_TRACE_UPROBE_MULTI if mode == MULTI else 0
+    prog = stack.enter_context(load_program(build(attach_type)))
+    indexed = sorted(enumerate(sites), key=lambda t: t[1].path)
+    links: list[Link] = []
+    skipped: list[ProbeSite] = []
+    if mode == PER_SITE:
+        ensure_fd_limit(2 * len(sites))
+    for path, group in groupby(indexed, key=lambda t: t[1].path):
+        group = list(group)
+        if mode == MULTI:
+            got, bad = _attach_multi(prog, path, group, pid)
+        else:
+            got, bad = _attach_each(prog, path, group, pid)
+        links.extend(stack.enter_context(link) for link in got)
+        skipped.extend(bad)
+    if not links:
+        raise AttachError("the kernel refused every probe site: "
+                          + ", ".join(s.name for s in skipped[:5]))
+    return Attached(prog, links, skipped, mode)
+
+
+def _refused(e: AttachError) -> bool:
+    return e.errno in (ENOTSUPP, errno.EINVAL, errno.EOPNOTSUPP)
+
+
+def _attach_multi(prog, path, group, pid) -> tuple[list[Link], list[ProbeSite]]:
+    """One link for the group; if the kernel refuses a site, bisect to isolate it."""
+    try:
+        return [attach_uprobe_multi(prog, path, [s.offset for _, s in group],
+                                    [s.cookie(i) for i, s in group], pid or -1)], []
+    except AttachError as e:
+        if not _refused(e):
+            raise
+        if len(group) == 1:
+            return [], [group[0][1]]
+    half = len(group) // 2
+    links, bad = [], []
+    try:
+        for part in (group[:half], group[half:]):
+            got, refused = _attach_multi(prog, path, part, pid)
+            links += got
+            bad += refused
+    except BaseException:
+        for link in reversed(links):
+            link.close()
+        raise
+    return links, bad
+
+
+def _attach_each(prog, path, group, pid) -> tuple[list[Link], list[ProbeSite]]:
+    per: list[Link] = []
+    bad: list[ProbeSite] = []
+    try:
+        for i, s in group:
+            try:
+                per.append(attach_uprobe(prog, path, s.offset, pid or -1, s.cookie(i)))
+            except AttachError as e:
+                if not _refused(e):
+                    raise
+                bad.append(s)
+    except BaseException:
+        for link in reversed(per):
+            link.close()
+        raise
+    return ([LinkGroup(per, f"{len(per)} uprobes in {path}")] if per else []), bad
+
+
+def attach_tracepoint_sites(build: Callable[[int], ProgramSpec], sites: list[TracepointSite],
+                            first_index: int, stack: ExitStack) -> Attached:
+    """Load build(BPF_PROG_TYPE_TRACEPOINT) once and attach it to every tracepoint.
+
+    Cookies continue the site numbering at first_index (uprobe sites come first).
+    """
+    prog = stack.enter_context(load_program(build(bsys.BPF_PROG_TYPE_TRACEPOINT)))
+    links = [stack.enter_context(attach_tracepoint(prog, s.category, s.event,
+                                                   s.cookie(first_index + i)))
+             for i, s in enumerate(sites)]
+    return Attached(prog, links, [], "tracepoint")

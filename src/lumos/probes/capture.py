@@ -1,0 +1,152 @@
+"""What a probe captures, as pure data, and the BPF code that reads it.
+
+A Capture is one value (an argument, a result) made of machine words, each at a
+WordLoc: a pt_regs register, a stack slot relative to SP at the probe site, or
+nowhere readable (an X register). Strings are (pointer, length) pairs: the length is
+recorded as is, and at most `str_max` bytes are copied with a bounded user read.
+
+Record layout (fixed per probe, little-endian): the common header, then per capture
+its words (8 bytes each) and, for strings, a byte buffer of str_max. Fixed sizes keep
+decoding a single struct.unpack per record.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from lumos.bpf.asm import (
+    R1,
+    R2,
+    R3,
+    R6,
+    R8,
+    Add,
+    Asm,
+    Helper,
+    Jle,
+    Mov,
+    Reg,
+    call,
+    ldx,
+    stx,
+)
+from lumos.probes.codegen import PT_REGS
+
+# Header of every event record.
+HEADER = struct.Struct("<QIIQIi")  # ts_ns, pid, tid, goid, site index, frame (stack.hi - sp)
+HEADER_SIZE = HEADER.size  # 32
+
+
+@dataclass(frozen=True)
+class WordLoc:
+    kind: str           # "reg" | "stack" | "deref" | "none"
+    reg: str = ""       # pt_regs field for "reg" (and the pointer for "deref")
+    sp_offset: int = 0  # "stack": address = SP + sp_offset; "deref": regs->reg + sp_offset
+    size: int = 8       # bytes that matter (1, 2, 4, 8); the rest is masked off
+
+    @staticmethod
+    def register(name: str, size: int = 8) -> WordLoc:
+        if name not in PT_REGS:
+            raise ValueError(f"{name!r} is not a pt_regs register")
+        return WordLoc("reg", reg=name, size=size)
+
+    @staticmethod
+    def stack(offset: int, size: int = 8) -> WordLoc:
+        return WordLoc("stack", sp_offset=offset, size=size)
+
+    @staticmethod
+    def deref(reg: str, offset: int, size: int = 8) -> WordLoc:
+        """The word at (regs->reg + offset) in user memory: a field behind a pointer."""
+        if reg not in PT_REGS:
+            raise ValueError(f"{reg!r} is not a pt_regs register")
+        return WordLoc("deref", reg=reg, sp_offset=offset, size=size)
+
+    @property
+    def readable(self) -> bool:
+        return self.kind != "none"
+
+
+# How a capture's words are turned into a value in user space.
+KINDS = ("int", "uint", "bool", "float", "pointer", "string", "bytes", "slice", "iface",
+         "words")
+
+
+@dataclass(frozen=True)
+class Capture:
+    name: str
+    kind: str                       # one of KINDS
+    words: tuple[WordLoc, ...]      # string/bytes: (ptr, len[, cap])
+    size: int = 8                   # int/uint/float: value size in bytes
+    str_max: int = 0                # string/bytes: bytes copied at most
+    type_name: str = ""             # as the user wrote it ("string", "[]byte", "*main.T")
+
+    @property
+    def copies_bytes(self) -> bool:
+        return self.kind in ("string", "bytes") and self.str_max > 0
+
+    @property
+    def record_size(self) -> int:
+        return 8 * len(self.words) + (_align8(self.str_max) if self.copies_bytes else 0)
+
+
+@dataclass
+class RecordLayout:
+    """Where each capture lands in a record, and how to unpack it."""
+
+    captures: tuple[Capture, ...]
+    offsets: list[int] = field(default_factory=list)
+    size: int = HEADER_SIZE
+
+    def __post_init__(self):
+        off = HEADER_SIZE
+        self.offsets = []
+        for c in self.captures:
+            self.offsets.append(off)
+            off += c.record_size
+        self.size = off
+
+
+def _align8(n: int) -> int:
+    return (n + 7) & ~7
+
+
+# -- code generation ------------------------------------------------------------------
+# Conventions (see codegen.py): R6 = ctx (pt_regs), R7 = site index, R8 = record pointer,
+# R9 = SP at the probe site (loaded once by load_sp). Calls clobber R0-R5.
+
+R_SP = Reg.R9
+
+
+def load_sp(a: Asm) -> None:
+    a.emit(ldx(8, R_SP, R6, PT_REGS["sp"]))
+
+
+def emit_read_word(a: Asm, loc: WordLoc, dst_base: Reg, dst_off: int) -> None:
+    """*(u64 *)(dst_base + dst_off) = the word (zero if it cannot be read)."""
+    if loc.kind == "reg":
+        a.emit(ldx(8, R1, R6, PT_REGS[loc.reg]), stx(8, dst_base, dst_off, R1))
+    elif loc.kind in ("stack", "deref"):
+        base = [Mov.reg(R3, R_SP)] if loc.kind == "stack" else [
+            ldx(8, R3, R6, PT_REGS[loc.reg])]
+        a.emit(Mov.reg(R1, dst_base), Add.imm(R1, dst_off), Mov.imm(R2, 8), *base,
+               Add.imm(R3, loc.sp_offset), call(Helper.probe_read_user))
+    else:
+        a.emit(Mov.imm(R1, 0), stx(8, dst_base, dst_off, R1))
+
+
+def emit_capture(a: Asm, cap: Capture, rec_off: int) -> None:
+    """Fill a capture's slots in the record at R8 + rec_off."""
+    for i, loc in enumerate(cap.words):
+        emit_read_word(a, loc, R8, rec_off + 8 * i)
+    if not cap.copies_bytes:
+        return
+    # Copy min(len, str_max) bytes from ptr. The unsigned compare also clamps a
+    # negative length; the verifier learns the bound [0, str_max] from the jump.
+    clamped = a.fresh("clamped")
+    a.emit(ldx(8, R2, R8, rec_off + 8), Jle.imm(R2, cap.str_max, clamped),
+           Mov.imm(R2, cap.str_max))
+    a.label(clamped)
+    a.emit(Mov.reg(R1, R8), Add.imm(R1, rec_off + 8 * len(cap.words)),
+           ldx(8, R3, R8, rec_off), call(Helper.probe_read_user))
+

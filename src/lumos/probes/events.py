@@ -1,0 +1,90 @@
+"""Events to user space: a ring buffer plus a per-CPU counter of records that did not fit.
+
+A program reserves a record, fills it, submits it; when the buffer is full the reserve
+fails and the program bumps the drop counter instead, so lost events are counted by
+the kernel side and never go unnoticed.
+"""
+
+from __future__ import annotations
+
+import struct
+from contextlib import ExitStack
+
+from lumos.bpf.asm import (
+    FP,
+    R0,
+    R1,
+    R2,
+    R3,
+    Add,
+    Asm,
+    Helper,
+    Jlt,
+    Jne,
+    Mov,
+    Reg,
+    call,
+    ja,
+    ld_map_fd,
+    ldx,
+    st,
+    stx,
+)
+from lumos.bpf.maps import Map, array_spec, create_map, ringbuf_spec
+from lumos.bpf.ringbuf import RingBuffer
+
+DEFAULT_RING_BYTES = 8 << 20
+# bpf_ringbuf_query() flags and bpf_ringbuf_submit() flags (include/uapi/linux/bpf.h)
+BPF_RB_AVAIL_DATA = 0
+BPF_RB_NO_WAKEUP = 1
+BPF_RB_FORCE_WAKEUP = 2
+
+
+class EventChannel:
+    def __init__(self, ring_bytes: int = DEFAULT_RING_BYTES, name: str = "lumos_events"):
+        self.ring_bytes = ring_bytes
+        self.name = name
+        self.ring: Map | None = None
+        self.drops: Map | None = None
+        self.reader: RingBuffer | None = None
+
+    def open(self, stack: ExitStack) -> EventChannel:
+        self.ring = stack.enter_context(create_map(ringbuf_spec(self.name, self.ring_bytes)))
+        self.drops = stack.enter_context(create_map(array_spec("lumos_drops", 8, 1, percpu=True)))
+        self.reader = stack.enter_context(RingBuffer(self.ring))
+        return self
+
+    def emit_reserve(self, a: Asm, size: int, dst: Reg, skip: str, scratch_off: int = -8) -> None:
+        """dst = ringbuf_reserve(size) or count a drop and jump to skip.
+
+        Clobbers R0-R5; scratch_off is an 8-byte stack slot the drop path may use.
+        """
+        ok = a.fresh("reserved")
+        a.emit(ld_map_fd(R1, self.ring), Mov.imm(R2, size), Mov.imm(R3, 0),
+               call(Helper.ringbuf_reserve), Jne.imm(R0, 0, ok))
+        a.emit(st(4, FP, scratch_off, 0), ld_map_fd(R1, self.drops), Mov.reg(R2, FP),
+               Add.imm(R2, scratch_off), call(Helper.map_lookup_elem))
+        a.emit(Jne.imm(R0, 0, ok + ".count"), ja(skip))
+        a.label(ok + ".count")
+        a.emit(ldx(8, R1, R0, 0), Add.imm(R1, 1), stx(8, R0, 0, R1), ja(skip))
+        a.label(ok)
+        if dst != R0:
+            a.emit(Mov.reg(dst, R0))
+
+    def emit_submit(self, a: Asm, record: Reg) -> None:
+        """Submit without waking the reader, unless the ring is filling up.
+
+        The reader polls every ≤50 ms, so a busy probe costs no wake-up per event (an
+        irq_work and a task wake-up in the traced thread); past a quarter full, the
+        reader is woken at once so it drains before the ring overflows.
+        """
+        quiet = a.fresh("quiet")
+        a.emit(ld_map_fd(R1, self.ring), Mov.imm(R2, BPF_RB_AVAIL_DATA),
+               call(Helper.ringbuf_query), Mov.imm(R2, BPF_RB_NO_WAKEUP),
+               Jlt.imm(R0, self.ring_bytes // 4, quiet), Mov.imm(R2, BPF_RB_FORCE_WAKEUP))
+        a.label(quiet)
+        a.emit(Mov.reg(R1, record), call(Helper.ringbuf_submit))  # record: R6-R9, kept
+
+    def lost(self) -> int:
+        return sum(struct.unpack("<Q", v)[0]
+                   for v in self.drops.lookup_percpu(struct.pack("<I", 0)) or [])

@@ -1,0 +1,163 @@
+"""flow: call flow per goroutine, like BCC's uflow: '->' on entry, '<-' on return with the
+duration, indented by depth within the goroutine. Goroutines interleave; each line
+names its goroutine.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from dataclasses import replace
+
+from lumos.output.jsonl import write_json
+from lumos.probes.attach import attach_sites
+from lumos.probes.decode import Decoder, format_values, json_value
+from lumos.probes.event import EventProgram, Variant
+from lumos.probes.events import EventChannel
+from lumos.tools import common
+from lumos.tools.plan import plan
+from lumos.tools.stream import Clock, report_lost, run_stream, time_offset
+
+HELP = "call flow per goroutine: -> entry, <- return with duration, indented by depth"
+EXAMPLES = """\
+  lumos flow -p 1234 'main.*'                 # every main.* call, per goroutine
+  lumos flow -p 1234 'main.*' --args          # with decoded arguments
+  lumos flow -c './app' 'main.*' 'net/http.*' --json
+"""
+
+MAX_DEPTH = 256  # frames kept per goroutine; deeper, the oldest lose their durations
+MAX_GOROUTINES = 65536  # goroutines followed at once (one that ended mid-call is dropped)
+
+
+def add_arguments(p) -> None:
+    common.add_target_arguments(p)
+    common.add_timing_arguments(p, interval=False)
+    p.add_argument("--args", dest="show_args", action="store_true",
+                   help="show decoded arguments on entry")
+    p.add_argument("--strlen", type=int, default=32, help="bytes of each string (default 32)")
+    p.add_argument("--ring-mb", type=int, default=32,
+                   help="ring buffer size in MiB (a power of two; default 32)")
+
+
+def run(args) -> int:
+    target = common.resolve_target(args)
+    with ExitStack() as stack:
+        if target.launched:
+            stack.callback(target.launched.close)
+        functions = plan(target, target.patterns, args.strlen)
+        variants: list[Variant] = []
+        index: dict[Variant, int] = {}
+        sites, meta = [], []
+        for fi, f in enumerate(functions):
+            for site, kind in [(f.entry, "entry")] + [(s, "return") for s in f.exits]:
+                v = Variant(kind, f.args if kind == "entry" and args.show_args else (),
+                            goroutine=f.goroutine,
+                            sp_delta=f.entry_sp_delta if kind == "entry" else 0)
+                vid = index.setdefault(v, len(variants))
+                if vid == len(variants):
+                    variants.append(v)
+                sites.append(replace(site, variant=vid))
+                meta.append((fi, kind))
+        channel = EventChannel(args.ring_mb << 20).open(stack)
+        program = EventProgram(variants, channel, target.pid, "lumos_flow")
+        attached = attach_sites(program.build, sites, target.pid, stack)
+        common.report_skipped(attached.skipped)
+        flow = Flow(functions, sites, variants, meta, args)
+        print(f"Tracing {len(functions)} functions in {target.label}... Hit Ctrl-C to end.",
+              file=sys.stderr, flush=True)
+        if not args.json:
+            sys.stdout.write(f"{'TIME':<15} {'PID':>7} {'TID':>7} {'GOID':>7} FLOW\n")
+        if target.launched:
+            target.launched.start()
+        with common.Runner(args.duration, target.launched) as runner:
+            run_stream(channel, runner, flow.handle, program.record_size)
+        report_lost(channel, args.json)
+    return 0
+
+
+class Flow:
+    """Keeps, per goroutine, the stack of frames it is in, to indent and time returns."""
+
+    def __init__(self, functions, sites, variants, meta, args):
+        self.functions = functions
+        self.sites = sites
+        self.variants = variants
+        self.meta = meta
+        self.args = args
+        self.decoder = Decoder(sites, variants)
+        self.offset = time_offset()
+        self.clock = Clock(self.offset)
+        self.stacks: dict[tuple[int, int], list[tuple[int, int]]] = {}  # -> [(frame, ts)]
+        self.trimmed: dict[tuple[int, int], int] = {}  # frames cut off below MAX_DEPTH
+        self.out = sys.stdout
+
+    def handle(self, rec) -> None:
+        ev = self.decoder.decode(rec)
+        fi, kind = self.meta[ev.site]
+        name = self.functions[fi].name
+        key = (ev.pid, ev.goid or ev.tid)
+        frames = self.stacks.get(key)
+        if frames is None:
+            if len(self.stacks) >= MAX_GOROUTINES:  # goroutines that ended inside a call
+                old = next(iter(self.stacks))
+                del self.stacks[old]
+                self.trimmed.pop(old, None)
+            frames = self.stacks[key] = []
+        trimmed = self.trimmed.get(key, 0)
+        duration_ns = None
+        if kind == "entry":
+            if ev.goid:
+                # A live caller's frame is shallower (frame = stack.hi - SP grows with
+                # depth): frames as deep or deeper are calls a panic unwound (no RET).
+                while frames and frames[-1][0] >= ev.frame:
+                    frames.pop()
+            depth = trimmed + len(frames)
+            frames.append((ev.frame, ev.ts_ns))
+            if len(frames) > MAX_DEPTH:
+                del frames[0]
+                self.trimmed[key] = trimmed + 1
+        else:
+            # Pop to the matching frame: frames above it were left by a panic.
+            match = next((i for i in range(len(frames) - 1, -1, -1)
+                          if frames[i][0] == ev.frame), None)
+            if match is not None:
+                depth = trimmed + match
+                duration_ns = ev.ts_ns - frames[match][1]
+                del frames[match:]
+            elif trimmed and not frames:  # the newest of the frames trimmed off
+                depth = trimmed - 1
+                self.trimmed[key] = depth
+            else:
+                depth = 0  # entered before tracing began
+            if not frames and not self.trimmed.get(key):
+                self.stacks.pop(key, None)
+                self.trimmed.pop(key, None)
+        caps = self.variants[self.sites[ev.site].variant].captures
+        if self.args.json:
+            obj = {"time": round(ev.ts_ns / 1e9 + self.offset, 6), "pid": ev.pid,
+                   "tid": ev.tid, "goid": ev.goid, "event": kind, "func": name,
+                   "depth": depth}
+            if duration_ns is not None:
+                obj["duration_ns"] = duration_ns
+            if caps:
+                obj["args"] = {c.name: json_value(c, v)
+                               for c, v in zip(caps, ev.values, strict=True)}
+            write_json(obj, self.out, flush=False)
+            return
+        stamp = self.clock.stamp(ev.ts_ns)
+        indent = "  " * depth
+        if kind == "entry":
+            text = f"-> {name}"
+            if caps:
+                text += f"({', '.join(format_values(caps, ev.values))})"
+        else:
+            text = f"<- {name}" + (f" ({_dur(duration_ns)})" if duration_ns is not None else "")
+        self.out.write(f"{stamp:<15} {ev.pid:>7} {ev.tid:>7} {ev.goid:>7} {indent}{text}\n")
+
+
+def _dur(ns: int) -> str:
+    if ns < 10_000:
+        return f"{ns / 1000:.2f} us"
+    if ns < 10_000_000:
+        return f"{ns / 1000:.0f} us"
+    return f"{ns / 1e6:.1f} ms"

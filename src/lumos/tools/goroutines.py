@@ -1,0 +1,225 @@
+"""goroutines: every goroutine created and ended, with who created it and where it starts.
+
+runtime.newproc1(fn *funcval, callergp *g, callerpc uintptr, ...) *g runs on the
+system stack for each `go` statement. At its entry lumos reads fn.fn (the new
+goroutine's start PC), callergp.goid (the parent) and callerpc (the creating
+function); at its RETs the result's goid (the child). Entry and RET pair up by thread
+and frame. runtime.goexit1 runs on each goroutine that ends: its goid is the header's.
+
+--leaks keeps the goroutines created while tracing that have not ended, and prints
+them grouped by start function with counts and ages (on exit, or every -i seconds).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import defaultdict
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+from lumos.errors import GoBinaryError, UsageError
+from lumos.output.jsonl import write_json
+from lumos.output.table import print_table
+from lumos.probes.attach import attach_sites
+from lumos.probes.capture import Capture, WordLoc
+from lumos.probes.decode import Decoder
+from lumos.probes.event import EventProgram, GoroutineSource, Variant
+from lumos.probes.events import EventChannel
+from lumos.probes.sites import ProbeSite
+from lumos.tools import common
+from lumos.tools.sites import open_go, site_flags_mask
+from lumos.tools.stream import Clock, report_lost, run_stream, time_offset
+from lumos.tools.symbolize import Symbolizer
+
+HELP = "goroutine creations (parent, creator, start function) and exits; --leaks"
+EXAMPLES = """\
+  lumos goroutines -p 1234                 # each go statement and each goroutine's end
+  lumos goroutines -p 1234 --leaks -i 10   # every 10 s: goroutines still alive, grouped
+  lumos goroutines -c './app' --leaks      # what a program left running when it exited
+"""
+
+def add_arguments(p) -> None:
+    p.add_argument("args", nargs="?", metavar="TARGET", help="a Go binary (or use -p/-c)")
+    p.add_argument("-p", "--pid", type=int, help="trace this process only")
+    p.add_argument("-c", "--command", metavar="CMD", help="start CMD and trace it")
+    common.add_timing_arguments(p)
+    p.add_argument("--leaks", action="store_true",
+                   help="print goroutines created while tracing that are still alive")
+    p.add_argument("--quiet", action="store_true", help="with --leaks: no per-event lines")
+
+
+def run(args) -> int:
+    args.args = [args.args] if args.args else []
+    target = common.resolve_target(args, need_patterns=False)
+    if target.exe is None:
+        raise UsageError("give a Go binary, -p PID or -c CMD")
+    with ExitStack() as stack:
+        if target.launched:
+            stack.callback(target.launched.close)
+        sites, variants = plan_runtime(target.exe)
+        channel = EventChannel(4 << 20).open(stack)
+        program = EventProgram(variants, channel, target.pid, "lumos_goroutines")
+        attached = attach_sites(program.build, sites, target.pid, stack)
+        common.report_skipped(attached.skipped)
+        tracker = Tracker(sites, variants, args, target)
+        print(f"Tracing goroutines in {target.label}... Hit Ctrl-C to end.", file=sys.stderr,
+              flush=True)
+        if not args.json and not args.quiet:
+            sys.stdout.write(f"{'TIME':<15} {'PID':>7} {'PARENT':>7}    {'GOID':<7} EVENT\n")
+        if target.launched:
+            target.launched.start()
+            tracker.symbolizer(target.pid).load_maps()
+        with common.Runner(args.duration, target.launched) as runner:
+            run_stream(channel, runner, tracker.handle, program.record_size,
+                       on_tick=tracker.report_leaks if args.leaks else None,
+                       interval=args.interval)
+        if args.leaks:
+            tracker.report_leaks()
+        report_lost(channel, args.json)
+    return 0
+
+
+def plan_runtime(exe: str) -> tuple[list[ProbeSite], list[Variant]]:
+    """Sites and variants for newproc1 (entry, RETs) and goexit1 (entry)."""
+    gobin = open_go(exe)
+    if gobin is None:
+        raise GoBinaryError(f"{exe}: not a Go program (no .gopclntab)")
+    with gobin:
+        rt = gobin.runtime_layout()
+    if rt.newproc1 is None or rt.goexit1 is None:
+        raise GoBinaryError(f"{exe}: runtime.newproc1 or runtime.goexit1 not found")
+    np, ge = rt.newproc1, rt.goexit1
+    locs = np.entry_site.locs
+    if len(locs) < 3 or any(len(x) != 1 or x[0].kind != "reg" for x in locs[:3]):
+        raise GoBinaryError(f"{exe}: runtime.newproc1 arguments are not in registers "
+                            f"({np.abi}); lumos needs Go 1.17 or newer")
+    fn_reg, gp_reg, pc_reg = (x[0].reg for x in locs[:3])
+    g = GoroutineSource(rt.goid_offset, reg=rt.g_register)
+    variants: list[Variant] = []
+
+    def vid(v: Variant) -> int:
+        if v not in variants:
+            variants.append(v)
+        return variants.index(v)
+
+    create = Variant("create", (
+        Capture("startpc", "uint", (WordLoc.deref(fn_reg, rt.funcval_fn_offset),)),
+        Capture("parent", "uint", (WordLoc.deref(gp_reg, rt.goid_offset),)),
+        Capture("callerpc", "uint", (WordLoc.register(pc_reg),)),
+    ), goroutine=g)
+    sites = [ProbeSite(exe, np.entry_site.offset, np.name, "entry",
+                       site_flags_mask(np.entry_site), variant=vid(create))]
+    for ret in np.ret_sites:
+        res = ret.locs[0][0] if ret.locs and ret.locs[0] else None
+        if res is None or res.kind != "reg":
+            raise GoBinaryError(f"{exe}: runtime.newproc1 result is not in a register")
+        created = Variant("created", (Capture("goid", "uint", (
+            WordLoc.deref(res.reg, rt.goid_offset),)),), goroutine=g)
+        sites.append(ProbeSite(exe, ret.offset, np.name, "return", variant=vid(created)))
+    sites.append(ProbeSite(exe, ge.entry_site.offset, ge.name, "entry",
+                           site_flags_mask(ge.entry_site),
+                           variant=vid(Variant("exit", (), goroutine=g))))
+    return sites, variants
+
+
+@dataclass
+class Goroutine:
+    goid: int
+    parent: int
+    start: str
+    creator: str
+    born_ns: int
+
+
+class Tracker:
+    def __init__(self, sites, variants, args, target):
+        self.decoder = Decoder(sites, variants)
+        self.kinds = [variants[s.variant].kind for s in sites]
+        self.args = args
+        self.offset = time_offset()
+        self.clock = Clock(self.offset)
+        self.symbolizers: dict[int, Symbolizer] = {}
+        self.exe = target.exe
+        self.pending: dict[tuple[int, int, int], tuple] = {}   # (pid, tid, frame) -> create
+        self.alive: dict[tuple[int, int], Goroutine] = {}       # (pid, goid) -> goroutine
+        self.out = sys.stdout
+        self.last_ns = 0
+
+    def symbolizer(self, pid: int) -> Symbolizer:
+        if pid not in self.symbolizers:
+            self.symbolizers[pid] = Symbolizer(pid, self.exe)
+        return self.symbolizers[pid]
+
+    def _name(self, pid: int, pc: int) -> str:
+        return self.symbolizer(pid).name(pc) or f"{pc:#x}"
+
+    def handle(self, rec) -> None:
+        ev = self.decoder.decode(rec)
+        kind = self.kinds[ev.site]
+        self.last_ns = max(self.last_ns, ev.ts_ns)
+        if kind == "create":
+            startpc, parent, callerpc = ev.values
+            self.pending[(ev.pid, ev.tid, ev.frame)] = (startpc, parent, callerpc)
+            return
+        if kind == "created":
+            info = self.pending.pop((ev.pid, ev.tid, ev.frame), None)
+            if info is None:
+                return  # its entry was before tracing began
+            startpc, parent, callerpc = info
+            g = Goroutine(ev.values[0], parent, self._name(ev.pid, startpc),
+                          self._name(ev.pid, callerpc), ev.ts_ns)
+            self.alive[(ev.pid, g.goid)] = g
+            self._emit(ev, "create", g.parent, g.goid, f"{g.creator} -> {g.start}", g)
+            return
+        g = self.alive.pop((ev.pid, ev.goid), None)
+        what = g.start if g else "(created before tracing)"
+        life = f" (lived {_age(ev.ts_ns - g.born_ns)})" if g else ""
+        self._emit(ev, "exit", g.parent if g else None, ev.goid, what + life, g)
+
+    def _emit(self, ev, kind, parent, goid, text, g) -> None:
+        if self.args.quiet:
+            return
+        ts = ev.ts_ns / 1e9 + self.offset
+        if self.args.json:
+            obj = {"time": round(ts, 6), "pid": ev.pid, "event": kind, "goid": goid,
+                   "parent": parent}
+            if g is not None:
+                obj.update(start=g.start, creator=g.creator)
+                if kind == "exit":
+                    obj["lived_ns"] = ev.ts_ns - g.born_ns
+            write_json(obj, self.out)
+            return
+        stamp = self.clock.stamp(ev.ts_ns)
+        arrow = "->" if kind == "create" else "  "
+        par = "" if parent is None else str(parent)
+        label = text if kind == "create" else f"exit {text}"
+        self.out.write(f"{stamp:<15} {ev.pid:>7} {par:>7} {arrow} {goid:<7} {label}\n")
+
+    def report_leaks(self) -> None:
+        now = time.monotonic_ns()
+        groups: dict[tuple[int, str, str], list[Goroutine]] = defaultdict(list)
+        for (pid, _), g in self.alive.items():
+            groups[(pid, g.start, g.creator)].append(g)
+        rows = sorted(((pid, len(gs), _age(now - min(x.born_ns for x in gs)), start, creator)
+                       for (pid, start, creator), gs in groups.items()),
+                      key=lambda r: (-r[1], r[3]))
+        if self.args.json:
+            for pid, count, age, start, creator in rows:
+                write_json({"alive": count, "pid": pid, "start": start, "creator": creator,
+                            "oldest": age}, self.out)
+            self.out.flush()
+            return
+        print(f"\n{len(self.alive)} goroutines created while tracing are still alive"
+              + (":" if rows else "."), file=self.out)
+        if rows:
+            print_table(["PID", "COUNT", "OLDEST", "START FUNCTION", "CREATED BY"], rows,
+                        self.out, align="rrrll")
+
+
+def _age(ns: int) -> str:
+    if ns < 1_000_000:
+        return f"{ns / 1000:.0f} us"
+    if ns < 1_000_000_000:
+        return f"{ns / 1e6:.1f} ms"
+    return f"{ns / 1e9:.1f} s"

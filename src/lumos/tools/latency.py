@@ -1,0 +1,121 @@
+"""latency: log2 histograms of function latency, computed in the kernel (funclatency for Go).
+
+Entry probe after the prologue, a uprobe on every RET (never a uretprobe on Go code),
+calls paired by goroutine and frame so goroutine migration, stack growth and
+recursion do not confuse it. --by ARG splits the histogram by an argument's value.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import ExitStack
+
+from lumos.errors import UsageError
+from lumos.output.hist import format_log2_hist, slot_range
+from lumos.output.jsonl import write_json
+from lumos.probes.latency import LatencyFunction, LatencyProbe
+from lumos.tools import common
+from lumos.tools.plan import plan
+
+HELP = "latency histograms of Go (or C) functions, computed in the kernel"
+EXAMPLES = """\
+  lumos latency ./goserver main.prepareAnswer            # one histogram per function
+  lumos latency -p 1234 main.prepareAnswer --by year     # one per value of an argument
+  lumos latency -p 1234 'net/http.(*conn).serve' -m      # in milliseconds
+  lumos latency -p 1234 'main.*' -i 5 -d 60              # print every 5 s for a minute
+  lumos latency -p 1234 'parser.ParseExpr(input string)' --by input   # stripped binary
+"""
+
+UNITS = {"ns": (1, "nsecs"), "us": (1000, "usecs"), "ms": (1000_000, "msecs")}
+
+
+def add_arguments(p) -> None:
+    common.add_target_arguments(p)
+    common.add_timing_arguments(p)
+    p.add_argument("--by", metavar="ARG", help="one histogram per value of this argument")
+    p.add_argument("--unit", choices=UNITS, default="us", help="histogram unit (default us)")
+    p.add_argument("-m", dest="unit", action="store_const", const="ms", help="--unit ms")
+    p.add_argument("--max-inflight", type=int, default=65536,
+                   help="calls in progress tracked at once (an LRU map; default 65536)")
+
+
+def run(args) -> int:
+    target = common.resolve_target(args)
+    unit_ns, unit_name = UNITS[args.unit]
+    with ExitStack() as stack:
+        if target.launched:
+            stack.callback(target.launched.close)
+        planned = [f for f in plan(target, target.patterns, strlen=16) if f.exits]
+        if not planned:
+            raise UsageError("no matching function has a RET instruction to time")
+        functions = [LatencyFunction(f.name, f.goroutine, _by_capture(f, args.by),
+                                     f.entry_sp_delta) for f in planned]
+        if args.by and all(f.by is None for f in functions):
+            raise UsageError(f"--by {args.by}: no matching function has that argument "
+                             f"(see: lumos funcs)")
+        entries = [f.entry for f in planned]
+        exits = [s for f in planned for s in f.exits]
+        probe = LatencyProbe(functions, entries, exits, unit_ns, target.pid,
+                             args.max_inflight).attach(stack)
+        common.report_skipped(probe.attached.skipped)
+        print(f"Tracing {len(functions)} functions ({len(entries)} entries, {len(exits)} "
+              f"RET sites) in {target.label}... Hit Ctrl-C to end.", file=sys.stderr,
+              flush=True)
+        if target.launched:
+            target.launched.start()
+        with common.Runner(args.duration, target.launched) as runner:
+            for final in runner.ticks(args.interval):
+                hists = probe.read()
+                if args.interval and not final:
+                    probe.clear()
+                report(functions, hists, unit_name, args)
+    return 0
+
+
+def _by_capture(f, name: str | None):
+    if not name:
+        return None
+    cap = next((c for c in f.args if c.name == name), None)
+    if cap is None:
+        return None
+    if cap.kind not in ("int", "uint", "bool", "pointer", "string", "bytes"):
+        raise UsageError(f"--by {name}: {cap.type_name} values cannot key a histogram")
+    if not all(w.readable for w in cap.words):
+        raise UsageError(f"--by {name}: not readable at the entry of {f.name}")
+    return cap
+
+
+def report(functions, hists, unit: str, args) -> None:
+    out = sys.stdout
+    keys = sorted(hists, key=lambda k: (functions[k[0]].name, str(k[1])))
+    if args.json:
+        now = round(time.time(), 6)
+        for fi, by in keys:
+            h = hists[(fi, by)]
+            last = max((i for i, c in enumerate(h.slots) if c), default=-1)
+            obj = {"time": now, "func": functions[fi].name, "unit": unit,
+                   "count": h.count, "sum": h.sum,
+                   "buckets": [{"low": slot_range(i)[0], "high": slot_range(i)[1],
+                                "count": h.slots[i]} for i in range(last + 1)]}
+            if functions[fi].by is not None:
+                obj["by"] = {functions[fi].by.name: by}
+            write_json(obj, out)
+        return
+    if args.interval:
+        print(time.strftime("\n[%H:%M:%S]"), file=out)
+    if not keys:
+        print("(no calls completed)", file=out)
+    for fi, by in keys:
+        h = hists[(fi, by)]
+        fn = functions[fi]
+        title = fn.name if fn.by is None else f"{fn.name}, {fn.by.name} = {_show(by)}"
+        print(f"\n{title}", file=out)
+        print(format_log2_hist(h.slots, unit), file=out)
+        avg = h.sum / h.count if h.count else 0
+        print(f"avg = {avg:.0f} {unit}, total: {h.sum} {unit}, count: {h.count}", file=out)
+    out.flush()
+
+
+def _show(v) -> str:
+    return f'"{v}"' if isinstance(v, str) else str(v)

@@ -1,0 +1,191 @@
+"""trace: one line per call with decoded Go arguments (and return values), like BCC's trace."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from dataclasses import replace
+
+from lumos.bpf.maps import create_map, hash_spec
+from lumos.errors import UsageError
+from lumos.output.jsonl import write_json
+from lumos.probes.attach import attach_sites
+from lumos.probes.decode import Decoder, format_values, json_value
+from lumos.probes.event import EventProgram, Variant
+from lumos.probes.events import EventChannel
+from lumos.probes.filter import check_filter, names_in, parse_filter
+from lumos.tools import common
+from lumos.tools.plan import PlannedFunction, plan
+from lumos.tools.stream import Clock, report_lost, run_stream, time_offset
+from lumos.tools.symbolize import Symbolizer
+
+HELP = "print each call of Go (or C) functions with decoded arguments and return values"
+EXAMPLES = """\
+  lumos trace ./goserver 'main.*'                       # every call, arguments decoded
+  lumos trace -p 1234 main.prepareAnswer --ret          # with return values
+  lumos trace -p 1234 main.prepareAnswer --filter 'year == 2021 && name != ""'
+  lumos trace -p 1234 'main.handler' --stack            # with the user stack
+  lumos trace -p 1234 'parser.ParseExpr(input string)'  # stripped binary: give the signature
+  lumos trace -c './app' 'main.*' --json > calls.jsonl  # JSON lines for scripts
+"""
+
+
+MAX_OPEN_CALLS = 65536  # with --filter --ret: accepted calls awaiting their RET (an LRU)
+
+
+def add_arguments(p) -> None:
+    common.add_target_arguments(p)
+    common.add_timing_arguments(p, interval=False)
+    p.add_argument("--ret", action="store_true", help="also print return values (at every RET)")
+    p.add_argument("--filter", metavar="EXPR",
+                   help="only calls whose arguments satisfy EXPR (evaluated in the kernel): "
+                        "year == 2021, name != \"x\", a > 1 && (b == 2 || c)")
+    p.add_argument("--strlen", type=int, default=64, metavar="N",
+                   help="bytes of each string to copy (default 64; longer ones are cut)")
+    p.add_argument("--stack", action="store_true", help="print the user stack of each call")
+    p.add_argument("--ring-mb", type=int, default=32,
+                   help="ring buffer size in MiB (a power of two; default 32)")
+
+
+def run(args) -> int:
+    if not 0 < args.strlen <= 4096:
+        raise UsageError("--strlen must be between 1 and 4096")
+    if args.ring_mb < 1 or args.ring_mb & (args.ring_mb - 1):
+        raise UsageError("--ring-mb must be a power of two")
+    expr = parse_filter(args.filter) if args.filter else None
+    target = common.resolve_target(args)
+    with ExitStack() as stack:
+        if target.launched:
+            stack.callback(target.launched.close)
+        functions = plan(target, target.patterns, args.strlen)
+        functions = _apply_filter(functions, expr)
+        sites, variants, meta = build_variants(functions, expr, args.ret, args.stack)
+        channel = EventChannel(args.ring_mb << 20).open(stack)
+        pairs = None
+        if expr is not None and args.ret:
+            pairs = stack.enter_context(create_map(hash_spec(
+                "lumos_pairs", 16, 8, MAX_OPEN_CALLS, lru=True)))
+        program = EventProgram(variants, channel, target.pid, "lumos_trace", pairs)
+        attached = attach_sites(program.build, sites, target.pid, stack)
+        common.report_skipped(attached.skipped)
+        printer = Printer(functions, sites, variants, meta, args, target)
+        print(f"Tracing {len(functions)} functions ({len(sites)} sites) in {target.label}... "
+              f"Hit Ctrl-C to end.", file=sys.stderr, flush=True)
+        for note in sorted({n for f in functions for n in f.notes}):
+            print(f"lumos: note: {note}", file=sys.stderr)
+        if not args.json:
+            printer.header()
+        if target.launched:
+            target.launched.start()
+            if args.stack:
+                printer.symbolizer(target.pid).load_maps()
+        with common.Runner(args.duration, target.launched) as runner:
+            run_stream(channel, runner, printer.handle, program.record_size)
+        report_lost(channel, args.json)
+    return 0
+
+
+def _apply_filter(functions: list[PlannedFunction], expr) -> list[PlannedFunction]:
+    """Keep the functions that have every argument the filter names; check the rest."""
+    if expr is None:
+        return functions
+    wanted = names_in(expr)
+    kept = [f for f in functions if wanted <= {c.name for c in f.args}]
+    if not kept:
+        raise UsageError(f"--filter: no traced function has argument(s) "
+                         f"{', '.join(sorted(wanted))}")
+    for f in kept:
+        check_filter(expr, {c.name: c for c in f.args}, f.name)
+    return kept
+
+
+def build_variants(functions, expr, want_ret: bool, user_stack: bool):
+    """Sites and the deduplicated variants they run; meta[site] = (function, 'entry'|exit#)."""
+    variants: list[Variant] = []
+    index: dict[Variant, int] = {}
+    sites, meta = [], []
+
+    def vid(v: Variant) -> int:
+        if v not in index:
+            index[v] = len(variants)
+            variants.append(v)
+        return index[v]
+
+    for fi, f in enumerate(functions):
+        # With a filter, returns are sent only for the calls it accepted (paired in the
+        # kernel by goroutine and frame).
+        paired = expr is not None and want_ret
+        entry = Variant("entry", f.args, expr, f.args if expr else (), f.goroutine, user_stack,
+                        f.entry_sp_delta, pairing="entry" if paired else "")
+        sites.append(_with_variant(f.entry, vid(entry)))
+        meta.append((fi, -1))
+        if want_ret:
+            for k, site in enumerate(f.exits):
+                v = Variant("return", f.results[k] if k < len(f.results) else (), None, (),
+                            f.goroutine, pairing="exit" if paired else "")
+                sites.append(_with_variant(site, vid(v)))
+                meta.append((fi, k))
+    return sites, variants, meta
+
+
+def _with_variant(site, variant: int):
+    return replace(site, variant=variant)
+
+
+class Printer:
+    def __init__(self, functions, sites, variants, meta, args, target):
+        self.functions = functions
+        self.meta = meta
+        self.variants = variants
+        self.sites = sites
+        self.decoder = Decoder(sites, variants)
+        self.args = args
+        self.out = sys.stdout
+        self.offset = time_offset()
+        self.clock = Clock(self.offset)
+        self.exe = target.exe
+        self.symbolizers: dict[int, Symbolizer] = {}  # per process: PIEs load anywhere
+        self.go = any(f.goroutine is not None for f in functions)
+
+    def symbolizer(self, pid: int) -> Symbolizer:
+        if pid not in self.symbolizers:
+            self.symbolizers[pid] = Symbolizer(pid, self.exe)
+        return self.symbolizers[pid]
+
+    def header(self) -> None:
+        goid = f"{'GOID':>7} " if self.go else ""
+        self.out.write(f"{'TIME':<15} {'PID':>7} {'TID':>7} {goid}CALL\n")
+
+    def handle(self, rec) -> None:
+        ev = self.decoder.decode(rec)
+        fi, k = self.meta[ev.site]
+        f = self.functions[fi]
+        caps = self.variants[self.sites[ev.site].variant].captures
+        if self.args.json:
+            self._json(ev, f, k, caps)
+        else:
+            self._text(ev, f, k, caps)
+
+    def _text(self, ev, f, k, caps) -> None:
+        stamp = self.clock.stamp(ev.ts_ns)
+        goid = f"{ev.goid:>7} " if self.go else ""
+        vals = format_values(caps, ev.values)
+        if k < 0:
+            call = f"{f.name}({', '.join(vals)})"
+        else:
+            shown = [v.split("=", 1)[1] if v.startswith("~r") else v for v in vals]
+            call = f"{f.name} => " + (shown[0] if len(shown) == 1 else f"({', '.join(shown)})")
+        self.out.write(f"{stamp:<15} {ev.pid:>7} {ev.tid:>7} {goid}{call}\n")
+        if ev.stack is not None:
+            sym = self.symbolizer(ev.pid)
+            for addr in ev.stack:
+                self.out.write(f"{'':>32}{sym.describe(addr)}\n")
+
+    def _json(self, ev, f, k, caps) -> None:
+        obj = {"time": float(f"{ev.ts_ns / 1e9 + self.offset:.6f}"), "pid": ev.pid, "tid": ev.tid,
+               "goid": ev.goid, "func": f.name, "event": "call" if k < 0 else "return"}
+        obj["args" if k < 0 else "results"] = {c.name: json_value(c, v)
+                                               for c, v in zip(caps, ev.values, strict=True)}
+        if ev.stack is not None:
+            obj["stack"] = [self.symbolizer(ev.pid).describe(a) for a in ev.stack]
+        write_json(obj, self.out, flush=False)
