@@ -26,13 +26,6 @@ TOOLCHAINS = Path(os.environ.get("LUMOS_TOOLCHAINS", Path.home() / ".cache/lumos
 GO_BIN = TOOLCHAINS / "go1.27.3" / "go" / "bin" / "go"
 GOSERVER = REPO / "examples" / "goserver" / "goserver"
 
-# `lumos funcs` exactly as the CLI runs it (tools missing from this checkout left out)
-_RUN = """
-import importlib.util, sys
-import lumos.cli as cli
-cli.TOOLS = {k: v for k, v in cli.TOOLS.items() if importlib.util.find_spec(v)}
-sys.exit(cli.main(sys.argv[1:]))
-"""
 
 
 def measure(argv: list[str], env: dict) -> tuple[float, int]:
@@ -56,7 +49,7 @@ def lumos_row(target: Path, pattern: str, runs: int) -> list[str]:
     # as installed for users: Python may cache bytecode (the dev VM forbids it, which
     # adds ~60 ms of compiling lumos's modules to every run)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    argv = [sys.executable, "-c", _RUN, "funcs", str(target), pattern]
+    argv = [sys.executable, "-m", "lumos.cli", "funcs", str(target), pattern]
     try:
         cold, cold_mem = measure(argv, env)
         warm = [measure(argv, env) for _ in range(runs)]

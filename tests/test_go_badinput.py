@@ -7,7 +7,7 @@ import shutil
 import struct
 
 import pytest
-from support.cli import run_lumos
+from conftest import run_lumos
 from support.gobuild import build
 from support.gofixtures import isolated_cache  # noqa: F401
 

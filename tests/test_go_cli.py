@@ -7,7 +7,7 @@ import os
 import subprocess
 
 import pytest
-from support.cli import run_lumos
+from conftest import run_lumos
 from support.gobuild import build, source_signatures
 from support.gofixtures import isolated_cache  # noqa: F401
 
