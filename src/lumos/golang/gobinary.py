@@ -27,8 +27,8 @@ from lumos.errors import BinaryFormatError, GoBinaryError, LumosError, TargetErr
 from lumos.golang import cache
 from lumos.golang.buildinfo import BuildInfo, parse_go_version
 from lumos.golang.model import ABI0, ABI_INTERNAL, FuncSpec, Param, Site
-from lumos.golang.pclntab import FUNCDATA_ARGINFO, GoFunction, PcLnTab, package_of
-from lumos.golang.types import Field, GoType, word
+from lumos.golang.pclntab import GoFunction, PcLnTab, package_of
+from lumos.golang.rawargs import raw_params
 
 KNOWN_GO = (1, 27)      # newest Go release whose layouts lumos has checked
 NO_DWARF_NOTICE = ("no DWARF in this binary: arguments are raw words as if in integer "
@@ -57,9 +57,7 @@ class GoBinary:
         self._dirty = False
         self._key = cache.binary_key(path, _cache_tag()) if use_cache else None
         data = cache.load(self._key) if self._key else None
-        if data:
-            self._load_cached(data)
-        else:
+        if not (data and self._load_cached(data)):
             with self._parse_errors():
                 self._open_fresh()
         self.notices = self._notices()
@@ -78,16 +76,22 @@ class GoBinary:
 
     # -- opening -------------------------------------------------------------------
 
-    def _load_cached(self, data: dict) -> None:
-        self.buildinfo = BuildInfo(**{k: tuple(map(tuple, v)) if k == "deps" else v
-                                      for k, v in data["buildinfo"].items()}) \
-            if data.get("buildinfo") else None
-        self.has_dwarf = data["has_dwarf"]
-        f = data["functions"]
-        self._names, self._entries, self._ends = f["names"], f["entries"], f["ends"]
-        if not len(self._names) == len(self._entries) == len(self._ends):
-            raise ValueError("cached function table is inconsistent")
+    def _load_cached(self, data: dict) -> bool:
+        """Take the binary's index from the cache; False if it is not usable."""
+        try:
+            bi = data["buildinfo"]
+            buildinfo = BuildInfo(**{k: tuple(map(tuple, v)) if k == "deps" else v
+                                     for k, v in bi.items()}) if bi else None
+            f = data["functions"]
+            names, entries, ends = f["names"], f["entries"], f["ends"]
+            if not len(names) == len(entries) == len(ends):
+                return False
+            self.buildinfo, self.has_dwarf = buildinfo, bool(data["has_dwarf"])
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return False
+        self._names, self._entries, self._ends = names, entries, ends
         self._runtime = data.get("runtime")
+        return True
 
     def _open_fresh(self) -> None:
         from lumos.golang.buildinfo import read_buildinfo
@@ -122,7 +126,7 @@ class GoBinary:
             vaddr, data = found
             try:
                 tab = PcLnTab(data)
-                self._md = find_moduledata(self.elf, vaddr, tab._funcname, self.minor)
+                self._md = find_moduledata(self.elf, vaddr, tab.funcname_offset, self.minor)
                 text = self._md.text if self._md else None
                 if not text:
                     text = tab.header_text_start or (self.elf.get_section_range(".text")
@@ -329,80 +333,9 @@ class GoBinary:
             results = [Param(_pname(d.name), d.type, True) for d in dps if d.is_result]
             inputs = [d for d in dps if not d.is_result]
             return params, results, inputs if abi == ABI_INTERNAL else None, "dwarf"
-        return (*self._raw_params(fn, info, abi, notes), None, "raw")
-
-    def _raw_params(self, fn, info, abi, notes) -> tuple[list[Param], list[Param]]:
-        if abi == ABI0:
-            n = max(info.args, 0) // 8
-            if n:
-                notes.append(f"assembly (ABI0) without a known signature: {n} stack words of "
-                             "arguments and results")
-            return [Param(f"w{i}", word()) for i in range(n)], []
-        self._truncated_args = False
-        groups = self._arg_info(fn, info)
-        if self._truncated_args:
-            notes.append("more arguments than Go's traceback information describes (10)")
-        if groups is None:
-            notes.append("argument layout unknown (no DWARF, no traceback argument info)")
-            return [], []
-        params = []
-        highest = -1
-        for i, g in enumerate(groups):
-            first = g.first if isinstance(g, _Agg) else g[0][0]
-            # Stack-assigned arguments sit below the spill slots of register-assigned
-            # ones: an argument at a lower offset than an earlier one is on the stack.
-            on_stack = first is not None and first < highest
-            highest = max(highest, first if first is not None else -1)
-            comps = [(o - (first or 0), sz) for o, sz in g]
-            if not isinstance(g, _Agg) and not on_stack:
-                params.append(Param(f"arg{i}", word(comps[0][1])))
-                continue
-            size = max((o + sz for o, sz in comps), default=0)
-            fields = tuple(Field(f"w{k}", off, word(sz)) for k, (off, sz) in enumerate(comps))
-            name = "{" + ", ".join(f"w{k}" for k in range(len(comps))) + "}"
-            if on_stack:  # an array type is never register-assigned
-                params.append(Param(f"arg{i}", GoType("array", (size + 7) // 8 * 8, name, 8,
-                                                      elem=word(), length=2)))
-            else:
-                params.append(Param(f"arg{i}", GoType("struct", size, name, 8, fields=fields)))
-        return params, []
-
-    def _arg_info(self, fn, info) -> list[list[tuple[int, int]]] | None:
-        """Top-level arguments from FUNCDATA_ArgInfo (what Go tracebacks print): a list
-        per argument of (offset inside it, size) for each scalar component."""
-        if self._md is None or self._md.gofunc is None or len(info.funcdata) <= \
-                FUNCDATA_ARGINFO or info.funcdata[FUNCDATA_ARGINFO] == 0xFFFFFFFF:
-            return None
-        try:
-            b = self.elf.read_vaddr(self._md.gofunc + info.funcdata[FUNCDATA_ARGINFO], 256)
-        except BinaryFormatError:
-            return None
-        groups: list[list[tuple[int, int]]] = []
-        depth = i = 0
-        while i < len(b):
-            op = b[i]
-            i += 1
-            if op == 0xFF:     # end of sequence
-                return groups
-            if op == 0xFC and depth == 0:   # "...": Go describes at most 10 arguments
-                self._truncated_args = True
-            if op == 0xFE:     # start of an aggregate
-                if depth == 0:
-                    groups.append(_Agg())
-                depth += 1
-            elif op == 0xFD:   # end of an aggregate
-                depth -= 1
-            elif op < 0xF0 and i < len(b):   # offset, size of a scalar component
-                size = b[i]
-                i += 1
-                if depth == 0:
-                    groups.append([(op, size)])
-                elif groups:
-                    groups[-1].append((op, size))
-                    if groups[-1].first is None:
-                        groups[-1].first = op
-            # 0xfc "..." and 0xfb "_": components traceback does not print
-        return None
+        params, raw_notes = raw_params(self.elf, self._md, info, abi)
+        notes.extend(raw_notes)
+        return params, [], None, "raw"
 
     # -- runtime ---------------------------------------------------------------------
 
@@ -445,12 +378,6 @@ class GoBinary:
             for s, specs in by_shard.items():
                 cache.save(self._key, {"specs": specs}, s)
                 self._shards[s] = False
-
-
-class _Agg(list):
-    """An aggregate argument's components in ArgInfo: (offset, size) from the frame."""
-
-    first: int | None = None
 
 
 def _pname(name: str) -> str:

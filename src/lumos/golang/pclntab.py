@@ -120,6 +120,11 @@ class PcLnTab:
         self._functions: list[GoFunction] | None = None
         self._by_name: dict[str, GoFunction] | None = None
 
+    @property
+    def funcname_offset(self) -> int:
+        """Offset of the function name table from the header (moduledata points there)."""
+        return self._funcname
+
     # -- functions -----------------------------------------------------------------
 
     @property
