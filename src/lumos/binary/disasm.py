@@ -10,6 +10,7 @@ signal lands during the step).
 from __future__ import annotations
 
 import ctypes
+import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -305,7 +306,19 @@ def uprobe_emulated(insn: Insn, raw: bytes) -> bool:
         return len(raw) == {0xE8: 5, 0xE9: 5, 0xEB: 2, 0x90: 1}.get(op, 2)
     if op == 0x0F and len(raw) == 6 and 0x80 <= raw[1] <= 0x8F:
         return True
+    if not _kernel_emulates_push():
+        return False
     if 0x50 <= op <= 0x57 and len(raw) == 1:
         return True
     return op == 0x41 and len(raw) == 2 and 0x50 <= raw[1] <= 0x57
+
+
+@cache
+def _kernel_emulates_push() -> bool:
+    """Linux 6.10 added push_setup_xol_ops; before, PUSH is single-stepped too."""
+    try:
+        major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) >= (6, 10)
 
