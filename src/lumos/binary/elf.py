@@ -122,9 +122,12 @@ class ElfBinary:
         sec = self.elf.get_section_by_name(name)
         if sec is None or sec["sh_type"] == "SHT_NOBITS":
             return None
+        if sec["sh_offset"] + sec["sh_size"] > self.size:
+            raise BinaryFormatError(f"{self.path}: section {name} extends past the end of "
+                                    "the file (truncated?)", sec["sh_offset"])
         try:
             return sec.data()
-        except (ELFError, ValueError, OSError) as e:
+        except (ELFError, ValueError, OSError, MemoryError) as e:  # absurd compressed size
             raise BinaryFormatError(f"{self.path}: section {name}: {e}",
                                     sec["sh_offset"]) from e
 

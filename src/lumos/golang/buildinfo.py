@@ -14,8 +14,11 @@ import re
 import struct
 from dataclasses import dataclass, field
 
-from lumos.binary.elf import ElfBinary
 from lumos.errors import BinaryFormatError
+
+TYPE_CHECKING = False  # typing costs 10 ms to import; annotations are strings anyway
+if TYPE_CHECKING:
+    from lumos.binary.elf import ElfBinary
 
 MAGIC = b"\xff Go buildinf:"
 _VERSION_RE = re.compile(r"^go(\d+)\.(\d+)(?:\.(\d+))?")

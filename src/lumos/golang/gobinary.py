@@ -6,25 +6,29 @@
     rt = gb.runtime_layout()                 # runtime.RuntimeLayout: goid, g, newproc1...
     gb.close()                               # also saves the cache
 
-Everything learnt is cached per build id (cache.py), so a second run answers from one
-JSON file without parsing ELF, pclntab, DWARF or machine code. gb.notices holds one-line
+Everything learnt is cached per build id (cache.py), so a second run answers from a
+few JSON files without parsing ELF, pclntab, DWARF or machine code. gb.notices holds one-line
 caveats for the user (no DWARF, newer Go than lumos knows).
 """
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import fnmatch
 import os
 import re
 import struct
+import zlib
 
-from lumos.errors import BinaryFormatError, GoBinaryError, TargetError
+from elftools.common.exceptions import ELFError
+
+from lumos.errors import BinaryFormatError, GoBinaryError, LumosError, TargetError
 from lumos.golang import cache
 from lumos.golang.buildinfo import BuildInfo, parse_go_version
 from lumos.golang.model import ABI0, ABI_INTERNAL, FuncSpec, Param, Site
-from lumos.golang.pclntab import FUNCDATA_ARGINFO, GoFunction, PcLnTab
-from lumos.golang.signature import Signature
-from lumos.golang.types import Field, GoType, word
+from lumos.golang.pclntab import GoFunction, PcLnTab, package_of
+from lumos.golang.rawargs import raw_params
 
 KNOWN_GO = (1, 27)      # newest Go release whose layouts lumos has checked
 NO_DWARF_NOTICE = ("no DWARF in this binary: arguments are raw words as if in integer "
@@ -43,29 +47,51 @@ class GoBinary:
         self.path = path
         self._elf = self._tab = self._dwarf = self._md = None
         self._funcs: list[GoFunction] | None = None
-        self._by_name: dict[str, list[GoFunction]] | None = None
-        self._specs: dict[str, dict] = {}
+        # the function table as columns: what the cache holds, cheap to load and match
+        self._names: list[str] | None = None
+        self._entries: list[int] = []
+        self._ends: list[int] = []
+        self._by_name: dict[str, list[int]] | None = None
+        self._specs: dict[str, dict] = {}          # entry (hex) -> FuncSpec.to_dict()
+        self._shards: dict[str, bool] = {}         # shard -> changed since loaded
         self._dirty = False
         self._key = cache.binary_key(path, _cache_tag()) if use_cache else None
         data = cache.load(self._key) if self._key else None
-        if data:
-            self._load_cached(data)
-        else:
-            self._open_fresh()
+        if not (data and self._load_cached(data)):
+            with self._parse_errors():
+                self._open_fresh()
         self.notices = self._notices()
+
+    @contextlib.contextmanager
+    def _parse_errors(self):
+        """Whatever a damaged file makes the parsers trip over becomes one
+        BinaryFormatError (the cause stays chained for --debug)."""
+        try:
+            yield
+        except LumosError:
+            raise
+        except (ELFError, struct.error, IndexError, ValueError, KeyError, OSError,
+                EOFError, UnicodeDecodeError, MemoryError, zlib.error) as e:
+            raise BinaryFormatError(f"{self.path}: corrupt or truncated file: {e}") from e
 
     # -- opening -------------------------------------------------------------------
 
-    def _load_cached(self, data: dict) -> None:
-        self.buildinfo = BuildInfo(**{k: tuple(map(tuple, v)) if k == "deps" else v
-                                      for k, v in data["buildinfo"].items()}) \
-            if data.get("buildinfo") else None
-        self.has_dwarf = data["has_dwarf"]
-        f = data["functions"]
-        self._funcs = [GoFunction(e, n, x, i) for i, (n, e, x) in
-                       enumerate(zip(f["names"], f["entries"], f["ends"], strict=True))]
-        self._specs = data.get("specs", {})
+    def _load_cached(self, data: dict) -> bool:
+        """Take the binary's index from the cache; False if it is not usable."""
+        try:
+            bi = data["buildinfo"]
+            buildinfo = BuildInfo(**{k: tuple(map(tuple, v)) if k == "deps" else v
+                                     for k, v in bi.items()}) if bi else None
+            f = data["functions"]
+            names, entries, ends = f["names"], f["entries"], f["ends"]
+            if not len(names) == len(entries) == len(ends):
+                return False
+            self.buildinfo, self.has_dwarf = buildinfo, bool(data["has_dwarf"])
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return False
+        self._names, self._entries, self._ends = names, entries, ends
         self._runtime = data.get("runtime")
+        return True
 
     def _open_fresh(self) -> None:
         from lumos.golang.buildinfo import read_buildinfo
@@ -100,7 +126,7 @@ class GoBinary:
             vaddr, data = found
             try:
                 tab = PcLnTab(data)
-                self._md = find_moduledata(self.elf, vaddr, tab._funcname, self.minor)
+                self._md = find_moduledata(self.elf, vaddr, tab.funcname_offset, self.minor)
                 text = self._md.text if self._md else None
                 if not text:
                     text = tab.header_text_start or (self.elf.get_section_range(".text")
@@ -154,10 +180,31 @@ class GoBinary:
     # -- functions -------------------------------------------------------------------
 
     @property
+    def num_functions(self) -> int:
+        return len(self._columns())
+
+    def _columns(self) -> list[str]:
+        if self._names is None:
+            funcs = self.functions
+            self._names = [f.name for f in funcs]
+            self._entries = [f.entry for f in funcs]
+            self._ends = [f.end for f in funcs]
+        return self._names
+
+    def _function(self, i: int) -> GoFunction:
+        if self._funcs is not None:
+            return self._funcs[i]
+        return GoFunction(self._entries[i], self._names[i], self._ends[i], i)
+
+    @property
     def functions(self) -> list[GoFunction]:
         """Every function in the pclntab, sorted by entry address."""
         if self._funcs is None:
-            self._funcs = self._table().functions
+            if self._names is not None:
+                self._funcs = [self._function(i) for i in range(len(self._names))]
+            else:
+                with self._parse_errors():
+                    self._funcs = self._table().functions
         return self._funcs
 
     def get_functions(self, name: str) -> list[GoFunction]:
@@ -165,60 +212,71 @@ class GoBinary:
         share one)."""
         if self._by_name is None:
             self._by_name = {}
-            for f in self.functions:
-                self._by_name.setdefault(f.name, []).append(f)
-        return self._by_name.get(name, [])
+            for i, n in enumerate(self._columns()):
+                self._by_name.setdefault(n, []).append(i)
+        return [self._function(i) for i in self._by_name.get(name, ())]
 
     def match(self, pattern: str) -> list[GoFunction]:
         """Functions whose full name matches a shell glob ("main.*", "*Handler*"); a
         pattern without glob characters matches the exact name."""
         if not any(c in pattern for c in "*?["):
-            return list(self.get_functions(pattern))
+            return self.get_functions(pattern)
         rx = re.compile(fnmatch.translate(pattern))
-        return [f for f in self.functions if rx.match(f.name)]
+        return [self._function(i) for i, n in enumerate(self._columns()) if rx.match(n)]
 
     def function_at(self, vaddr: int) -> GoFunction | None:
         """The function containing vaddr (an ELF virtual address, not a runtime one)."""
-        import bisect
-        funcs = self.functions
-        i = bisect.bisect_right(funcs, GoFunction(vaddr, "", 0)) - 1
-        if i >= 0 and funcs[i].entry <= vaddr < funcs[i].end:
-            return funcs[i]
+        self._columns()
+        i = bisect.bisect_right(self._entries, vaddr) - 1
+        if i >= 0 and self._entries[i] <= vaddr < self._ends[i]:
+            return self._function(i)
         return None
 
     # -- specs -----------------------------------------------------------------------
 
-    def spec(self, fn: GoFunction, signature: Signature | None = None) -> FuncSpec:
-        """Parameters, ABI, entry site and RET sites of fn. With `signature`, parameters
-        come from what the user wrote instead of DWARF."""
-        key = f"{fn.entry:x}"
-        if signature is None and key in self._specs:
-            return FuncSpec.from_dict(self._specs[key])
-        try:
-            spec = self._compute(fn, signature)
-        except (struct.error, IndexError, ValueError) as e:
-            raise GoBinaryError(f"{self.path}: {fn.name}: cannot analyse: {e}") from e
+    def spec(self, fn: GoFunction, signature=None) -> FuncSpec:
+        """Parameters, ABI, entry site and RET sites of fn. With `signature` (a
+        signature.Signature), parameters come from what the user wrote instead of DWARF."""
         if signature is None:
-            self._specs[key] = spec.to_dict()
-            self._dirty = True
+            cached = self._cached_spec(fn)
+            if cached is not None:
+                return FuncSpec.from_dict(cached)
+        with self._parse_errors():
+            spec = self._compute(fn, signature)
+        if signature is None:
+            self._specs[f"{fn.entry:x}"] = spec.to_dict()
+            self._shards[cache.shard_of(fn.package)] = True
         return spec
 
     def entry_site(self, fn: GoFunction) -> Site:
         """Just the entry site (no DWARF, no ABI): what counting calls needs, fast."""
         from lumos.golang.sites import entry_site_only
-        key = f"{fn.entry:x}"
-        if key in self._specs:
-            return FuncSpec.from_dict(self._specs[key]).entry_site
-        return entry_site_only(fn.entry, self.elf.read_vaddr(fn.entry, fn.size),
-                               self._site_context(fn))
+        cached = self._cached_spec(fn)
+        if cached is not None:
+            return FuncSpec.from_dict(cached).entry_site
+        with self._parse_errors():
+            return entry_site_only(fn.entry, self.elf.read_vaddr(fn.entry, fn.size),
+                                   self._site_context(fn))
+
+    def _cached_spec(self, fn: GoFunction) -> dict | None:
+        shard = cache.shard_of(fn.package)
+        if self._key and shard not in self._shards:
+            data = cache.load(self._key, shard)
+            self._specs.update(data.get("specs", {}) if data else {})
+            self._shards[shard] = False
+        return self._specs.get(f"{fn.entry:x}")
 
     def _site_context(self, fn: GoFunction):
+        """sites.SiteContext for fn's code (its pcsp table decoded on first use).
+        ctx.sp_delta(pc) is how far SP is below its entry value at pc."""
         from lumos.golang.sites import SiteContext
         tab = self._table()
-        fn = tab.functions[fn.index] if 0 <= fn.index < tab.nfunc else fn
-        pcsp = tab.pcvalue_table(tab.info(fn).pcsp, fn)
+        fn = self._pclntab_function(fn)
+        pcsp: list = []
 
         def sp_delta(pc: int) -> int | None:
+            if not pcsp:  # decoded on first use
+                pcsp.extend(tab.pcvalue_table(tab.info(fn).pcsp, fn) or [(0, 0, 0)])
             for lo, hi, v in pcsp:
                 if lo <= pc < hi:
                     return v
@@ -230,11 +288,16 @@ class GoBinary:
 
         return SiteContext(self.elf.vaddr_to_offset, sp_delta, name_at)
 
-    def _compute(self, fn: GoFunction, signature: Signature | None) -> FuncSpec:
-        from lumos.golang.abi import assign_abi0, assign_internal
-        from lumos.golang.sites import SiteContext, choose_sites
+    def _pclntab_function(self, fn: GoFunction) -> GoFunction:
         tab = self._table()
-        fn = tab.functions[fn.index] if 0 <= fn.index < tab.nfunc else fn
+        return tab.functions[fn.index] if 0 <= fn.index < tab.nfunc else fn
+
+    def _compute(self, fn: GoFunction, signature) -> FuncSpec:
+        from lumos.golang.abi import assign_abi0, assign_internal
+        from lumos.golang.sites import choose_sites
+        tab = self._table()
+        fn = self._pclntab_function(fn)
+        ctx = self._site_context(fn)
         info = tab.info(fn)
         abi = ABI0 if info.is_asm else ABI_INTERNAL
         notes: list[str] = []
@@ -247,19 +310,6 @@ class GoBinary:
         assign = assign_abi0 if abi == ABI0 else assign_internal
         a = assign([p.type for p in params], [p.type for p in results])
         code = self.elf.read_vaddr(fn.entry, fn.size)
-        pcsp = tab.pcvalue_table(info.pcsp, fn)
-
-        def sp_delta(pc: int) -> int | None:
-            for lo, hi, v in pcsp:
-                if lo <= pc < hi:
-                    return v
-            return None
-
-        def name_at(v: int) -> str | None:
-            f = tab.function_at(v)
-            return f.name if f else None
-
-        ctx = SiteContext(self.elf.vaddr_to_offset, sp_delta, name_at)
         entry, rets, site_notes = choose_sites(fn.entry, code, a.args, dwarf_params,
                                                a.results, ctx)
         file, line = tab.source_of(fn)
@@ -283,80 +333,9 @@ class GoBinary:
             results = [Param(_pname(d.name), d.type, True) for d in dps if d.is_result]
             inputs = [d for d in dps if not d.is_result]
             return params, results, inputs if abi == ABI_INTERNAL else None, "dwarf"
-        return (*self._raw_params(fn, info, abi, notes), None, "raw")
-
-    def _raw_params(self, fn, info, abi, notes) -> tuple[list[Param], list[Param]]:
-        if abi == ABI0:
-            n = max(info.args, 0) // 8
-            if n:
-                notes.append(f"assembly (ABI0) without a known signature: {n} stack words of "
-                             "arguments and results")
-            return [Param(f"w{i}", word()) for i in range(n)], []
-        self._truncated_args = False
-        groups = self._arg_info(fn, info)
-        if self._truncated_args:
-            notes.append("more arguments than Go's traceback information describes (10)")
-        if groups is None:
-            notes.append("argument layout unknown (no DWARF, no traceback argument info)")
-            return [], []
-        params = []
-        highest = -1
-        for i, g in enumerate(groups):
-            first = g.first if isinstance(g, _Agg) else g[0][0]
-            # Stack-assigned arguments sit below the spill slots of register-assigned
-            # ones: an argument at a lower offset than an earlier one is on the stack.
-            on_stack = first is not None and first < highest
-            highest = max(highest, first if first is not None else -1)
-            comps = [(o - (first or 0), sz) for o, sz in g]
-            if not isinstance(g, _Agg) and not on_stack:
-                params.append(Param(f"arg{i}", word(comps[0][1])))
-                continue
-            size = max((o + sz for o, sz in comps), default=0)
-            fields = tuple(Field(f"w{k}", off, word(sz)) for k, (off, sz) in enumerate(comps))
-            name = "{" + ", ".join(f"w{k}" for k in range(len(comps))) + "}"
-            if on_stack:  # an array type is never register-assigned
-                params.append(Param(f"arg{i}", GoType("array", (size + 7) // 8 * 8, name, 8,
-                                                      elem=word(), length=2)))
-            else:
-                params.append(Param(f"arg{i}", GoType("struct", size, name, 8, fields=fields)))
-        return params, []
-
-    def _arg_info(self, fn, info) -> list[list[tuple[int, int]]] | None:
-        """Top-level arguments from FUNCDATA_ArgInfo (what Go tracebacks print): a list
-        per argument of (offset inside it, size) for each scalar component."""
-        if self._md is None or self._md.gofunc is None or len(info.funcdata) <= \
-                FUNCDATA_ARGINFO or info.funcdata[FUNCDATA_ARGINFO] == 0xFFFFFFFF:
-            return None
-        try:
-            b = self.elf.read_vaddr(self._md.gofunc + info.funcdata[FUNCDATA_ARGINFO], 256)
-        except BinaryFormatError:
-            return None
-        groups: list[list[tuple[int, int]]] = []
-        depth = i = 0
-        while i < len(b):
-            op = b[i]
-            i += 1
-            if op == 0xFF:     # end of sequence
-                return groups
-            if op == 0xFC and depth == 0:   # "...": Go describes at most 10 arguments
-                self._truncated_args = True
-            if op == 0xFE:     # start of an aggregate
-                if depth == 0:
-                    groups.append(_Agg())
-                depth += 1
-            elif op == 0xFD:   # end of an aggregate
-                depth -= 1
-            elif op < 0xF0 and i < len(b):   # offset, size of a scalar component
-                size = b[i]
-                i += 1
-                if depth == 0:
-                    groups.append([(op, size)])
-                elif groups:
-                    groups[-1].append((op, size))
-                    if groups[-1].first is None:
-                        groups[-1].first = op
-            # 0xfc "..." and 0xfb "_": components traceback does not print
-        return None
+        params, raw_notes = raw_params(self.elf, self._md, info, abi)
+        notes.extend(raw_notes)
+        return params, [], None, "raw"
 
     # -- runtime ---------------------------------------------------------------------
 
@@ -364,36 +343,41 @@ class GoBinary:
         """runtime.RuntimeLayout: goid/stackguard0 offsets, g access, newproc1, goexit1."""
         from lumos.golang.runtime import RuntimeLayout, compute_layout
         if self._runtime is None:
-            self._runtime = compute_layout(self).to_dict()
+            with self._parse_errors():
+                self._runtime = compute_layout(self).to_dict()
             self._dirty = True
         return RuntimeLayout.from_dict(self._runtime)
 
     # -- cache -----------------------------------------------------------------------
 
     def save_cache(self) -> None:
-        if not self._key or not self._dirty:
+        if not self._key:
             return
-        funcs = self.functions
-        bi = self.buildinfo
-        cache.save(self._key, {
-            "path": self.path,
-            "buildinfo": None if bi is None else {
-                "go_version": bi.go_version, "path": bi.path, "main_module": bi.main_module,
-                "main_version": bi.main_version, "deps": [list(d) for d in bi.deps],
-                "settings": bi.settings},
-            "has_dwarf": self.has_dwarf,
-            "functions": {"names": [f.name for f in funcs], "entries": [f.entry for f in funcs],
-                          "ends": [f.end for f in funcs]},
-            "specs": self._specs,
-            "runtime": self._runtime,
-        })
-        self._dirty = False
-
-
-class _Agg(list):
-    """An aggregate argument's components in ArgInfo: (offset, size) from the frame."""
-
-    first: int | None = None
+        if self._dirty:
+            self._columns()
+            bi = self.buildinfo
+            cache.save(self._key, {
+                "path": self.path,
+                "buildinfo": None if bi is None else {
+                    "go_version": bi.go_version, "path": bi.path,
+                    "main_module": bi.main_module, "main_version": bi.main_version,
+                    "deps": [list(d) for d in bi.deps], "settings": bi.settings},
+                "has_dwarf": self.has_dwarf,
+                "functions": {"names": self._names, "entries": self._entries,
+                              "ends": self._ends},
+                "runtime": self._runtime,
+            })
+            self._dirty = False
+        changed = [s for s, dirty in self._shards.items() if dirty]
+        if changed:
+            by_shard: dict[str, dict] = {s: {} for s in changed}
+            for key, spec in self._specs.items():
+                s = cache.shard_of(package_of(spec["name"]))
+                if s in by_shard:
+                    by_shard[s][key] = spec
+            for s, specs in by_shard.items():
+                cache.save(self._key, {"specs": specs}, s)
+                self._shards[s] = False
 
 
 def _pname(name: str) -> str:

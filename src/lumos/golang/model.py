@@ -131,11 +131,13 @@ class Site:
     why: str = ""
     locs: tuple[tuple[Loc, ...], ...] = ()
     morestack: MorestackCheck | None = None
+    sp_delta: int = 0       # bytes pushed since entry: SP here + sp_delta = SP at entry
 
     def to_dict(self) -> dict:
         d = {"kind": self.kind, "vaddr": self.vaddr, "offset": self.offset, "insn": self.insn,
              "emulated": self.emulated, "why": self.why,
-             "locs": [[loc.to_dict() for loc in v] for v in self.locs]}
+             "locs": [[loc.to_dict() for loc in v] for v in self.locs],
+             "sp_delta": self.sp_delta}
         if self.morestack:
             d["morestack"] = self.morestack.to_dict()
         return d
@@ -145,7 +147,7 @@ class Site:
         ms = d.get("morestack")
         return Site(d["kind"], d["vaddr"], d["offset"], d["insn"], d["emulated"], d["why"],
                     tuple(tuple(Loc.from_dict(x) for x in v) for v in d["locs"]),
-                    MorestackCheck(**ms) if ms else None)
+                    MorestackCheck(**ms) if ms else None, d.get("sp_delta", 0))
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,11 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from lumos.binary.elf import ElfBinary
 from lumos.golang.pclntab import MAGIC_BYTES, looks_like_pclntab
+
+TYPE_CHECKING = False  # typing costs 10 ms to import; annotations are strings anyway
+if TYPE_CHECKING:
+    from lumos.binary.elf import ElfBinary
 
 _PCLNTAB_SECTIONS = (".gopclntab", ".data.rel.ro.gopclntab")
 _MODULEDATA_SECTIONS = (".go.module", ".noptrdata", ".data", ".data.rel.ro")

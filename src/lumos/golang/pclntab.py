@@ -120,6 +120,11 @@ class PcLnTab:
         self._functions: list[GoFunction] | None = None
         self._by_name: dict[str, GoFunction] | None = None
 
+    @property
+    def funcname_offset(self) -> int:
+        """Offset of the function name table from the header (moduledata points there)."""
+        return self._funcname
+
     # -- functions -----------------------------------------------------------------
 
     @property
@@ -201,7 +206,7 @@ class PcLnTab:
             nxt = pc + delta * self.min_lc
             out.append((pc, nxt, val))
             pc, first = nxt, False
-            if len(out) > 1_000_000:
+            if len(out) > limit - fn.entry + 16:  # more runs than bytes: corrupt
                 raise GoBinaryError(f"pclntab: {fn.name}: pc-value table does not end")
         return out
 
@@ -230,11 +235,18 @@ class PcLnTab:
     def source_of(self, fn: GoFunction) -> tuple[str, int]:
         """(file, line) of the function's first instruction; ("?", 0) if unknown."""
         inf = self.info(fn)
-        files = self.pcvalue_table(inf.pcfile, fn)
-        lines = self.pcvalue_table(inf.pcln, fn)
-        file = self._file_name(inf.cu_offset, files[0][2]) if files else "?"
-        line = inf.start_line or (lines[0][2] if lines else 0)
+        fidx = self._first_value(inf.pcfile)
+        file = self._file_name(inf.cu_offset, fidx) if fidx is not None else "?"
+        line = inf.start_line or self._first_value(inf.pcln) or 0
         return file, line
+
+    def _first_value(self, table_off: int) -> int | None:
+        """The value a pc-value table starts with (only its first entry is decoded)."""
+        p = self._pctab + table_off
+        if table_off == 0 or p >= len(self.data):
+            return None
+        uv, _ = _uvarint(self.data, p)
+        return -1 + (-((uv >> 1) + 1) if uv & 1 else uv >> 1)
 
     def _file_name(self, cu_offset: int, index: int) -> str:
         if index < 0:

@@ -9,7 +9,7 @@
   DWARF of real builds of each release. g.stackguard0 is at 0x10 (after g.stack
   {lo, hi}) in every release since 1.5.
 - runtime.newproc1(fn *funcval, callergp *g, callerpc uintptr[, parked bool, waitreason
-  waitReason]) *g: the two trailing arguments arrived in Go 1.22. It runs on the system
+  waitReason]) *g: the two trailing arguments arrived in Go 1.23. It runs on the system
   stack, so R14 there is g0: the parent is callergp, the child is the result at its
   RETs. fn.fn (offset 0 of funcval) is the new goroutine's start PC: look it up with
   GoBinary.function_at (after removing the PIE load bias).
@@ -29,9 +29,12 @@ G_REGISTER = "r14"
 G_TLS_OFFSET = -8
 FUNCVAL_FN_OFFSET = 0
 
-# Go minor version -> offset of goid in runtime.g on amd64 (from DWARF, see tests).
-GOID_OFFSETS = {19: 0x98, 20: 0x98, 21: 0x98, 22: 0x98, 23: 0xA0, 24: 0xA0, 25: 0xA0,
-                26: 0xA0, 27: 0xA0}
+# Go minor version -> offset of goid in runtime.g on amd64, read from the DWARF of real
+# builds (1.19, 1.21.13, 1.22.10, 1.23.9, 1.24.11, 1.25.5, 1.26.6, 1.27.3); 1.20 is
+# inferred from its neighbours (no toolchain to build with). tests/test_go_runtime.py
+# checks the table against DWARF for every toolchain the suite builds with.
+GOID_OFFSETS = {19: 0x98, 20: 0x98, 21: 0x98, 22: 0x98, 23: 0xA0, 24: 0xA0, 25: 0x98,
+                26: 0x98, 27: 0x98}
 
 _NEWPROC1_OLD = ("runtime.newproc1(fn *runtime.funcval, callergp *runtime.g, "
                  "callerpc uintptr) *runtime.g")
@@ -41,7 +44,7 @@ _NEWPROC1_NEW = ("runtime.newproc1(fn *runtime.funcval, callergp *runtime.g, "
 
 def newproc1_signature(minor: int) -> str:
     """runtime.newproc1's signature in Go 1.<minor> (used when there is no DWARF)."""
-    return _NEWPROC1_OLD if minor <= 21 else _NEWPROC1_NEW
+    return _NEWPROC1_OLD if minor <= 22 else _NEWPROC1_NEW
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,13 @@ restarts after runtime.morestack grew the stack, so they are never chosen when a
 prologue exists; the jump itself runs again too, and its Site carries a MorestackCheck
 that lets the BPF program drop the pass about to branch to morestack.
 
-An argument still in its ABI register is readable wherever no instruction before the
-site in the region wrote that register; otherwise DWARF must say where it is.
+Where an argument piece is at a site, in order of trust:
+  - still in its ABI register, if no instruction before the site wrote that register;
+  - in the stack slot an earlier instruction stored the untouched register to (spill
+    tracking: Go spills X registers before its first call, often earlier than DWARF's
+    location list admits), unless a later store or a callee may have overwritten it;
+  - where the DWARF location list says at that pc;
+  - else unreadable, with the reason. Never a guess.
 """
 
 from __future__ import annotations
@@ -31,21 +36,31 @@ from lumos.binary.disasm import (
     Insn,
     canonical_reg,
     iter_insns,
-    registers_written,
+    quick_writes,
+    scan,
     uprobe_emulated,
+    writes_per_insn,
 )
 from lumos.golang.abi import Slot
 from lumos.golang.dwarfargs import DwarfParam, Piece
 from lumos.golang.model import Loc, MorestackCheck, Site, reg_loc, stack_loc, unreadable
 
 _CMP_GUARD = re.compile(r"^cmp (\w+), qword ptr \[(\w+) \+ (0x[0-9a-f]+)\]$")
-_STORE = re.compile(r"^(mov|movsd|movss|movq|movd) (byte|word|dword|qword) ptr "
-                    r"\[rsp(?: \+ (0x[0-9a-f]+|\d+))?\], (\w+)$")
-_STORE_SIZES = {"byte": 1, "word": 2, "dword": 4, "qword": 8}
+# an instruction whose first operand is a stack slot [rsp + d]: a store, unless it only
+# reads it (_READS_ONLY); a spill when it moves a register there (_SPILL_MOVES)
+_MEM_DEST = re.compile(r"^(\S+) (byte|word|dword|qword|xmmword|ymmword|zmmword) ptr "
+                       r"\[rsp(?: \+ (0x[0-9a-f]+|\d+))?\](?:, (\w+))?")
+_OTHER_MEM_DEST = re.compile(r"^\S+ \w+ ptr (?:\w+:)?\[")
+_MEM_SIZES = {"byte": 1, "word": 2, "dword": 4, "qword": 8, "xmmword": 16, "ymmword": 32,
+              "zmmword": 64}
+_READS_ONLY = frozenset({"cmp", "test", "bt", "ucomisd", "ucomiss", "comisd", "comiss",
+                         "prefetcht0", "prefetchnta", "nop"})
+_SPILL_MOVES = frozenset({"mov", "movsd", "movss", "movq", "movd"})
 # pt_regs / ABI register names -> capstone's 64-bit names
 _CS_NAMES = {"ax": "rax", "bx": "rbx", "cx": "rcx", "dx": "rdx", "si": "rsi", "di": "rdi",
              "bp": "rbp", "sp": "rsp", **{f"x{i}": f"xmm{i}" for i in range(16)}}
 _MAX_REGION = 64
+_FIRST_HEAD = 16   # most once-regions end sooner; decode more only when needed
 _X_WHY = "in {reg}: uprobes cannot read X registers"
 
 
@@ -60,61 +75,75 @@ class SiteContext:
 
 @dataclass(frozen=True)
 class Prologue:
-    jump_index: int          # index of the conditional jump to morestack
-    check: MorestackCheck
+    jump_index: int          # index of the last conditional jump to morestack
+    check: MorestackCheck    # for that jump
+    jumps: frozenset[int]    # indices of every conditional jump to morestack
 
 
 def choose_sites(entry: int, code: bytes, args: tuple[Slot, ...],
                  dwarf_args: list[DwarfParam | None] | None, results: tuple[Slot, ...],
                  ctx: SiteContext) -> tuple[Site, tuple[Site, ...], tuple[str, ...]]:
     """(entry site, RET sites, notes) for a function whose machine code is `code`."""
-    insns = list(iter_insns(code, entry))
-    if not insns:
+    sc = scan(code, entry, _FIRST_HEAD)
+    if not sc.head:
         raise ValueError("function has no instructions")
     end = entry + len(code)
-    raw = [code[i.address - entry:i.end - entry] for i in insns]
+    insns = sc.head
     notes: list[str] = []
-    prologue = _find_prologue(insns, entry, end, ctx)
-    region = _once_region(insns, entry, end, prologue)
+    prologue = _find_prologue(insns, code, entry, ctx)
+    targets = {t for _, _, t in sc.jumps if entry < t < end}
+    region = _once_region(insns, targets, prologue)
+    if len(region) == len(insns) == _FIRST_HEAD:  # a long straight start: look further
+        insns = list(iter_insns(code, entry, _MAX_REGION))
+        region = _once_region(insns, targets, prologue)
+    raw = [code[i.address - entry:i.end - entry] for i in insns[:max(len(region), 1)]]
     entry_site = _pick_entry(insns, raw, region, prologue, args, dwarf_args, ctx)
-    rets = tuple(_ret_site(i, raw[n], results, ctx) for n, i in enumerate(insns) if i.is_ret)
-    for i in insns:
-        t = i.target
-        if i.mnemonic == "jmp" and t is not None and not entry <= t < end:
-            notes.append(f"tail call at {i.address:#x} to {ctx.name_at(t) or hex(t)}: "
+    rets = tuple(_ret_site(a, code[a - entry:a - entry + n], results, ctx) for a, n in sc.rets)
+    for a, m, t in sc.jumps:
+        if m == "jmp" and not entry <= t < end:
+            notes.append(f"tail call at {a:#x} to {ctx.name_at(t) or hex(t)}: "
                          "returns from there are not seen")
     if not rets:
         notes.append("no RET instruction: the function never returns normally")
     return entry_site, rets, tuple(notes)
 
 
-def _find_prologue(insns: list[Insn], entry: int, end: int, ctx: SiteContext) -> Prologue | None:
-    """The stack-growth check: [LEAQ -N(SP), R12;] CMPQ SP|R12, 16(g); JLS morestack."""
-    for k, insn in enumerate(insns[:8]):
-        if insn.ends_block and not insn.is_cond_jump:
-            return None
-        if not insn.is_cond_jump:
-            continue
-        t = insn.target
-        if t is None or not _calls_morestack(insns, t, ctx):
-            return None
-        guard, greg, off = "sp", "r14", 0x10
-        m = _CMP_GUARD.match(str(insns[k - 1])) if k > 0 else None
-        if m:
-            guard = "sp" if m.group(1) == "rsp" else m.group(1)
-            greg, off = m.group(2), int(m.group(3), 16)
-        mask, taken_if_set = JUMP_FLAGS.get(insn.mnemonic, (0, True))
-        if not mask:
-            return None
-        return Prologue(k, MorestackCheck(insn.mnemonic, mask, taken_if_set, guard, off, greg))
-    return None
+def _find_prologue(insns: list[Insn], code: bytes, entry: int,
+                   ctx: SiteContext) -> Prologue | None:
+    """The stack-growth check, [LEAQ -N(SP), R12;] CMPQ SP|R12, 16(g); JLS morestack,
+    or for frames bigger than a stack guard, MOVQ SP, R12; SUBQ $N, R12; JB morestack;
+    CMPQ R12, 16(g); JLS morestack. The probe goes on the last of these jumps: passing
+    it means no jump of the prologue branched to morestack."""
+    jumps: list[int] = []
+    for k, insn in enumerate(insns[:10]):
+        if insn.is_cond_jump:
+            t = insn.target
+            if t is None or not _calls_morestack(code, entry, t, ctx):
+                break
+            jumps.append(k)
+        elif insn.ends_block:
+            break
+    if not jumps:
+        return None
+    k = jumps[-1]
+    insn = insns[k]
+    guard, greg, off = "sp", "r14", 0x10
+    m = _CMP_GUARD.match(str(insns[k - 1])) if k > 0 else None
+    if m:
+        guard = "sp" if m.group(1) == "rsp" else m.group(1)
+        greg, off = m.group(2), int(m.group(3), 16)
+    mask, taken_if_set = JUMP_FLAGS.get(insn.mnemonic, (0, True))
+    if not mask:
+        return None
+    return Prologue(k, MorestackCheck(insn.mnemonic, mask, taken_if_set, guard, off, greg),
+                    frozenset(jumps))
 
 
-def _calls_morestack(insns: list[Insn], target: int, ctx: SiteContext) -> bool:
-    start = next((n for n, i in enumerate(insns) if i.address == target), None)
-    if start is None:
+def _calls_morestack(code: bytes, entry: int, target: int, ctx: SiteContext) -> bool:
+    """Does the block at target (inside the function) call runtime.morestack*?"""
+    if not entry <= target < entry + len(code):
         return False
-    for i in insns[start:start + 24]:
+    for i in iter_insns(code[target - entry:], target, 24):
         if i.is_call and i.target is not None:
             return (ctx.name_at(i.target) or "").startswith("runtime.morestack")
         if i.is_ret or i.mnemonic == "jmp":
@@ -122,19 +151,17 @@ def _calls_morestack(insns: list[Insn], target: int, ctx: SiteContext) -> bool:
     return False
 
 
-def _once_region(insns: list[Insn], entry: int, end: int, prologue: Prologue | None) -> list[int]:
+def _once_region(insns: list[Insn], targets: set[int], prologue: Prologue | None) -> list[int]:
     """Indices of the instructions each call executes exactly once (see module doc)."""
-    targets = {i.target for i in insns if i.is_jump and i.target is not None}
-    targets.discard(entry)
     out: list[int] = []
-    for n, insn in enumerate(insns[:_MAX_REGION]):
+    for n, insn in enumerate(insns):
         if n and insn.address in targets:
             break
         if insn.is_ret or insn.mnemonic in ("ud2", "int3", ".byte"):
             break
         out.append(n)
         if insn.mnemonic == "jmp" or (insn.is_cond_jump and not (
-                prologue and n == prologue.jump_index)):
+                prologue and n in prologue.jumps)):
             break
     return out
 
@@ -145,6 +172,7 @@ def _pick_entry(insns, raw, region, prologue, args, dwarf_args, ctx) -> Site:
     written: set[str] = set()
     spills: dict[str, tuple[int, int]] = {}
     best = None
+    writes: list[set[str]] = []
     for n in range(max(candidates) + 1):
         insn = insns[n]
         if n in candidates:
@@ -154,54 +182,80 @@ def _pick_entry(insns, raw, region, prologue, args, dwarf_args, ctx) -> Site:
             key = (bad, not emulated, n)
             if best is None or key < best[0]:
                 best = (key, n, locs, emulated)
+            if not bad and emulated:
+                break  # nothing later can be better
         _note_spill(insn, written, spills, ctx)
-        written |= registers_written(raw[n], insn.address)
+        w = quick_writes(insn)
+        if w is None:
+            if not writes:  # detail-mode decode only for instructions that need it
+                writes = writes_per_insn(b"".join(raw), insns[0].address, len(raw))
+            w = writes[n] if n < len(writes) else {"*"}
+        written |= w
     (bad, _, _), n, locs, emulated = best
     insn = insns[n]
     morestack = prologue.check if prologue and n == prologue.jump_index else None
     why = _why(n, insn, prologue, emulated, bad, locs)
+    # nothing is pushed before the prologue's jump: no need to decode pcsp there
+    delta = 0 if n == 0 or morestack else ctx.sp_delta(insn.address) or 0
     return Site("entry", insn.address, ctx.file_offset(insn.address), str(insn), emulated,
-                why, locs, morestack)
+                why, locs, morestack, delta)
 
 
 def _note_spill(insn: Insn, written: set[str], spills: dict[str, tuple[int, int]],
                 ctx: SiteContext) -> None:
     """Track stores of still-unmodified registers to the stack: after
-    `movsd qword ptr [rsp + 0x20], xmm0` the value of X0 at entry is at that slot.
-    spills maps a register (capstone name) to (offset from SP at entry, size)."""
-    m = _STORE.match(str(insn))
+    `movsd qword ptr [rsp + 0x20], xmm0` the value X0 had at entry is in that slot, until
+    something writes over it. spills maps a register (capstone name) to (offset from SP
+    at entry, size)."""
+    if insn.is_call:
+        # a callee may write its stack arguments, which live in our frame: keep only
+        # slots in the caller's frame (at or above the return address + 8)
+        for r, (o, _) in list(spills.items()):
+            if o < 8:
+                del spills[r]
+        return
+    text = str(insn)
+    if insn.mnemonic in _READS_ONLY:
+        return
+    m = _MEM_DEST.match(text)
     if not m:
+        if _OTHER_MEM_DEST.match(text):
+            # a store through another register may hit our frame: forget its slots
+            for r, (o, _) in list(spills.items()):
+                if o < 8:
+                    del spills[r]
         return
     delta = ctx.sp_delta(insn.address)
     if delta is None:
+        spills.clear()
         return
     rel = int(m.group(3) or "0", 0) - delta
-    size = _STORE_SIZES[m.group(2)]
-    for r, (o, _) in list(spills.items()):
-        if o == rel:
-            del spills[r]  # the slot is overwritten
-    src = canonical_reg(m.group(4))
-    if src not in written and "*" not in written and src not in spills:
+    size = _MEM_SIZES[m.group(2)]
+    for r, (o, n) in list(spills.items()):
+        if o < rel + size and rel < o + n:
+            del spills[r]  # written over, in whole or in part
+    src = canonical_reg(m.group(4) or "")
+    if insn.mnemonic in _SPILL_MOVES and m.group(4) and src not in written \
+            and "*" not in written and src not in spills:
         spills[src] = (rel, size)
 
 
 def _why(n, insn, prologue, emulated, bad, locs) -> str:
-    cost = "emulated by the kernel, no single step" if emulated else \
-        "single-stepped: may fire twice if a signal lands during the step"
+    cost = "emulated" if emulated else \
+        "single-stepped: ~5 µs, fires twice if a signal lands mid-step"
     if prologue and n == prologue.jump_index:
         m = prologue.check
-        what = (f"prologue {insn.mnemonic.upper()} to morestack ({cost}); drop the pass "
-                f"where flags & {m.flags_mask:#x} is {'set' if m.taken_if_set else 'clear'}"
-                " (about to grow the stack and restart)")
+        what = (f"stack-check {insn.mnemonic.upper()} ({cost}); exact once the pass with "
+                f"flags & {m.flags_mask:#x} {'set' if m.taken_if_set else 'clear'} is dropped "
+                "(it is about to grow the stack and restart)")
     elif n == 0:
         what = f"first instruction, no stack-check prologue ({cost})"
     else:
         what = f"{insn.mnemonic.upper()} at +{n} instructions ({cost})"
+        if not bad:
+            what += ": first such point where every argument is readable"
     if bad:
-        what += f"; {bad} argument piece(s) unreadable everywhere in the entry block"
-    elif any(loc.kind == "stack" for v in locs for loc in v) and n and not (
-            prologue and n == prologue.jump_index):
-        what += "; first point where every argument is readable"
+        what += f"; {bad} argument piece(s) unreadable anywhere before the first branch"
     return what
 
 
@@ -262,8 +316,8 @@ def _piece_loc(piece: Piece | None, size: int, path: str, delta: int, abi_reg: s
     return stack_loc(piece.cfa_offset + 8 + delta, size, path)
 
 
-def _ret_site(insn: Insn, raw: bytes, results: tuple[Slot, ...], ctx: SiteContext) -> Site:
-    delta = ctx.sp_delta(insn.address) or 0
+def _ret_site(addr: int, raw: bytes, results: tuple[Slot, ...], ctx: SiteContext) -> Site:
+    delta = ctx.sp_delta(addr) or 0 if any(not s.in_registers for s in results) else 0
     locs = []
     for slot in results:
         if slot.in_registers:
@@ -275,8 +329,8 @@ def _ret_site(insn: Insn, raw: bytes, results: tuple[Slot, ...], ctx: SiteContex
             locs.append((stack_loc(8 + slot.stack_offset + delta, slot.type.size),))
         else:
             locs.append(())
-    return Site("ret", insn.address, ctx.file_offset(insn.address), str(insn),
-                uprobe_emulated(insn, raw), "RET (exit site)", tuple(locs))
+    return Site("ret", addr, ctx.file_offset(addr), "ret", False, "RET (exit site)",
+                tuple(locs))
 
 
 def entry_site_only(entry: int, code: bytes, ctx: SiteContext) -> Site:

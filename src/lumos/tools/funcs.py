@@ -13,7 +13,6 @@ import sys
 from lumos.errors import TargetError, UsageError
 from lumos.golang.gobinary import open_go_binary
 from lumos.golang.model import FuncSpec, Loc
-from lumos.golang.signature import parse_signature
 
 HELP = "list a Go binary's functions with signatures, probe sites and argument locations"
 EXAMPLES = """\
@@ -48,7 +47,10 @@ def run(args) -> int:
         if args.runtime:
             _print_runtime(gb, out, args.json)
             return 0
-        sig = parse_signature(args.sig) if args.sig else None
+        sig = None
+        if args.sig:
+            from lumos.golang.signature import parse_signature
+            sig = parse_signature(args.sig)
         if sig is not None and pattern == DEFAULT_PATTERN and not args.pattern:
             pattern = sig.name
         funcs = gb.match(pattern)
@@ -65,7 +67,7 @@ def run(args) -> int:
         mod = f", {bi.main_module or bi.path}" if bi and (bi.main_module or bi.path) else ""
         out.write(f"{path}: {gb.go_version or 'Go (version unknown)'}{mod}, "
                   f"{'DWARF' if gb.has_dwarf else 'no DWARF'}; {len(specs)} of "
-                  f"{len(gb.functions)} functions match {pattern!r}\n")
+                  f"{gb.num_functions} functions match {pattern!r}\n")
         for s in specs:
             out.write("\n" + format_spec(s))
     return 0
@@ -94,17 +96,17 @@ def _nothing_matched(gb, path: str, pattern: str) -> str:
 
 
 def format_spec(s: FuncSpec) -> str:
-    """One block per function: signature, entry site, exits, arguments, notes."""
+    """One block per function: signature, where, entry site, exits, arguments, notes."""
     lines = [s.signature()]
-    where = f"{_short_file(s.file)}:{s.line}" if s.file and s.file != "?" else ""
-    lines.append(f"    {s.abi}, {where + ', ' if where else ''}{s.entry:#x}-{s.end:#x}"
-                 f"{', params from ' + s.source if s.source != 'dwarf' else ''}")
+    where = f"{_short_file(s.file)}:{s.line}, " if s.file and s.file != "?" else ""
+    src = f", params from {s.source}" if s.source != "dwarf" else ""
+    lines.append(f"    {where}{s.abi}, {s.entry:#x}-{s.end:#x}{src}")
     e = s.entry_site
-    lines.append(f"    entry  +{e.vaddr - s.entry:#x} {e.insn}: {e.why}")
+    lines.append(f"    entry  +{e.vaddr - s.entry:#x} {e.why}")
     rets = s.ret_sites
-    res = _locs_text(s.results, rets[0].locs) if rets else ""
+    res = _locs_text(s.results, rets[0].locs) if rets and s.results else ""
     lines.append(f"    exits  {len(rets)} RET{'s' if len(rets) != 1 else ''}"
-                 + (f"; results {res}" if res else ""))
+                 + (f"; result {res}" if res else ""))
     if s.params:
         lines.append(f"    args   {_locs_text(s.params, e.locs)}")
     lines.extend(f"    note   {n}" for n in s.notes)
@@ -112,10 +114,11 @@ def format_spec(s: FuncSpec) -> str:
 
 
 def _locs_text(params, locs) -> str:
+    if len(params) == 1 and not params[0].name and locs:
+        return _loc_list(locs[0])
     out = []
     for i, (p, v) in enumerate(zip(params, locs, strict=False)):
-        name = p.name or f"~r{i}"
-        out.append(f"{name}={_loc_list(v)}")
+        out.append(f"{p.name or f'~r{i}'}={_loc_list(v)}")
     return "  ".join(out)
 
 

@@ -120,7 +120,7 @@ def _plan_go(gobin, m: FunctionMatch, index: int, strlen: int, sig) -> PlannedFu
                                 tls_offset=layout.g_tls_offset,
                                 fsbase_offset=_fsbase_offset() if spec.abi != "ABIInternal"
                                 else 0)
-    sp_delta = gobin._site_context(gofn).sp_delta(es.vaddr) or 0
+    sp_delta = es.sp_delta
     # The binary's caveats (no DWARF, a newer Go than lumos knows); "no DWARF" only
     # where it shows: a function decoded from raw words rather than a signature.
     notes = spec.notes + tuple(n for n in gobin.notices

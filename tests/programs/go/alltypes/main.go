@@ -133,6 +133,32 @@ func MultiRet(a int) (int, error) {
 	return a * 2, nil
 }
 
+// BigFrame's frame is bigger than the stack guard: its prologue checks for underflow
+// (JB) before comparing with g.stackguard0 (JBE), two jumps to morestack.
+//
+//go:noinline
+func BigFrame(n int) int {
+	var buf [8192]byte
+	buf[n%len(buf)] = byte(n)
+	return int(buf[(n*7)%len(buf)]) + n
+}
+
+// Recovered's named result is assigned by a deferred closure: Go 1.21-1.23 describe
+// it twice in DWARF.
+//
+//go:noinline
+func Recovered(n int) (r int, ok bool) {
+	defer func() {
+		if recover() != nil {
+			r = -n
+		}
+	}()
+	if n%3 == 0 {
+		panic("boom")
+	}
+	return n, true
+}
+
 // asmAdd is written in assembly (asm_amd64.s): ABI0, arguments on the stack.
 func asmAdd(a int64, b int64, s string) int64
 
@@ -161,6 +187,8 @@ func main() {
 	p.Move(1, 2)
 	fmt.Println(p.Sum(), Leaf(n))
 	fmt.Println(MultiRet(n))
+	fmt.Println(BigFrame(n))
+	fmt.Println(Recovered(n))
 	fmt.Println(asmAdd(1, 2, "abc"), asmFunc(3, 4, "x"))
 	if len(os.Args) > 2 && os.Args[2] == "wait" {
 		// stay alive until stdin closes, for tests that look at a running process
