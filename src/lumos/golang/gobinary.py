@@ -53,6 +53,7 @@ class GoBinary:
         self._ends: list[int] = []
         self._by_name: dict[str, list[int]] | None = None
         self._specs: dict[str, dict] = {}          # entry (hex) -> FuncSpec.to_dict()
+        self._entry_sites: dict[str, dict] = {}    # entry (hex) -> Site.to_dict(), no spec
         self._shards: dict[str, bool] = {}         # shard -> changed since loaded
         self._dirty = False
         self._key = cache.binary_key(path, _cache_tag()) if use_cache else None
@@ -254,15 +255,22 @@ class GoBinary:
         cached = self._cached_spec(fn)
         if cached is not None:
             return FuncSpec.from_dict(cached).entry_site
+        key = f"{fn.entry:x}"
+        if key in self._entry_sites:
+            return Site.from_dict(self._entry_sites[key])
         with self._parse_errors():
-            return entry_site_only(fn.entry, self.elf.read_vaddr(fn.entry, fn.size),
+            site = entry_site_only(fn.entry, self.elf.read_vaddr(fn.entry, fn.size),
                                    self._site_context(fn))
+        self._entry_sites[key] = site.to_dict()  # cached with the package's specs
+        self._shards[cache.shard_of(fn.package)] = True
+        return site
 
     def _cached_spec(self, fn: GoFunction) -> dict | None:
         shard = cache.shard_of(fn.package)
         if self._key and shard not in self._shards:
-            data = cache.load(self._key, shard)
-            self._specs.update(data.get("specs", {}) if data else {})
+            data = cache.load(self._key, shard) or {}
+            self._specs.update(data.get("specs", {}))
+            self._entry_sites.update(data.get("entry_sites", {}))
             self._shards[shard] = False
         return self._specs.get(f"{fn.entry:x}")
 
@@ -370,13 +378,18 @@ class GoBinary:
             self._dirty = False
         changed = [s for s, dirty in self._shards.items() if dirty]
         if changed:
-            by_shard: dict[str, dict] = {s: {} for s in changed}
+            by_shard: dict[str, dict] = {s: {"specs": {}, "entry_sites": {}} for s in changed}
             for key, spec in self._specs.items():
                 s = cache.shard_of(package_of(spec["name"]))
                 if s in by_shard:
-                    by_shard[s][key] = spec
-            for s, specs in by_shard.items():
-                cache.save(self._key, {"specs": specs}, s)
+                    by_shard[s]["specs"][key] = spec
+            for key, site in self._entry_sites.items():
+                fn = self.function_at(int(key, 16))
+                s = cache.shard_of(fn.package) if fn else None
+                if s in by_shard:
+                    by_shard[s]["entry_sites"][key] = site
+            for s, data in by_shard.items():
+                cache.save(self._key, data, s)
                 self._shards[s] = False
 
 

@@ -16,10 +16,13 @@ from lumos.bpf.asm import (
     Asm,
     Helper,
     Jeq,
+    Jge,
     Jne,
     Mov,
+    Reg,
     Rsh,
     call,
+    ja,
     ldx,
 )
 
@@ -42,18 +45,36 @@ def tgid_filter(a: Asm, tgid: int | None, skip: str) -> None:
     a.emit(call(Helper.get_current_pid_tgid), Rsh.imm(R0, 32), Jne.imm(R0, tgid, skip))
 
 
-def site_from_cookie(a: Asm, skip: str, check_flags: bool = True) -> None:
-    """R7 = site index; ignore the hit if pt_regs->flags meets the cookie's flag mask.
+def load_cookie(a: Asm, skip: str, check_flags: bool = True) -> None:
+    """R7 = the site's whole cookie (sites.ProbeSite.cookie); ignore the hit when
+    pt_regs->flags meets the cookie's flag mask (bits 32-39).
 
     check_flags is for uprobe programs only (other contexts are not pt_regs).
     """
     a.emit(Mov.reg(R1, R6), call(Helper.get_attach_cookie), Mov.reg(R7, R0))
     if not check_flags:
-        a.emit(Mov.reg32(R7, R7))
         return
-    a.emit(Rsh.imm(R0, 32), And.imm(R0, 0xFF))
     check = a.fresh("flags")
-    a.emit(Jeq.imm(R0, 0, check),
+    a.emit(Rsh.imm(R0, 32), And.imm(R0, 0xFF), Jeq.imm(R0, 0, check),
            ldx(8, R1, R6, PT_REGS["flags"]), And.reg(R1, R0), Jne.imm(R1, 0, skip))
     a.label(check)
-    a.emit(Mov.reg32(R7, R7))  # keep the low 32 bits: the index
+
+
+def site_from_cookie(a: Asm, skip: str, check_flags: bool = True) -> None:
+    """R7 = site index (the cookie's low 32 bits), after load_cookie's flag check."""
+    load_cookie(a, skip, check_flags)
+    a.emit(Mov.reg32(R7, R7))
+
+
+def dispatch(a: Asm, reg: Reg, labels: list[str], lo: int = 0, hi: int | None = None) -> None:
+    """Jump to labels[reg] by binary search: log2(len(labels)) compares per hit."""
+    hi = len(labels) if hi is None else hi
+    if hi - lo == 1:
+        a.emit(ja(labels[lo]))
+        return
+    mid = (lo + hi) // 2
+    upper = a.fresh("upper")
+    a.emit(Jge.imm(reg, mid, upper))
+    dispatch(a, reg, labels, lo, mid)
+    a.label(upper)
+    dispatch(a, reg, labels, mid, hi)

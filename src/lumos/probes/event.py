@@ -24,12 +24,9 @@ from lumos.bpf.asm import (
     R7,
     R8,
     Add,
-    And,
     Asm,
     Helper,
     Jeq,
-    Jge,
-    Jne,
     Lsh,
     Mov,
     Or,
@@ -133,14 +130,10 @@ class EventProgram:
         a = Asm()
         codegen.save_ctx(a)
         codegen.tgid_filter(a, self.tgid, "out")
-        a.emit(Mov.reg(R1, R6), call(Helper.get_attach_cookie), Mov.reg(R7, R0),
-               Rsh.imm(R0, 32), And.imm(R0, 0xFF), Jeq.imm(R0, 0, "dispatch"),
-               ldx(8, R1, R6, codegen.PT_REGS["flags"]), And.reg(R1, R0),
-               Jne.imm(R1, 0, "out"))
-        a.label("dispatch")
+        codegen.load_cookie(a, "out")
         a.emit(Mov.reg(R0, R7), Rsh.imm(R0, 40), Mov.reg32(R7, R7))
         labels = [f"variant.{i}" for i in range(len(self.variants))]
-        _dispatch(a, labels, 0, len(labels))
+        codegen.dispatch(a, R0, labels)
         for label, variant in zip(labels, self.variants, strict=True):
             a.label(label)
             self._emit_variant(a, variant)
@@ -211,19 +204,6 @@ class EventProgram:
             a.emit(call(Helper.get_current_pid_tgid), Mov.reg32(R0, R0),
                    stx(8, FP, SLOT_PAIR, R0), Mov.reg(R1, R_SP), Add.imm(R1, v.sp_delta),
                    stx(8, FP, SLOT_PAIR + 8, R1))
-
-
-def _dispatch(a: Asm, labels: list[str], lo: int, hi: int) -> None:
-    """Jump to labels[R0] by binary search (R0 is a variant id in [lo, hi))."""
-    if hi - lo == 1:
-        a.emit(ja(labels[lo]))
-        return
-    mid = (lo + hi) // 2
-    upper = a.fresh("upper")
-    a.emit(Jge.imm(R0, mid, upper))
-    _dispatch(a, labels, lo, mid)
-    a.label(upper)
-    _dispatch(a, labels, mid, hi)
 
 
 def emit_goroutine(a: Asm, src: GoroutineSource, sp_delta: int) -> None:

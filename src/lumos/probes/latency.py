@@ -27,7 +27,6 @@ from lumos.bpf.asm import (
     R2,
     R3,
     R4,
-    R6,
     R7,
     R8,
     R9,
@@ -38,7 +37,6 @@ from lumos.bpf.asm import (
     Div,
     Helper,
     Jeq,
-    Jge,
     Jle,
     Jne,
     Lsh,
@@ -54,7 +52,7 @@ from lumos.bpf.asm import (
     st,
     stx,
 )
-from lumos.bpf.maps import Map, create_map, hash_spec
+from lumos.bpf.maps import Map, array_spec, create_map, hash_spec
 from lumos.bpf.prog import ProgramSpec
 from lumos.bpf.sys import BPF_NOEXIST, BPF_PROG_TYPE_KPROBE
 from lumos.probes import codegen
@@ -73,6 +71,9 @@ HIST_KEY = struct.Struct(f"<IIQ{BY_STR_BYTES}s")      # func, slot, by word, by 
 assert VALUE + START_VALUE.size == KEY and HKEY + HIST_KEY.size + 8 == VALUE
 
 
+# The kernel's LRU hash is approximate: under concurrency it may evict before it is full
+# (per-CPU free lists). Twice the capacity asked for keeps evictions to true overflow.
+LRU_HEADROOM = 2
 SUM_SLOT = 0xFFFF  # the histogram key slot that holds the sum of durations
 
 
@@ -110,7 +111,10 @@ class LatencyProbe:
 
     def attach(self, stack: ExitStack, mode: str | None = None) -> LatencyProbe:
         self.starts = stack.enter_context(create_map(hash_spec(
-            "lumos_starts", 16, START_VALUE.size, self.max_inflight, lru=True)))
+            "lumos_starts", 16, START_VALUE.size, LRU_HEADROOM * self.max_inflight,
+            lru=True)))
+        self.unmatched = stack.enter_context(create_map(array_spec("lumos_unmatched", 8, 1,
+                                                                   percpu=True)))
         self.hist = stack.enter_context(create_map(hash_spec(
             "lumos_hist", HIST_KEY.size + 8, 8, 16384, percpu=True)))
         self.attached = attach_sites(self._build, self.sites, self.tgid, stack, mode)
@@ -120,22 +124,19 @@ class LatencyProbe:
         a = Asm()
         codegen.save_ctx(a)
         codegen.tgid_filter(a, self.tgid, "out")
-        a.emit(Mov.reg(R1, R6), call(Helper.get_attach_cookie), Mov.reg(R7, R0),
-               Rsh.imm(R0, 32), And.imm(R0, 0xFF), Jeq.imm(R0, 0, "go"),
-               ldx(8, R1, R6, codegen.PT_REGS["flags"]), And.reg(R1, R0), Jne.imm(R1, 0, "out"))
-        a.label("go")
+        codegen.load_cookie(a, "out")
         a.emit(Rsh.imm(R7, 40))  # R7 = variant: func << 1 | is_exit
         load_sp(a)
         a.emit(Mov.reg(R0, R7), And.imm(R0, 1), Jne.imm(R0, 0, "exit"), Rsh.imm(R7, 1))
         labels = [f"entry.{i}" for i in range(len(self.functions))]
-        _dispatch(a, labels, 0, len(labels))
+        codegen.dispatch(a, R7, labels)
         for i, (label, fn) in enumerate(zip(labels, self.functions, strict=True)):
             a.label(label)
             self._emit_entry(a, i, fn)
         a.label("exit")
         a.emit(Rsh.imm(R7, 1))
         labels = [f"exit.{i}" for i in range(len(self.functions))]
-        _dispatch(a, labels, 0, len(labels))
+        codegen.dispatch(a, R7, labels)
         for label, fn in zip(labels, self.functions, strict=True):
             a.label(label)
             self._emit_key(a, fn, 0)  # at a RET, SP is back to its value at entry
@@ -174,7 +175,7 @@ class LatencyProbe:
     def _emit_exit(self, a: Asm) -> None:
         """With the key at FP+KEY and the function in R7: pair with the entry, count."""
         a.emit(ld_map_fd(R1, self.starts), Mov.reg(R2, FP), Add.imm(R2, KEY),
-               call(Helper.map_lookup_elem), Jeq.imm(R0, 0, "out"),
+               call(Helper.map_lookup_elem), Jeq.imm(R0, 0, "unmatched"),
                ldx(4, R1, R0, 8), Jne.reg(R1, R7, "stale"))  # another function's frame
         # hist key: func, slot, by (copied from the start value)
         a.emit(stx(4, FP, HKEY, R1))
@@ -193,6 +194,10 @@ class LatencyProbe:
         a.emit(st(4, FP, HKEY + 4, SUM_SLOT), Mov.reg(R9, R8))
         _emit_add(a, self.hist, "sum")               # hist[func, SUM_SLOT, by] += duration
         a.emit(ja("out"))
+        a.label("unmatched")  # entered before tracing began, or its start was evicted
+        a.emit(st(4, FP, KEY, 0), ld_map_fd(R1, self.unmatched), Mov.reg(R2, FP),
+               Add.imm(R2, KEY), call(Helper.map_lookup_elem), Jeq.imm(R0, 0, "out"),
+               ldx(8, R1, R0, 0), Add.imm(R1, 1), stx(8, R0, 0, R1), ja("out"))
         a.label("stale")
         a.emit(ld_map_fd(R1, self.starts), Mov.reg(R2, FP), Add.imm(R2, KEY),
                call(Helper.map_delete_elem), ja("out"))
@@ -215,6 +220,12 @@ class LatencyProbe:
         self.hist.clear()
 
     @property
+    def returns_unmatched(self) -> int:
+        """RETs with no recorded entry: calls begun before tracing, or starts evicted."""
+        return sum(struct.unpack("<Q", v)[0]
+                   for v in self.unmatched.lookup_percpu(struct.pack("<I", 0)) or [])
+
+    @property
     def inflight(self) -> int:
         return len(self.starts)
 
@@ -233,19 +244,6 @@ def _emit_add(a: Asm, hist: Map, name: str) -> None:
 
 def _tag(site: ProbeSite, variant: int) -> ProbeSite:
     return replace(site, variant=variant)
-
-
-def _dispatch(a: Asm, labels: list[str], lo: int, hi: int) -> None:
-    """Jump to labels[R7] by binary search."""
-    if hi - lo == 1:
-        a.emit(ja(labels[lo]))
-        return
-    mid = (lo + hi) // 2
-    upper = a.fresh("upper")
-    a.emit(Jge.imm(R7, mid, upper))
-    _dispatch(a, labels, lo, mid)
-    a.label(upper)
-    _dispatch(a, labels, mid, hi)
 
 
 def _emit_by(a: Asm, cap: Capture, dst: int) -> None:

@@ -10,6 +10,7 @@ from contextlib import ExitStack
 from dataclasses import replace
 
 from lumos.output.jsonl import write_json
+from lumos.output.units import format_duration
 from lumos.probes.attach import attach_sites
 from lumos.probes.decode import Decoder, format_values, json_value
 from lumos.probes.event import EventProgram, Variant
@@ -151,13 +152,7 @@ class Flow:
             if caps:
                 text += f"({', '.join(format_values(caps, ev.values))})"
         else:
-            text = f"<- {name}" + (f" ({_dur(duration_ns)})" if duration_ns is not None else "")
+            text = f"<- {name}"
+            if duration_ns is not None:
+                text += f" ({format_duration(duration_ns)})"
         self.out.write(f"{stamp:<15} {ev.pid:>7} {ev.tid:>7} {ev.goid:>7} {indent}{text}\n")
-
-
-def _dur(ns: int) -> str:
-    if ns < 10_000:
-        return f"{ns / 1000:.2f} us"
-    if ns < 10_000_000:
-        return f"{ns / 1000:.0f} us"
-    return f"{ns / 1e6:.1f} ms"

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from lumos.errors import GoBinaryError, UsageError
 from lumos.output.jsonl import write_json
 from lumos.output.table import print_table
+from lumos.output.units import format_duration
 from lumos.probes.attach import attach_sites
 from lumos.probes.capture import Capture, WordLoc
 from lumos.probes.decode import Decoder
@@ -174,7 +175,7 @@ class Tracker:
             return
         g = self.alive.pop((ev.pid, ev.goid), None)
         what = g.start if g else "(created before tracing)"
-        life = f" (lived {_age(ev.ts_ns - g.born_ns)})" if g else ""
+        life = f" (lived {format_duration(ev.ts_ns - g.born_ns)})" if g else ""
         self._emit(ev, "exit", g.parent if g else None, ev.goid, what + life, g)
 
     def _emit(self, ev, kind, parent, goid, text, g) -> None:
@@ -201,8 +202,8 @@ class Tracker:
         groups: dict[tuple[int, str, str], list[Goroutine]] = defaultdict(list)
         for (pid, _), g in self.alive.items():
             groups[(pid, g.start, g.creator)].append(g)
-        rows = sorted(((pid, len(gs), _age(now - min(x.born_ns for x in gs)), start, creator)
-                       for (pid, start, creator), gs in groups.items()),
+        rows = sorted(((pid, len(gs), format_duration(now - min(x.born_ns for x in gs)),
+                        start, creator) for (pid, start, creator), gs in groups.items()),
                       key=lambda r: (-r[1], r[3]))
         if self.args.json:
             for pid, count, age, start, creator in rows:
@@ -215,11 +216,3 @@ class Tracker:
         if rows:
             print_table(["PID", "COUNT", "OLDEST", "START FUNCTION", "CREATED BY"], rows,
                         self.out, align="rrrll")
-
-
-def _age(ns: int) -> str:
-    if ns < 1_000_000:
-        return f"{ns / 1000:.0f} us"
-    if ns < 1_000_000_000:
-        return f"{ns / 1e6:.1f} ms"
-    return f"{ns / 1e9:.1f} s"

@@ -37,7 +37,8 @@ def add_arguments(p) -> None:
     p.add_argument("--unit", choices=UNITS, default="us", help="histogram unit (default us)")
     p.add_argument("-m", dest="unit", action="store_const", const="ms", help="--unit ms")
     p.add_argument("--max-inflight", type=int, default=65536,
-                   help="calls in progress tracked at once (an LRU map; default 65536)")
+                   help="calls in progress tracked at once, at least (an LRU map of twice "
+                        "this size, so that panics cannot grow it; default 65536)")
 
 
 def run(args) -> int:
@@ -70,6 +71,10 @@ def run(args) -> int:
                 if args.interval and not final:
                     probe.clear()
                 report(functions, hists, unit_name, args)
+        if probe.returns_unmatched:
+            print(f"lumos: {probe.returns_unmatched} returns had no recorded entry (calls "
+                  f"begun before tracing started, or more than --max-inflight calls in "
+                  f"progress)", file=sys.stderr)
     return 0
 
 
