@@ -173,12 +173,16 @@ def test_binary_target_two_processes_at_once(tmp_path):
     """A binary path traces every process running it. Two run the same sleeps at the
     same time, on goroutines with the same ids at the same depths: their calls must not
     be paired with each other."""
+    import shutil
     import signal
     import subprocess
     import time
 
     from conftest import LUMOS
-    exe = stress()
+    # A private copy: a binary target traces every process running the file (its inode),
+    # and other tests run the shared build.
+    exe = str(tmp_path / "stress")
+    shutil.copy(stress(), exe)
     sleeps = ["20"] * 6
     with subprocess.Popen([*LUMOS, "latency", "--json", "--by", "ms", exe, "main.work"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as lum:

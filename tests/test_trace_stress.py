@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -200,7 +201,7 @@ def wait_banner(proc) -> None:
 
 def test_binary_target_traces_every_process(tmp_path):
     """A binary path: every process running it, each event with its own PID."""
-    exe = stress("1.23.9", "pie")
+    exe = private_copy(stress("1.23.9", "pie"), tmp_path)
     out = tmp_path / "out.jsonl"
     with open(out, "w") as outf, subprocess.Popen(
             [*LUMOS, "trace", "--json", exe, "main.flood", "--strlen", "8"], stdout=outf,
@@ -224,7 +225,7 @@ def test_binary_target_traces_every_process(tmp_path):
 def test_binary_target_stack_of_a_pie(tmp_path):
     """A binary-path target has no PID up front: each event's frames are placed with its
     own process's mappings (a PIE loads anywhere)."""
-    exe = str(build("leaky", "1.23.9", "pie"))
+    exe = private_copy(str(build("leaky", "1.23.9", "pie")), tmp_path)
     out = tmp_path / "out.jsonl"
     with open(out, "w") as outf, subprocess.Popen(
             [*LUMOS, "trace", "--json", "--stack", exe, "main.finisher"], stdout=outf,
@@ -243,3 +244,12 @@ def test_binary_target_stack_of_a_pie(tmp_path):
     for e in lines[:-1]:
         assert [norm(f).split("+")[0] for f in e["stack"]] == ["main.finisher",
                                                                "runtime.goexit"]
+
+
+def private_copy(exe: str, tmp_path) -> str:
+    """A binary target traces every process running that file (its inode): a copy keeps
+    other tests' processes out."""
+    import shutil
+    dst = str(tmp_path / os.path.basename(exe))
+    shutil.copy(exe, dst)
+    return dst

@@ -6,7 +6,7 @@ site's cookie (binary search over ids: a handful of compares whatever the count)
 
 Cookie bits: see sites.ProbeSite.cookie (bits 40-63 are the variant id). Stack slots:
 FP-8 drop-path scratch, FP-16 goid, FP-24 frame, FP-32 g pointer scratch, FP-48 pair
-key, FP-56 pair value, FP-256.. filter scratch.
+key, FP-56 pair value, FP-256.. filter scratch, FP-440.. g span (emit_goroutine).
 """
 
 from __future__ import annotations
@@ -63,6 +63,8 @@ STACK_TAIL = 16
 
 SLOT_GOID, SLOT_FRAME, SLOT_G = -16, -24, -32
 SLOT_PAIR, SLOT_PAIR_VALUE = -48, -56  # 16-byte key, 8-byte value of the pairs map
+# g from stack.hi up to goid, read at once: FP-440 .. FP-272, below the filter scratch
+SLOT_G_SPAN, G_SPAN_MAX = -440, 168
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,8 @@ class Variant:
     goroutine: GoroutineSource | None = None
     user_stack: bool = False
     sp_delta: int = 0                           # SP at the site + sp_delta = SP at entry
+    frame: bool = True                          # record the frame (g.stack.hi - SP): one
+                                                # more user read, needed to pair calls
     # Pairing entries with returns in the kernel (EventProgram.pairs): "entry" marks a
     # call the filter accepted (and unmarks one it rejected), "exit" sends a return
     # only if its call was marked. Keyed by (goid, frame), or (tid, SP at entry).
@@ -188,7 +192,7 @@ class EventProgram:
     @staticmethod
     def _emit_goroutine(a: Asm, v: Variant) -> None:
         if v.goroutine is not None:
-            emit_goroutine(a, v.goroutine, v.sp_delta)
+            emit_goroutine(a, v.goroutine, v.sp_delta, v.frame or bool(v.pairing))
         else:
             a.emit(st(8, FP, SLOT_GOID, 0), st(8, FP, SLOT_FRAME, 0))
 
@@ -206,7 +210,7 @@ class EventProgram:
                    stx(8, FP, SLOT_PAIR + 8, R1))
 
 
-def emit_goroutine(a: Asm, src: GoroutineSource, sp_delta: int) -> None:
+def emit_goroutine(a: Asm, src: GoroutineSource, sp_delta: int, frame: bool = True) -> None:
     """FP-16 = g.goid, FP-24 = g.stack.hi - SP at entry: a frame id that survives stack moves.
 
     Go's copystack keeps every frame's distance from the stack top, and SP at a RET
@@ -220,13 +224,27 @@ def emit_goroutine(a: Asm, src: GoroutineSource, sp_delta: int) -> None:
                call(Helper.probe_read_kernel), ldx(8, R3, FP, SLOT_G),
                Add.imm(R3, src.tls_offset), Mov.reg(R1, FP), Add.imm(R1, SLOT_G),
                Mov.imm(R2, 8), call(Helper.probe_read_user), ldx(8, R3, FP, SLOT_G))
-    a.emit(stx(8, FP, SLOT_G, R3),
-           Mov.reg(R1, FP), Add.imm(R1, SLOT_GOID), Mov.imm(R2, 8),
-           Add.imm(R3, src.goid_offset), call(Helper.probe_read_user),
-           ldx(8, R3, FP, SLOT_G), Add.imm(R3, src.stack_hi_offset),
-           Mov.reg(R1, FP), Add.imm(R1, SLOT_FRAME), Mov.imm(R2, 8),
-           call(Helper.probe_read_user),
-           ldx(8, R1, FP, SLOT_FRAME), Sub.reg(R1, R_SP))
+    span = src.goid_offset + 8 - src.stack_hi_offset
+    if not frame:  # the goid alone: each user read costs ~100 ns here, whatever its size
+        a.emit(Mov.reg(R1, FP), Add.imm(R1, SLOT_GOID), Mov.imm(R2, 8),
+               Add.imm(R3, src.goid_offset), call(Helper.probe_read_user),
+               st(8, FP, SLOT_FRAME, 0))
+        return
+    if 0 < span <= G_SPAN_MAX:
+        # One user read of g from stack.hi to goid instead of two: a read's cost is
+        # mostly fixed (~100 ns per call measured here), not per byte.
+        a.emit(Add.imm(R3, src.stack_hi_offset), Mov.reg(R1, FP), Add.imm(R1, SLOT_G_SPAN),
+               Mov.imm(R2, span), call(Helper.probe_read_user),
+               ldx(8, R1, FP, SLOT_G_SPAN + span - 8), stx(8, FP, SLOT_GOID, R1),
+               ldx(8, R1, FP, SLOT_G_SPAN), Sub.reg(R1, R_SP))
+    else:
+        a.emit(stx(8, FP, SLOT_G, R3),
+               Mov.reg(R1, FP), Add.imm(R1, SLOT_GOID), Mov.imm(R2, 8),
+               Add.imm(R3, src.goid_offset), call(Helper.probe_read_user),
+               ldx(8, R3, FP, SLOT_G), Add.imm(R3, src.stack_hi_offset),
+               Mov.reg(R1, FP), Add.imm(R1, SLOT_FRAME), Mov.imm(R2, 8),
+               call(Helper.probe_read_user),
+               ldx(8, R1, FP, SLOT_FRAME), Sub.reg(R1, R_SP))
     if sp_delta:  # SP at the site is sp_delta below SP at entry
         a.emit(Add.imm(R1, -sp_delta))
     a.emit(stx(8, FP, SLOT_FRAME, R1))

@@ -19,7 +19,6 @@ from lumos.bpf.asm import (
     Add,
     Asm,
     Helper,
-    Jlt,
     Jne,
     Mov,
     Reg,
@@ -78,12 +77,8 @@ class EventChannel:
         irq_work and a task wake-up in the traced thread); past a quarter full, the
         reader is woken at once so it drains before the ring overflows.
         """
-        quiet = a.fresh("quiet")
-        a.emit(ld_map_fd(R1, self.ring), Mov.imm(R2, BPF_RB_AVAIL_DATA),
-               call(Helper.ringbuf_query), Mov.imm(R2, BPF_RB_NO_WAKEUP),
-               Jlt.imm(R0, self.ring_bytes // 4, quiet), Mov.imm(R2, BPF_RB_FORCE_WAKEUP))
-        a.label(quiet)
-        a.emit(Mov.reg(R1, record), call(Helper.ringbuf_submit))  # record: R6-R9, kept
+        a.emit(Mov.reg(R1, record), Mov.imm(R2, BPF_RB_NO_WAKEUP),
+               call(Helper.ringbuf_submit))
 
     def lost(self) -> int:
         return sum(struct.unpack("<Q", v)[0]

@@ -29,7 +29,6 @@ from lumos.bpf.asm import (
     R4,
     R7,
     R8,
-    R9,
     Add,
     And,
     Arsh,
@@ -52,7 +51,7 @@ from lumos.bpf.asm import (
     st,
     stx,
 )
-from lumos.bpf.maps import Map, array_spec, create_map, hash_spec
+from lumos.bpf.maps import array_spec, create_map, hash_spec
 from lumos.bpf.prog import ProgramSpec
 from lumos.bpf.sys import BPF_NOEXIST, BPF_PROG_TYPE_KPROBE
 from lumos.probes import codegen
@@ -74,7 +73,6 @@ assert VALUE + START_VALUE.size == KEY and HKEY + HIST_KEY.size + 8 == VALUE
 # The kernel's LRU hash is approximate: under concurrency it may evict before it is full
 # (per-CPU free lists). Twice the capacity asked for keeps evictions to true overflow.
 LRU_HEADROOM = 2
-SUM_SLOT = 0xFFFF  # the histogram key slot that holds the sum of durations
 
 
 @dataclass
@@ -116,7 +114,7 @@ class LatencyProbe:
         self.unmatched = stack.enter_context(create_map(array_spec("lumos_unmatched", 8, 1,
                                                                    percpu=True)))
         self.hist = stack.enter_context(create_map(hash_spec(
-            "lumos_hist", HIST_KEY.size + 8, 8, 16384, percpu=True)))
+            "lumos_hist", HIST_KEY.size + 8, 16, 16384, percpu=True)))  # count, sum
         self.attached = attach_sites(self._build, self.sites, self.tgid, stack, mode)
         return self
 
@@ -189,11 +187,16 @@ class LatencyProbe:
         _emit_log2(a)
         a.emit(stx(4, FP, HKEY + 4, R1))
         a.emit(ld_map_fd(R1, self.starts), Mov.reg(R2, FP), Add.imm(R2, KEY),
-               call(Helper.map_delete_elem), Mov.imm(R9, 1))
-        _emit_add(a, self.hist, "bucket")            # hist[func, slot, by] += 1
-        a.emit(st(4, FP, HKEY + 4, SUM_SLOT), Mov.reg(R9, R8))
-        _emit_add(a, self.hist, "sum")               # hist[func, SUM_SLOT, by] += duration
-        a.emit(ja("out"))
+               call(Helper.map_delete_elem))
+        # hist[func, slot, by] += (1 call, duration): one lookup (per-CPU: no atomics)
+        a.emit(ld_map_fd(R1, self.hist), Mov.reg(R2, FP), Add.imm(R2, HKEY),
+               call(Helper.map_lookup_elem), Jeq.imm(R0, 0, "bucket.new"),
+               ldx(8, R1, R0, 0), Add.imm(R1, 1), stx(8, R0, 0, R1),
+               ldx(8, R1, R0, 8), Add.reg(R1, R8), stx(8, R0, 8, R1), ja("out"))
+        a.label("bucket.new")
+        a.emit(st(8, FP, VALUE, 1), stx(8, FP, VALUE + 8, R8), ld_map_fd(R1, self.hist),
+               Mov.reg(R2, FP), Add.imm(R2, HKEY), Mov.reg(R3, FP), Add.imm(R3, VALUE),
+               Mov.imm(R4, BPF_NOEXIST), call(Helper.map_update_elem), ja("out"))
         a.label("unmatched")  # entered before tracing began, or its start was evicted
         a.emit(st(4, FP, KEY, 0), ld_map_fd(R1, self.unmatched), Mov.reg(R2, FP),
                Add.imm(R2, KEY), call(Helper.map_lookup_elem), Jeq.imm(R0, 0, "out"),
@@ -209,11 +212,10 @@ class LatencyProbe:
             func, slot, by_word, by_bytes = HIST_KEY.unpack_from(key)
             fn = self.functions[func]
             by = _by_value(fn.by, by_word, by_bytes) if fn.by is not None else None
-            total = sum(struct.unpack("<Q", v)[0] for v in values)
-            if slot == SUM_SLOT:
+            for v in values:
+                count, total = struct.unpack("<QQ", v)
+                out[(func, by)].slots[slot] += count
                 out[(func, by)].sum += total
-            else:
-                out[(func, by)].slots[slot] += total
         return dict(out)
 
     def clear(self) -> None:
@@ -228,18 +230,6 @@ class LatencyProbe:
     @property
     def inflight(self) -> int:
         return len(self.starts)
-
-
-def _emit_add(a: Asm, hist: Map, name: str) -> None:
-    """hist[FP+HKEY] += R9 (per-CPU map: no atomics; insert when missing)."""
-    a.emit(ld_map_fd(R1, hist), Mov.reg(R2, FP), Add.imm(R2, HKEY),
-           call(Helper.map_lookup_elem), Jeq.imm(R0, 0, f"{name}.new"),
-           ldx(8, R1, R0, 0), Add.reg(R1, R9), stx(8, R0, 0, R1), ja(f"{name}.done"))
-    a.label(f"{name}.new")
-    a.emit(stx(8, FP, VALUE, R9), ld_map_fd(R1, hist), Mov.reg(R2, FP), Add.imm(R2, HKEY),
-           Mov.reg(R3, FP), Add.imm(R3, VALUE), Mov.imm(R4, BPF_NOEXIST),
-           call(Helper.map_update_elem))
-    a.label(f"{name}.done")
 
 
 def _tag(site: ProbeSite, variant: int) -> ProbeSite:

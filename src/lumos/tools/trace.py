@@ -113,16 +113,16 @@ def build_variants(functions, expr, want_ret: bool, user_stack: bool):
 
     for fi, f in enumerate(functions):
         # With a filter, returns are sent only for the calls it accepted (paired in the
-        # kernel by goroutine and frame).
+        # kernel by goroutine and frame). Otherwise no frame is read: one user read less.
         paired = expr is not None and want_ret
         entry = Variant("entry", f.args, expr, f.args if expr else (), f.goroutine, user_stack,
-                        f.entry_sp_delta, pairing="entry" if paired else "")
+                        f.entry_sp_delta, frame=False, pairing="entry" if paired else "")
         sites.append(_with_variant(f.entry, vid(entry)))
         meta.append((fi, -1))
         if want_ret:
             for k, site in enumerate(f.exits):
                 v = Variant("return", f.results[k] if k < len(f.results) else (), None, (),
-                            f.goroutine, pairing="exit" if paired else "")
+                            f.goroutine, frame=False, pairing="exit" if paired else "")
                 sites.append(_with_variant(site, vid(v)))
                 meta.append((fi, k))
     return sites, variants, meta
