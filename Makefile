@@ -38,6 +38,9 @@ test: setup lint
 
 bench: setup
 	$(VENV)/bin/python bench/funccount.py
+	$(VENV)/bin/python bench/trace.py
+	$(VENV)/bin/python bench/reliability.py
+	$(VENV)/bin/python bench/funcs.py
 
 clean:
 	rm -rf $(VENV) examples/goserver/goserver tests/programs/build
