@@ -66,9 +66,9 @@ def goserver(tmp_path_factory):
     """The demo server on a free port; yields (process, port, path of its stderr log)."""
     import socket
 
+    from support.gobuild import build
     from support.programs import ROOT
-    from support.programs import build_go as _build_go
-    binary = _build_go(str(ROOT / "examples" / "goserver"))
+    binary = str(build(ROOT / "examples" / "goserver"))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

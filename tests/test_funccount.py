@@ -9,7 +9,8 @@ import time
 
 import pytest
 from conftest import LUMOS, require, run_lumos
-from support.programs import build_go
+from support.gobuild import build
+from support.programs import ROOT
 
 from lumos.binary.elf import open_elf
 from lumos.binary.procmaps import read_maps
@@ -26,7 +27,7 @@ def table(stdout: str) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def gohot():
-    return build_go("gohot")
+    return str(build(ROOT / "tests" / "programs" / "gohot"))
 
 
 @pytest.mark.parametrize("mode", [[], ["--per-site"]], ids=["uprobe_multi", "per-site"])

@@ -23,7 +23,8 @@ from urllib.parse import quote
 
 import pytest
 from conftest import LUMOS
-from support.programs import ROOT, build_go
+from support.gobuild import build
+from support.programs import ROOT
 
 STRLEN = 24
 SIGNATURE = "main.prepareAnswer(name string, year int, status int) string"
@@ -229,7 +230,7 @@ def run_server(binary: str, tmp_path):
 
 def test_stripped_build_with_a_signature_decodes_like_dwarf(tmp_path):
     """No DWARF: the user writes the signature in the pattern and gets the same trace."""
-    binary = build_go(str(ROOT / "examples" / "goserver"), ldflags="-s -w")
+    binary = str(build(ROOT / "examples" / "goserver", "1.19", "stripped"))
     with run_server(binary, tmp_path) as (pid, log):
         events, lost, logged = traced(pid, log, requests(300), tmp_path, "--ret", SIGNATURE)
     assert lost == 0 and len(logged) == 300
@@ -237,7 +238,7 @@ def test_stripped_build_with_a_signature_decodes_like_dwarf(tmp_path):
 
 
 def test_stripped_build_without_a_signature_says_so(tmp_path):
-    binary = build_go(str(ROOT / "examples" / "goserver"), ldflags="-s -w")
+    binary = str(build(ROOT / "examples" / "goserver", "1.19", "stripped"))
     with run_server(binary, tmp_path) as (pid, log):
         r = subprocess.run([*LUMOS, "trace", "-p", str(pid), "main.prepareAnswer", "-d", "0.5"],
                            capture_output=True, text=True, timeout=60)

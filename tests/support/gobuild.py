@@ -67,9 +67,11 @@ def _env(version: str, cgo: bool) -> dict[str, str]:
     return env
 
 
-def build(program: str, version: str, variant: str) -> Path:
-    """Build tests/programs/go/<program> with Go <version> as <variant>; cached."""
-    src = PROGRAMS / program
+def build(program: str | Path, version: str = "1.19", variant: str = "default") -> Path:
+    """Build tests/programs/go/<program> (or the Go package in a directory given as a
+    Path) with Go <version> as <variant>; cached."""
+    src = program if isinstance(program, Path) else PROGRAMS / program
+    program = src.name
     flags = {**VARIANTS, **CGO_VARIANTS}[variant]
     cgo = variant.startswith("cgo")
     h = hashlib.sha256(f"{version}|{variant}|{flags}".encode())

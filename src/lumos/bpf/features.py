@@ -20,7 +20,7 @@ from lumos.bpf.asm import FP, R0, R1, R2, R3, Helper, Mov, call, exit_
 from lumos.bpf.btf import KIND_FUNC, load_vmlinux_btf
 from lumos.bpf.maps import array_spec, create_map, ringbuf_spec
 from lumos.bpf.prog import ProgramSpec, load_program
-from lumos.bpf.tracefs import TRACEFS_DIRS, tracefs_root
+from lumos.bpf.tracefs import tracefs_root
 from lumos.errors import LumosError, NotSupportedError, PrivilegeError
 
 CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
@@ -230,4 +230,4 @@ def kernel_version() -> tuple[int, int]:
     return int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) or 0)
 
 
-__all__ = ["FEATURES", "Feature", "check", "require", "has", "kernel_version", "TRACEFS_DIRS"]
+__all__ = ["FEATURES", "Feature", "check", "require", "has", "kernel_version"]

@@ -11,6 +11,7 @@ lumos then decodes by the ABI rules as if DWARF had said so.
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass, field
 
 from lumos.binary.disasm import ret_addresses
@@ -96,7 +97,6 @@ def plan(target: Target, patterns: list[str], strlen: int = 64,
 
 
 def _glob_match(glob: str, name: str) -> bool:
-    import fnmatch
     return fnmatch.fnmatchcase(name, glob)
 
 
