@@ -245,8 +245,10 @@ def floor_mode(binary: str, cmd: str) -> int:
     import shlex
 
     from lumos.probes.count import CountProbe
-    from lumos.tools.common import Launched, Runner, Target
-    from lumos.tools.plan import plan
+    from lumos.session.runner import Runner
+    from lumos.targets.launch import Launched
+    from lumos.targets.plan import plan
+    from lumos.targets.target import Target
     with ExitStack() as stack:
         launched = Launched(shlex.split(cmd))
         stack.callback(launched.close)

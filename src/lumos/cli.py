@@ -49,6 +49,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="show tracebacks and BPF program listings on errors")
+        p.add_argument("--dump-prog", action="store_true", default=argparse.SUPPRESS,
+                       help="print each BPF program loaded, with comments saying where each "
+                            "instruction and constant comes from, its maps and records")
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser
@@ -56,26 +59,49 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    chosen = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(chosen if chosen in TOOLS else None)
-    args = parser.parse_args(argv)
-    if not args.tool:
-        parser.print_help()
-        return 2
+    debug = "--debug" in argv
+    tool = "lumos"
     try:
+        chosen = next((a for a in argv if not a.startswith("-")), None)
+        parser = build_parser(chosen if chosen in TOOLS else None)
+        args = parser.parse_args(argv)
+        if not args.tool:
+            parser.print_help()
+            return 2
+        tool = f"lumos {args.tool}"
+        if getattr(args, "dump_prog", False):
+            from lumos.bpf.prog import observe_loads
+            observe_loads(lambda spec: print(spec.explain() + "\n", file=sys.stderr,
+                                             flush=True))
         return args._run(args) or 0
     except LumosError as e:
-        if args.debug:
+        if debug:
             for extra in ("listing", "log"):  # VerifierError: the program and the whole log
                 if getattr(e, extra, ""):
                     print(f"--- {extra} ---\n{getattr(e, extra)}", file=sys.stderr)
             raise
-        print(f"lumos {args.tool}: {e}", file=sys.stderr)
+        print(f"{tool}: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C during set-up (later it is a stop condition)
         return 130
-    except BrokenPipeError:
+    except BrokenPipeError:  # stdout closed early (| head): nothing more to say
+        _silence_stdout()
         return 0
+    except Exception as e:
+        if debug:
+            raise
+        print(f"{tool}: internal error (a lumos bug, please report it): "
+              f"{type(e).__name__}: {e} (--debug shows the traceback)", file=sys.stderr)
+        return 70  # EX_SOFTWARE
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush cannot fail."""
+    import os
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":

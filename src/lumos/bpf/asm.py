@@ -255,7 +255,14 @@ class Asm:
     def __init__(self):
         self.insns: list[Instruction] = []
         self._pending: list[str] = []
+        self._comment = ""
         self._counter = 0
+
+    def comment(self, text: str) -> None:
+        """Say what the next instructions do and where their constants come from; the
+        text goes on the next emitted instruction (by convention 'emitter: what', so a
+        listing leads from any instruction to the code that emitted it in one hop)."""
+        self._comment = f"{self._comment}; {text}" if self._comment else text
 
     def label(self, name: str) -> None:
         self._pending.append(name)
@@ -269,6 +276,10 @@ class Asm:
             if self._pending:
                 insn = insn.labelled(*self._pending)
                 self._pending = []
+            if self._comment:
+                insn = insn.commented(f"{self._comment}; {insn.comment}" if insn.comment
+                                      else self._comment)
+                self._comment = ""
             self.insns.append(insn)
 
     def extend(self, insns) -> None:
@@ -382,9 +393,8 @@ def format_insns(insns: list[Instruction], mark: set[int] | None = None) -> str:
         for name in insn.labels:
             lines.append(f"{name}:")
         prefix = ">>" if mark and slot in mark else "  "
-        text = f"{prefix}{slot:5d}: {format_insn(insn)}"
-        if insn.comment:
-            text = f"{text:<48} ; {insn.comment}"
-        lines.append(text)
+        if insn.comment:  # above the instruction: comments are long, code is short
+            lines.append(f"{'':7}; {insn.comment}")
+        lines.append(f"{prefix}{slot:5d}: {format_insn(insn)}")
         slot += insn.slots
     return "\n".join(lines)

@@ -31,9 +31,25 @@ class ProgramSpec:
     license: str = "GPL"
     expected_attach_type: int = 0
     attach_btf_id: int = 0  # fentry/fexit: the vmlinux BTF id of the traced function
+    about: str = ""         # what the emitter says of its memory: maps, stack slots, record
 
     def listing(self, mark: set[int] | None = None) -> str:
         return format_insns(list(self.insns), mark)
+
+    def explain(self) -> str:
+        """The whole story of a program, as `--dump-prog` prints it: name, type, size,
+        the emitter's memory declarations, then the commented listing."""
+        slots = sum(i.slots for i in self.insns)
+        head = f"program {self.name}: type {self.prog_type}, {slots} instructions"
+        return "\n".join(x for x in (head, self.about, self.listing()) if x)
+
+
+_load_observers: list = []
+
+
+def observe_loads(fn) -> None:
+    """Call fn(spec) for each program loaded from now on (cli's --dump-prog)."""
+    _load_observers.append(fn)
 
 
 class Program:
@@ -97,6 +113,8 @@ def _prog_name(name: str) -> bytes:
 
 def load_program(spec: ProgramSpec) -> Program:
     code = encode(list(spec.insns))
+    for fn in _load_observers:
+        fn(spec)
     fd, failure = _load(spec, code, 0, 0)
     if fd is not None:
         return Program(spec, FD(fd))

@@ -126,9 +126,9 @@ class RingBuffer:
         self.records += n
         return chunk, n
 
-
-    def read_chunk_fixed(self, record_size: int) -> tuple[bytes, int]:
-        """read_chunk() for a ring whose records all have record_size bytes.
+    def read_chunk_fixed(self, record_size: int, limit: int = 0) -> tuple[bytes, int]:
+        """read_chunk() for a ring whose records all have record_size bytes (at most
+        `limit` records when limit > 0).
 
         Record boundaries are known, so the first uncommitted record is found with a
         strided slice of the header bytes and a regex search, at C speed: no Python
@@ -139,6 +139,8 @@ class RingBuffer:
         prod = _u64.unpack_from(self._prod, 0)[0]
         stride = (record_size + HDR_SIZE + 7) & ~7
         n = (prod - cons) // stride
+        if limit:
+            n = min(n, limit)
         if n <= 0:
             return b"", 0
         start = cons & self._mask
@@ -153,6 +155,16 @@ class RingBuffer:
         _u64.pack_into(self._cons, 0, cons + n * stride)
         self.records += n
         return chunk, n
+
+    def discard_pending(self) -> int:
+        """Release every committed record unread; returns how many (the caller counts
+        them as lost). Records still being written are left alone."""
+        n = 0
+        while True:
+            chunk, k = self.read_chunk()
+            if not k:
+                return n
+            n += sum(1 for _ in iter_records(chunk))
 
 
 _BUSY_BYTE = re.compile(rb"[\x80-\xff]")

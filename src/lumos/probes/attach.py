@@ -25,7 +25,7 @@ from lumos.bpf.links import (
 )
 from lumos.bpf.prog import Program, ProgramSpec, load_program
 from lumos.errors import AttachError
-from lumos.probes.sites import ProbeSite, TracepointSite
+from lumos.probes.probesite import ProbeSite, TracepointSite
 
 ENOTSUPP = 524  # the kernel's internal "cannot probe this instruction"
 

@@ -32,7 +32,7 @@ from lumos.bpf.prog import ProgramSpec
 from lumos.bpf.sys import BPF_PROG_TYPE_KPROBE
 from lumos.probes import codegen
 from lumos.probes.attach import Attached, attach_sites, attach_tracepoint_sites
-from lumos.probes.sites import ProbeSite, TracepointSite
+from lumos.probes.probesite import ProbeSite, TracepointSite
 
 
 def count_program(counts: Map, tgid: int | None, prog_type: int,

@@ -57,8 +57,8 @@ from lumos.bpf.sys import BPF_NOEXIST, BPF_PROG_TYPE_KPROBE
 from lumos.probes import codegen
 from lumos.probes.attach import Attached, attach_sites
 from lumos.probes.capture import R_SP, Capture, emit_read_word, load_sp
-from lumos.probes.event import SLOT_FRAME, SLOT_GOID, GoroutineSource, emit_goroutine
-from lumos.probes.sites import ProbeSite
+from lumos.probes.eventprog import SLOT_FRAME, SLOT_GOID, GoroutineSource, emit_goroutine
+from lumos.probes.probesite import ProbeSite
 
 BY_STR_BYTES = 16
 # stack layout (below the goroutine slots of event.py)

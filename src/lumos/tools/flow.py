@@ -6,18 +6,21 @@ names its goroutine.
 from __future__ import annotations
 
 import sys
-from contextlib import ExitStack
 from dataclasses import replace
 
+from lumos.output.clock import Clock, time_offset
+from lumos.output.govalues import format_values, json_value
 from lumos.output.jsonl import write_json
 from lumos.output.units import format_duration
 from lumos.probes.attach import attach_sites
-from lumos.probes.decode import Decoder, format_values, json_value
-from lumos.probes.event import EventProgram, Variant
-from lumos.probes.events import EventChannel
-from lumos.tools import common
-from lumos.tools.plan import plan
-from lumos.tools.stream import Clock, report_lost, run_stream, time_offset
+from lumos.probes.channel import EventChannel
+from lumos.probes.decode import Decoder
+from lumos.probes.eventprog import EventProgram, Variant
+from lumos.probes.stream import run_stream
+from lumos.session.args import add_target_arguments, add_timing_arguments
+from lumos.session.report import report_lost
+from lumos.session.session import Session
+from lumos.targets.plan import plan
 
 HELP = "call flow per goroutine: -> entry, <- return with duration, indented by depth"
 EXAMPLES = """\
@@ -31,8 +34,8 @@ MAX_GOROUTINES = 65536  # goroutines followed at once (one that ended mid-call i
 
 
 def add_arguments(p) -> None:
-    common.add_target_arguments(p)
-    common.add_timing_arguments(p, interval=False)
+    add_target_arguments(p)
+    add_timing_arguments(p, interval=False)
     p.add_argument("--args", dest="show_args", action="store_true",
                    help="show decoded arguments on entry")
     p.add_argument("--strlen", type=int, default=32, help="bytes of each string (default 32)")
@@ -41,10 +44,8 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    target = common.resolve_target(args)
-    with ExitStack() as stack:
-        if target.launched:
-            stack.callback(target.launched.close)
+    with Session(args) as s:
+        target = s.target
         functions = plan(target, target.patterns, args.strlen)
         variants: list[Variant] = []
         index: dict[Variant, int] = {}
@@ -59,20 +60,16 @@ def run(args) -> int:
                     variants.append(v)
                 sites.append(replace(site, variant=vid))
                 meta.append((fi, kind))
-        channel = EventChannel(args.ring_mb << 20).open(stack)
+        channel = EventChannel(args.ring_mb << 20).open(s.stack)
         program = EventProgram(variants, channel, target.pid, "lumos_flow")
-        attached = attach_sites(program.build, sites, target.pid, stack)
-        common.report_skipped(attached.skipped)
+        attached = attach_sites(program.build, sites, target.pid, s.stack)
         flow = Flow(functions, sites, variants, meta, args)
-        print(f"Tracing {len(functions)} functions in {target.label}... Hit Ctrl-C to end.",
-              file=sys.stderr, flush=True)
+        s.banner(f"{len(functions)} functions", skipped=attached.skipped)
         if not args.json:
             sys.stdout.write(f"{'TIME':<15} {'PID':>7} {'TID':>7} {'GOID':>7} FLOW\n")
-        if target.launched:
-            target.launched.start()
-        with common.Runner(args.duration, target.launched) as runner:
-            run_stream(channel, runner, flow.handle, program.record_size)
-        report_lost(channel, args.json)
+        stream = run_stream(channel, s.start(), flow.handle, program.record_size,
+                            out=sys.stdout)
+        report_lost(stream, args.json)
     return 0
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import time
-from contextlib import ExitStack
 
 from lumos.bpf import features
 from lumos.bpf.tracefs import list_tracepoints
@@ -12,10 +11,11 @@ from lumos.errors import TargetError, UsageError
 from lumos.output.jsonl import write_json
 from lumos.output.table import print_table
 from lumos.probes.count import CountProbe
-from lumos.probes.sites import TracepointSite
-from lumos.tools import common
-from lumos.tools.functions import classify_pattern, resolve_patterns
-from lumos.tools.sites import entry_sites
+from lumos.probes.probesite import TracepointSite
+from lumos.session.args import add_target_arguments, add_timing_arguments
+from lumos.session.session import Session
+from lumos.targets.entry import entry_sites
+from lumos.targets.patterns import classify_pattern, resolve_patterns
 
 HELP = "count calls of functions matching patterns (C and Go, in-kernel counting)"
 EXAMPLES = """\
@@ -29,38 +29,27 @@ EXAMPLES = """\
 
 
 def add_arguments(p) -> None:
-    common.add_target_arguments(p)
-    common.add_timing_arguments(p)
+    add_target_arguments(p)
+    add_timing_arguments(p)
     p.add_argument("--per-site", action="store_true",
                    help="attach one perf event per site instead of one uprobe_multi link")
 
 
 def run(args) -> int:
-    target = common.resolve_target(
-        args, is_kernel_pattern=lambda p: classify_pattern(p)[0] != "user")
     out = sys.stdout
-    with ExitStack() as stack:
-        if target.launched:
-            stack.callback(target.launched.close)
+    with Session(args, is_kernel_pattern=lambda p: classify_pattern(p)[0] != "user") as s:
+        target = s.target
         user, tracepoints = split_kinds(target.patterns)
         functions = resolve_patterns(target, user) if user else []
         sites, unprobeable = entry_sites(functions)
         probe = CountProbe(sites, tracepoints, target.pid).attach(
-            stack, mode="perf_event" if args.per_site else None)
-        common.report_skipped(unprobeable + probe.skipped)
+            s.stack, mode="perf_event" if args.per_site else None)
         what = " ".join(repr(p) for p in target.patterns)
-        where = f" in {target.label}" if target.exe or target.pid else ""
         attached = len(sites) - len(probe.skipped) + len(tracepoints)
-        print(f"Tracing {attached} functions for {what}{where}... "
-              f"Hit Ctrl-C to end.", file=sys.stderr, flush=True)
-        if target.launched:
-            target.launched.start()
-        with common.Runner(args.duration, target.launched) as runner:
-            for final in runner.ticks(args.interval):
-                counts = probe.read()
-                if args.interval and not final:
-                    probe.reset()
-                report(functions, sites + tracepoints, counts, args, out)
+        s.banner(f"{attached} functions for {what}", skipped=unprobeable + probe.skipped)
+        s.report_intervals(probe.read, probe.reset,
+                           lambda counts: report(functions, sites + tracepoints, counts,
+                                                 args, out))
     return 0
 
 

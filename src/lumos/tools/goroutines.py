@@ -15,23 +15,23 @@ from __future__ import annotations
 import sys
 import time
 from collections import defaultdict
-from contextlib import ExitStack
 from dataclasses import dataclass
 
-from lumos.errors import GoBinaryError, UsageError
+from lumos.errors import UsageError
+from lumos.output.clock import Clock, time_offset
 from lumos.output.jsonl import write_json
 from lumos.output.table import print_table
 from lumos.output.units import format_duration
 from lumos.probes.attach import attach_sites
-from lumos.probes.capture import Capture, WordLoc
+from lumos.probes.channel import EventChannel
 from lumos.probes.decode import Decoder
-from lumos.probes.event import EventProgram, GoroutineSource, Variant
-from lumos.probes.events import EventChannel
-from lumos.probes.sites import ProbeSite
-from lumos.tools import common
-from lumos.tools.sites import open_go, site_flags_mask
-from lumos.tools.stream import Clock, report_lost, run_stream, time_offset
-from lumos.tools.symbolize import Symbolizer
+from lumos.probes.eventprog import EventProgram
+from lumos.probes.stream import run_stream
+from lumos.session.args import add_timing_arguments
+from lumos.session.report import report_lost
+from lumos.session.session import Session
+from lumos.targets.goroutine_sites import goroutine_sites
+from lumos.targets.symbolize import Symbolizer
 
 HELP = "goroutine creations (parent, creator, start function) and exits; --leaks"
 EXAMPLES = """\
@@ -44,7 +44,7 @@ def add_arguments(p) -> None:
     p.add_argument("args", nargs="?", metavar="TARGET", help="a Go binary (or use -p/-c)")
     p.add_argument("-p", "--pid", type=int, help="trace this process only")
     p.add_argument("-c", "--command", metavar="CMD", help="start CMD and trace it")
-    common.add_timing_arguments(p)
+    add_timing_arguments(p)
     p.add_argument("--leaks", action="store_true",
                    help="print goroutines created while tracing that are still alive")
     p.add_argument("--quiet", action="store_true", help="with --leaks: no per-event lines")
@@ -52,76 +52,28 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     args.args = [args.args] if args.args else []
-    target = common.resolve_target(args, need_patterns=False)
-    if target.exe is None:
-        raise UsageError("give a Go binary, -p PID or -c CMD")
-    with ExitStack() as stack:
-        if target.launched:
-            stack.callback(target.launched.close)
-        sites, variants = plan_runtime(target.exe)
-        channel = EventChannel(4 << 20).open(stack)
+    with Session(args, need_patterns=False) as s:
+        target = s.target
+        if target.exe is None:
+            raise UsageError("give a Go binary, -p PID or -c CMD")
+        sites, variants = goroutine_sites(target.exe)
+        channel = EventChannel(4 << 20).open(s.stack)
         program = EventProgram(variants, channel, target.pid, "lumos_goroutines")
-        attached = attach_sites(program.build, sites, target.pid, stack)
-        common.report_skipped(attached.skipped)
+        attached = attach_sites(program.build, sites, target.pid, s.stack)
         tracker = Tracker(sites, variants, args, target)
-        print(f"Tracing goroutines in {target.label}... Hit Ctrl-C to end.", file=sys.stderr,
-              flush=True)
+        s.banner("goroutines", skipped=attached.skipped)
         if not args.json and not args.quiet:
             sys.stdout.write(f"{'TIME':<15} {'PID':>7} {'PARENT':>7}    {'GOID':<7} EVENT\n")
+        runner = s.start()
         if target.launched:
-            target.launched.start()
             tracker.symbolizer(target.pid).load_maps()
-        with common.Runner(args.duration, target.launched) as runner:
-            run_stream(channel, runner, tracker.handle, program.record_size,
-                       on_tick=tracker.report_leaks if args.leaks else None,
-                       interval=args.interval)
+        stream = run_stream(channel, runner, tracker.handle, program.record_size,
+                            on_tick=tracker.report_leaks if args.leaks else None,
+                            interval=args.interval, out=sys.stdout)
         if args.leaks:
             tracker.report_leaks()
-        report_lost(channel, args.json)
+        report_lost(stream, args.json)
     return 0
-
-
-def plan_runtime(exe: str) -> tuple[list[ProbeSite], list[Variant]]:
-    """Sites and variants for newproc1 (entry, RETs) and goexit1 (entry)."""
-    gobin = open_go(exe)
-    if gobin is None:
-        raise GoBinaryError(f"{exe}: not a Go program (no .gopclntab)")
-    with gobin:
-        rt = gobin.runtime_layout()
-    if rt.newproc1 is None or rt.goexit1 is None:
-        raise GoBinaryError(f"{exe}: runtime.newproc1 or runtime.goexit1 not found")
-    np, ge = rt.newproc1, rt.goexit1
-    locs = np.entry_site.locs
-    if len(locs) < 3 or any(len(x) != 1 or x[0].kind != "reg" for x in locs[:3]):
-        raise GoBinaryError(f"{exe}: runtime.newproc1 arguments are not in registers "
-                            f"({np.abi}); lumos needs Go 1.17 or newer")
-    fn_reg, gp_reg, pc_reg = (x[0].reg for x in locs[:3])
-    g = GoroutineSource(rt.goid_offset, reg=rt.g_register)
-    variants: list[Variant] = []
-
-    def vid(v: Variant) -> int:
-        if v not in variants:
-            variants.append(v)
-        return variants.index(v)
-
-    create = Variant("create", (
-        Capture("startpc", "uint", (WordLoc.deref(fn_reg, rt.funcval_fn_offset),)),
-        Capture("parent", "uint", (WordLoc.deref(gp_reg, rt.goid_offset),)),
-        Capture("callerpc", "uint", (WordLoc.register(pc_reg),)),
-    ), goroutine=g)
-    sites = [ProbeSite(exe, np.entry_site.offset, np.name, "entry",
-                       site_flags_mask(np.entry_site), variant=vid(create))]
-    for ret in np.ret_sites:
-        res = ret.locs[0][0] if ret.locs and ret.locs[0] else None
-        if res is None or res.kind != "reg":
-            raise GoBinaryError(f"{exe}: runtime.newproc1 result is not in a register")
-        created = Variant("created", (Capture("goid", "uint", (
-            WordLoc.deref(res.reg, rt.goid_offset),)),), goroutine=g)
-        sites.append(ProbeSite(exe, ret.offset, np.name, "return", variant=vid(created)))
-    sites.append(ProbeSite(exe, ge.entry_site.offset, ge.name, "entry",
-                           site_flags_mask(ge.entry_site),
-                           variant=vid(Variant("exit", (), goroutine=g))))
-    return sites, variants
 
 
 @dataclass

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import sys
 import time
-from contextlib import ExitStack
 
 from lumos.errors import UsageError
 from lumos.output.hist import format_log2_hist, slot_range
 from lumos.output.jsonl import write_json
 from lumos.probes.latency import LatencyFunction, LatencyProbe
-from lumos.tools import common
-from lumos.tools.plan import plan
+from lumos.session.args import add_target_arguments, add_timing_arguments
+from lumos.session.session import Session
+from lumos.targets.plan import plan
 
 HELP = "latency histograms of Go (or C) functions, computed in the kernel"
 EXAMPLES = """\
@@ -31,8 +31,8 @@ UNITS = {"ns": (1, "nsecs"), "us": (1000, "usecs"), "ms": (1000_000, "msecs")}
 
 
 def add_arguments(p) -> None:
-    common.add_target_arguments(p)
-    common.add_timing_arguments(p)
+    add_target_arguments(p)
+    add_timing_arguments(p)
     p.add_argument("--by", metavar="ARG", help="one histogram per value of this argument")
     p.add_argument("--unit", choices=UNITS, default="us", help="histogram unit (default us)")
     p.add_argument("-m", dest="unit", action="store_const", const="ms", help="--unit ms")
@@ -42,11 +42,9 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    target = common.resolve_target(args)
     unit_ns, unit_name = UNITS[args.unit]
-    with ExitStack() as stack:
-        if target.launched:
-            stack.callback(target.launched.close)
+    with Session(args) as s:
+        target = s.target
         planned = [f for f in plan(target, target.patterns, strlen=16) if f.exits]
         if not planned:
             raise UsageError("no matching function has a RET instruction to time")
@@ -56,21 +54,13 @@ def run(args) -> int:
             raise UsageError(f"--by {args.by}: no matching function has that argument "
                              f"(see: lumos funcs)")
         entries = [f.entry for f in planned]
-        exits = [s for f in planned for s in f.exits]
+        exits = [x for f in planned for x in f.exits]
         probe = LatencyProbe(functions, entries, exits, unit_ns, target.pid,
-                             args.max_inflight).attach(stack)
-        common.report_skipped(probe.attached.skipped)
-        print(f"Tracing {len(functions)} functions ({len(entries)} entries, {len(exits)} "
-              f"RET sites) in {target.label}... Hit Ctrl-C to end.", file=sys.stderr,
-              flush=True)
-        if target.launched:
-            target.launched.start()
-        with common.Runner(args.duration, target.launched) as runner:
-            for final in runner.ticks(args.interval):
-                hists = probe.read()
-                if args.interval and not final:
-                    probe.clear()
-                report(functions, hists, unit_name, args)
+                             args.max_inflight).attach(s.stack)
+        s.banner(f"{len(functions)} functions ({len(entries)} entries, {len(exits)} RET "
+                 f"sites)", skipped=probe.attached.skipped)
+        s.report_intervals(probe.read, probe.clear,
+                           lambda hists: report(functions, hists, unit_name, args))
         if probe.returns_unmatched:
             print(f"lumos: {probe.returns_unmatched} returns had no recorded entry (calls "
                   f"begun before tracing started, or more than --max-inflight calls in "

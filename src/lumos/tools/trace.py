@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import sys
-from contextlib import ExitStack
 from dataclasses import replace
 
 from lumos.bpf.maps import create_map, hash_spec
 from lumos.errors import UsageError
+from lumos.output.clock import Clock, time_offset
+from lumos.output.govalues import format_values, json_value
 from lumos.output.jsonl import write_json
 from lumos.probes.attach import attach_sites
-from lumos.probes.decode import Decoder, format_values, json_value
-from lumos.probes.event import EventProgram, Variant
-from lumos.probes.events import EventChannel
+from lumos.probes.channel import EventChannel
+from lumos.probes.decode import Decoder
+from lumos.probes.eventprog import EventProgram, Variant
 from lumos.probes.filter import check_filter, names_in, parse_filter
-from lumos.tools import common
-from lumos.tools.plan import PlannedFunction, plan
-from lumos.tools.stream import Clock, report_lost, run_stream, time_offset
-from lumos.tools.symbolize import Symbolizer
+from lumos.probes.stream import run_stream
+from lumos.session.args import add_target_arguments, add_timing_arguments
+from lumos.session.report import report_lost
+from lumos.session.session import Session
+from lumos.targets.plan import PlannedFunction, plan
+from lumos.targets.symbolize import Symbolizer
 
 HELP = "print each call of Go (or C) functions with decoded arguments and return values"
 EXAMPLES = """\
@@ -34,8 +37,8 @@ MAX_OPEN_CALLS = 65536  # with --filter --ret: accepted calls awaiting their RET
 
 
 def add_arguments(p) -> None:
-    common.add_target_arguments(p)
-    common.add_timing_arguments(p, interval=False)
+    add_target_arguments(p)
+    add_timing_arguments(p, interval=False)
     p.add_argument("--ret", action="store_true", help="also print return values (at every RET)")
     p.add_argument("--filter", metavar="EXPR",
                    help="only calls whose arguments satisfy EXPR (evaluated in the kernel): "
@@ -53,35 +56,28 @@ def run(args) -> int:
     if args.ring_mb < 1 or args.ring_mb & (args.ring_mb - 1):
         raise UsageError("--ring-mb must be a power of two")
     expr = parse_filter(args.filter) if args.filter else None
-    target = common.resolve_target(args)
-    with ExitStack() as stack:
-        if target.launched:
-            stack.callback(target.launched.close)
-        functions = plan(target, target.patterns, args.strlen)
-        functions = _apply_filter(functions, expr)
+    with Session(args) as s:
+        target = s.target
+        functions = _apply_filter(plan(target, target.patterns, args.strlen), expr)
         sites, variants, meta = build_variants(functions, expr, args.ret, args.stack)
-        channel = EventChannel(args.ring_mb << 20).open(stack)
+        channel = EventChannel(args.ring_mb << 20).open(s.stack)
         pairs = None
         if expr is not None and args.ret:
-            pairs = stack.enter_context(create_map(hash_spec(
-                "lumos_pairs", 16, 8, MAX_OPEN_CALLS, lru=True)))
+            pairs = s.enter(create_map(hash_spec("lumos_pairs", 16, 8, MAX_OPEN_CALLS,
+                                                 lru=True)))
         program = EventProgram(variants, channel, target.pid, "lumos_trace", pairs)
-        attached = attach_sites(program.build, sites, target.pid, stack)
-        common.report_skipped(attached.skipped)
+        attached = attach_sites(program.build, sites, target.pid, s.stack)
         printer = Printer(functions, sites, variants, meta, args, target)
-        print(f"Tracing {len(functions)} functions ({len(sites)} sites) in {target.label}... "
-              f"Hit Ctrl-C to end.", file=sys.stderr, flush=True)
-        for note in sorted({n for f in functions for n in f.notes}):
-            print(f"lumos: note: {note}", file=sys.stderr)
+        s.banner(f"{len(functions)} functions ({len(sites)} sites)",
+                 [n for f in functions for n in f.notes], attached.skipped)
         if not args.json:
             printer.header()
-        if target.launched:
-            target.launched.start()
-            if args.stack:
-                printer.symbolizer(target.pid).load_maps()
-        with common.Runner(args.duration, target.launched) as runner:
-            run_stream(channel, runner, printer.handle, program.record_size)
-        report_lost(channel, args.json)
+        runner = s.start()
+        if target.launched and args.stack:
+            printer.symbolizer(target.pid).load_maps()
+        stream = run_stream(channel, runner, printer.handle, program.record_size,
+                            out=sys.stdout)
+        report_lost(stream, args.json)
     return 0
 
 

@@ -50,7 +50,7 @@ from lumos.probes.capture import (
     emit_capture,
     load_sp,
 )
-from lumos.probes.events import EventChannel
+from lumos.probes.channel import EventChannel
 from lumos.probes.filter import emit_filter
 
 BPF_F_USER_STACK = 1 << 8

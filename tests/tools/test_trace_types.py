@@ -19,8 +19,8 @@ import pytest
 from conftest import run_lumos
 from support.gobuild import VARIANTS, VERSIONS, build
 
-from lumos.tools.common import Target
-from lumos.tools.plan import plan
+from lumos.targets.plan import plan
+from lumos.targets.target import Target
 
 STRLEN = 32
 

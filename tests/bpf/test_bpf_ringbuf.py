@@ -13,8 +13,8 @@ from lumos.bpf.asm import R0, R1, R6, R7, Asm, Mov, exit_, ldx, stx
 from lumos.bpf.links import attach_uprobe
 from lumos.bpf.prog import ProgramSpec, load_program
 from lumos.bpf.ringbuf import iter_records
+from lumos.probes.channel import EventChannel
 from lumos.probes.codegen import PT_REGS
-from lumos.probes.events import EventChannel
 
 RECORD = 24  # the argument of f() and two words of padding, to fill the ring faster
 

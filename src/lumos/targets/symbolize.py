@@ -13,7 +13,7 @@ import time
 from lumos.binary.elf import open_elf
 from lumos.binary.procmaps import Mapping, find_mapping, read_maps
 from lumos.errors import LumosError
-from lumos.tools.functions import functions_of
+from lumos.targets.patterns import functions_of
 
 
 class Symbolizer:

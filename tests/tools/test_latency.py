@@ -23,8 +23,9 @@ from support.gobuild import build
 
 from lumos.output.hist import slot_range
 from lumos.probes.latency import LatencyFunction, LatencyProbe
-from lumos.tools.common import Launched, Target
-from lumos.tools.plan import plan
+from lumos.targets.launch import Launched
+from lumos.targets.plan import plan
+from lumos.targets.target import Target
 
 SLACK_US = 3000  # how much less than the program's own timing lumos may measure
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from lumos.binary.elf import Symbol, open_elf
 from lumos.binary.libs import resolve_library
 from lumos.errors import GoBinaryError, TargetError, UsageError
-from lumos.tools.common import Target
+from lumos.targets.target import Target
 
 GO_SYMBOL_PREFIXES = ("type", "go")
 TRACEPOINT_PREFIXES = ("t:", "tracepoint:")

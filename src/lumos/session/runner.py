@@ -1,0 +1,82 @@
+"""When a tool stops: Ctrl-C, SIGTERM, -d expiry, or the traced command's exit.
+
+The loop polls every 100 ms at most, so every stop condition is seen promptly.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+
+from lumos.errors import UsageError
+from lumos.targets.launch import Launched
+
+POLL_S = 0.1
+
+
+class Runner:
+    """Decides when a tool stops: Ctrl-C, SIGTERM or SIGHUP, -d expiry, or the traced
+    command's exit."""
+
+    def __init__(self, duration: float | None = None, launched: Launched | None = None):
+        if duration is not None and duration <= 0:
+            raise UsageError("-d must be a positive number of seconds")
+        self.deadline = time.monotonic() + duration if duration else None
+        self.launched = launched
+        self.stop_reason: str | None = None
+        self._old: dict[int, object] = {}
+
+    def __enter__(self) -> Runner:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            self._old[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+    def _on_signal(self, signum, frame) -> None:
+        # SIGHUP (the terminal went away) ends a tool like SIGTERM: summary, detach
+        self.stop_reason = "interrupted" if signum == signal.SIGINT else "terminated"
+
+    @property
+    def stopping(self) -> bool:
+        if self.stop_reason is None:
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                self.stop_reason = "duration"
+            elif self.launched is not None and self.launched.poll() is not None:
+                self.stop_reason = "command exited"
+        return self.stop_reason is not None
+
+    def sleep(self, seconds: float) -> bool:
+        """Sleep up to `seconds` in short steps; False as soon as the tool should stop."""
+        end = time.monotonic() + seconds
+        while not self.stopping:
+            left = end - time.monotonic()
+            if left <= 0:
+                return True
+            time.sleep(min(POLL_S, left))
+        return False
+
+    def ticks(self, interval: float | None) -> Iterator[bool]:
+        """Yield False at each interval's end and True once at the very end."""
+        if interval is not None and interval <= 0:
+            raise UsageError("-i must be a positive number of seconds")
+        while True:
+            if interval is None:
+                while self.sleep(3600):
+                    pass
+                yield True
+                return
+            if self.sleep(interval):
+                yield False
+            else:
+                yield True
+                return
+
+    def wait_timeout(self) -> float:
+        """How long an event loop may block now (≤ 100 ms, less near the deadline)."""
+        if self.deadline is None:
+            return POLL_S
+        return max(0.0, min(POLL_S, self.deadline - time.monotonic()))

@@ -1,0 +1,81 @@
+"""One run of a tool, in the order every tool follows (libbpf-tools' main, once):
+
+    with Session(args) as s:                 # timing checked, target resolved, -c held
+        ... plan and attach on s.stack ...   # everything kernel-side closes with the stack
+        s.banner("Tracing 3 functions")      # '... in PID 12 (...)... Hit Ctrl-C to end.'
+        s.start()                            # -c: the command execs now, probes in place
+        for final in s.intervals():          # until Ctrl-C, SIGTERM/SIGHUP, -d, exit
+            ...
+    # the stack unwinds: links, programs, maps closed in reverse order
+
+The Runner (stop conditions) is created by start(): signals are ours from then on.
+Ctrl-C before that interrupts set-up with KeyboardInterrupt, which cli.py turns into
+exit code 130 without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack
+
+from lumos.session.args import validate_timing
+from lumos.session.report import report_skipped
+from lumos.session.runner import Runner
+from lumos.targets.target import Target, resolve_target
+
+
+class Session:
+    def __init__(self, args: argparse.Namespace, need_patterns: bool = True,
+                 is_kernel_pattern=lambda p: False, target: Target | None = None):
+        validate_timing(args)
+        self.args = args
+        self.stack = ExitStack()
+        self.target = target or resolve_target(args, need_patterns, is_kernel_pattern)
+        self.runner: Runner | None = None
+
+    def __enter__(self) -> Session:
+        self.stack.__enter__()
+        if self.target.launched:
+            self.stack.callback(self.target.launched.close)
+        return self
+
+    def __exit__(self, *exc) -> bool | None:
+        return self.stack.__exit__(*exc)
+
+    def enter(self, cm):
+        """Put a context manager (map, link, ring buffer) on the session's stack."""
+        return self.stack.enter_context(cm)
+
+    def banner(self, what: str, notes=(), skipped=()) -> None:
+        """'Tracing <what> in <target>... Hit Ctrl-C to end.' on stderr, then one line
+        per skipped site group and per note (never dropped silently)."""
+        where = f" in {self.target.label}" if self.target.exe or self.target.pid else ""
+        print(f"Tracing {what}{where}... Hit Ctrl-C to end.", file=sys.stderr, flush=True)
+        report_skipped(list(skipped))
+        for note in sorted(set(notes)):
+            print(f"lumos: note: {note}", file=sys.stderr)
+
+    def start(self) -> Runner:
+        """Let a -c command exec (probes are attached) and start watching for the end."""
+        self.runner = Runner(getattr(self.args, "duration", None), self.target.launched)
+        self.stack.enter_context(self.runner)
+        if self.target.launched:
+            self.target.launched.start()
+        return self.runner
+
+    def intervals(self) -> Iterator[bool]:
+        """Yield at each -i interval (False) and once at the end (True)."""
+        runner = self.runner or self.start()
+        yield from runner.ticks(getattr(self.args, "interval", None))
+
+    def report_intervals(self, read, clear, report) -> None:
+        """The loop of every aggregating tool: at each -i interval read the kernel's
+        maps, clear them for the next interval, report; at the end read and report."""
+        interval = getattr(self.args, "interval", None)
+        for final in self.intervals():
+            data = read()
+            if interval and not final:
+                clear()
+            report(data)

@@ -1,0 +1,97 @@
+"""Go values -> captures: which machine words (registers, stack slots) make up a value
+of a Go type at a probe site, and how the decoder is to read them back.
+
+Structs expand into one capture per field, named 'p.Field'; strings are (ptr, len)
+with a bounded copy of the bytes; a value split between readable and unreadable
+pieces stays unreadable ('?'), never half-read.
+"""
+
+from __future__ import annotations
+
+from lumos.golang.model import Loc
+from lumos.golang.types import GoType
+from lumos.probes.capture import Capture, WordLoc
+
+INT_KINDS = {"int", "int8", "int16", "int32", "int64"}
+UINT_KINDS = {"uint", "uint8", "uint16", "uint32", "uint64", "uintptr"}
+POINTER_KINDS = {"pointer", "map", "chan", "func", "unsafe.Pointer"}
+
+
+def word_loc(loc: Loc) -> WordLoc:
+    if loc.kind == "reg":
+        return WordLoc.register(loc.reg, min(loc.size, 8) or 8)
+    if loc.kind == "stack":
+        return WordLoc.stack(loc.sp_offset, min(loc.size, 8) or 8)
+    return WordLoc("none", size=min(loc.size, 8) or 8)
+
+
+def param_captures(params, locs_per_param, strlen: int) -> tuple[Capture, ...]:
+    out: list[Capture] = []
+    for i, p in enumerate(params):
+        locs = list(locs_per_param[i]) if i < len(locs_per_param) else []
+        name = p.name or (f"~r{i}" if p.is_result else f"arg{i}")
+        out.extend(captures_for(name, p.type, locs, strlen))
+    return tuple(out)
+
+
+def captures_for(name: str, t: GoType, locs: list[Loc], strlen: int) -> list[Capture]:
+    """The captures of one value. Structs expand into one capture per field, named
+    'p.Field', which the printer groups back into p={Field: ...}."""
+    k = t.kind
+    parts = t.parts()
+    if len(locs) == 1 and locs[0].kind == "stack" and (parts is None or len(parts) > 1):
+        return _stack_captures(name, t, locs[0].sp_offset, strlen)
+    words = [word_loc(x) for x in locs]
+    tn = t.display
+    if k in INT_KINDS and len(words) == 1:
+        return [Capture(name, "int", tuple(words), t.size, type_name=tn)]
+    if k in UINT_KINDS and len(words) == 1:
+        return [Capture(name, "uint", tuple(words), t.size, type_name=tn)]
+    if k == "bool" and len(words) == 1:
+        return [Capture(name, "bool", tuple(words), 1, type_name=tn)]
+    if k in ("float32", "float64") and len(words) == 1:
+        return [Capture(name, "float", tuple(words), t.size, type_name=tn)]
+    if k in POINTER_KINDS and len(words) == 1:
+        return [Capture(name, "pointer", tuple(words), 8, type_name=tn)]
+    if k == "string" and len(words) == 2:
+        return [Capture(name, "string", tuple(words), 16, str_max=strlen, type_name=tn)]
+    if k == "slice" and len(words) == 3:
+        is_bytes = t.elem is not None and t.elem.kind == "uint8"
+        return [Capture(name, "bytes" if is_bytes else "slice", tuple(words), 24,
+                        str_max=strlen if is_bytes else 0, type_name=tn)]
+    if k == "interface" and len(words) == 2:
+        return [Capture(name, "iface", tuple(words), 16, type_name=tn)]
+    if k == "struct" and t.fields:
+        out: list[Capture] = []
+        rest = list(locs)
+        for f in t.fields:
+            n = len(f.type.parts() or ()) if f.type.parts() is not None else None
+            if n is None or n > len(rest):
+                return [Capture(name, "words", tuple(words), t.size, type_name=tn)]
+            out.extend(captures_for(f"{name}.{f.name}", f.type, rest[:n], strlen))
+            rest = rest[n:]
+        return out
+    return [Capture(name, "words", tuple(words), t.size, type_name=tn)]
+
+
+def _stack_captures(name: str, t: GoType, sp_offset: int, strlen: int) -> list[Capture]:
+    """A stack-assigned value comes as one Loc covering all of it: read each field (or
+    scalar part) at its own offset, so a string or struct on the stack decodes like one
+    in registers. Arrays longer than 1 stay raw words."""
+    if t.kind == "struct" and t.fields:
+        out: list[Capture] = []
+        for f in t.fields:
+            out.extend(_stack_value(f"{name}.{f.name}", f.type, sp_offset + f.offset, strlen))
+        return out
+    parts = t.parts()
+    if parts is not None:
+        locs = [Loc("stack", p.size, p.path, sp_offset=sp_offset + p.offset) for p in parts]
+        return captures_for(name, t, locs, strlen)
+    words = tuple(WordLoc.stack(sp_offset + 8 * i) for i in range(t.words))
+    return [Capture(name, "words", words, t.size, type_name=t.display)]
+
+
+def _stack_value(name: str, t: GoType, sp_offset: int, strlen: int) -> list[Capture]:
+    if t.size == 0:
+        return captures_for(name, t, [], strlen)
+    return captures_for(name, t, [Loc("stack", t.size, sp_offset=sp_offset)], strlen)

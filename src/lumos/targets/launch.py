@@ -1,0 +1,80 @@
+"""A command started by lumos (-c CMD): forked, held before exec until probes are in."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+
+from lumos.errors import TargetError
+
+
+class Launched:
+    """A command forked and held before exec until start(): probes go in first.
+
+    exec keeps the PID, so probes filtered by this PID see the command from its first
+    instruction. Its stdin/stdout/stderr are ours: its output passes through.
+    """
+
+    def __init__(self, argv: list[str]):
+        path = shutil.which(argv[0])
+        if path is None:
+            raise TargetError(f"command not found: {argv[0]}")
+        self.argv = argv
+        self.exe = os.path.realpath(path)
+        go_r, self._go_w = os.pipe()
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:  # child: wait for the go-ahead, then exec
+            try:
+                os.close(self._go_w)
+                os.close(err_r)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                if os.read(go_r, 1) != b"x":
+                    os._exit(126)
+                os.execv(self.exe, argv)
+            except OSError as e:
+                os.write(err_w, (e.strerror or "exec failed").encode())
+            finally:
+                os._exit(127)
+        os.close(go_r)
+        os.close(err_w)
+        self._err_r = err_r
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def start(self) -> None:
+        os.write(self._go_w, b"x")
+        os.close(self._go_w)
+        self._go_w = -1
+        msg = os.read(self._err_r, 4096)  # EOF when exec succeeded (CLOEXEC)
+        os.close(self._err_r)
+        if msg:
+            self.wait()
+            raise TargetError(f"cannot run {self.argv[0]}: {msg.decode()}")
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            _, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def close(self) -> None:
+        """Kill the command if it has not run or is still running (error paths)."""
+        if self._go_w >= 0:
+            os.close(self._go_w)  # child reads EOF and exits 126
+            self._go_w = -1
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.wait()

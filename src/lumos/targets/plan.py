@@ -1,0 +1,139 @@
+"""Planning a trace: patterns -> functions -> entry and RET sites with what to capture.
+
+This is where the Go layer (FuncSpec: params, types, locations per site) meets the
+probes layer (ProbeSite, Capture). C functions get an entry site and RET sites from
+disassembly, with no arguments (C has no DWARF-free way to know them).
+
+A pattern may carry a Go signature for stripped binaries:
+    'github.com/x/y/parser.ParseExpr(input string)'
+lumos then decodes by the ABI rules as if DWARF had said so.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from itertools import groupby
+
+from lumos.binary.disasm import ret_addresses
+from lumos.binary.elf import open_elf
+from lumos.errors import UsageError
+from lumos.golang.gobinary import NO_DWARF_NOTICE
+from lumos.golang.model import FuncSpec
+from lumos.golang.signature import parse_signature
+from lumos.probes.capture import Capture
+from lumos.probes.eventprog import GoroutineSource
+from lumos.probes.probesite import ProbeSite
+from lumos.targets.captures import param_captures
+from lumos.targets.entry import entry_site, go_function, open_go
+from lumos.targets.patterns import FunctionMatch, resolve_patterns
+from lumos.targets.target import Target
+
+
+@dataclass
+class PlannedFunction:
+    """One function to trace: where to probe it and what to read there."""
+
+    name: str
+    path: str
+    entry: ProbeSite
+    exits: list[ProbeSite]
+    args: tuple[Capture, ...] = ()            # at the entry site
+    results: list[tuple[Capture, ...]] = field(default_factory=list)  # per exit site
+    spec: FuncSpec | None = None
+    goroutine: GoroutineSource | None = None   # None: not Go code
+    notes: tuple[str, ...] = ()
+    entry_sp_delta: int = 0                    # bytes pushed since entry at the entry site
+
+    @property
+    def signature(self) -> str:
+        return self.spec.signature() if self.spec else f"{self.name}()"
+
+
+def split_signature(pattern: str) -> tuple[str, str | None]:
+    """('pkg.F', 'pkg.F(a int) string') for a pattern with a signature, else (pattern, None).
+
+    Go names hold parentheses too (main.(*T).m): a signature's '(' follows a name
+    character, a receiver's follows a dot.
+    """
+    for i, ch in enumerate(pattern):
+        if ch == "(" and i > 0 and pattern[i - 1] != ".":
+            return pattern[:i], pattern
+    return pattern, None
+
+
+def plan(target: Target, patterns: list[str], strlen: int = 64,
+         want_results: bool = True) -> list[PlannedFunction]:
+    globs, signatures = [], {}
+    for p in patterns:
+        glob, sig = split_signature(p)
+        globs.append(glob)
+        if sig is not None:
+            try:
+                signatures[glob] = parse_signature(sig)
+            except Exception as e:  # parse errors become one clear line
+                raise UsageError(f"signature {sig!r}: {e}") from None
+    matches = resolve_patterns(target, globs)
+    out: list[PlannedFunction] = []
+    for path, group in groupby(enumerate(matches), key=lambda t: t[1].path):
+        gobin = open_go(path)
+        with open_elf(path) as elf:
+            for i, m in group:
+                sig = signatures.get(m.name) or next(
+                    (s for g, s in signatures.items() if fnmatch.fnmatchcase(m.name, g)), None)
+                pf = (_plan_go(gobin, elf, m, i, strlen, sig) if gobin is not None
+                      else _plan_c(elf, m, i))
+                if pf is not None:
+                    out.append(pf)
+        if gobin is not None:
+            gobin.close()  # saves what was learnt to the cache
+    return out
+
+
+def _plan_go(gobin, elf, m: FunctionMatch, index: int, strlen: int,
+             sig) -> PlannedFunction | None:
+    gofn = go_function(gobin, m)
+    if gofn is None:
+        return None
+    spec = gobin.spec(gofn, sig)
+    layout = gobin.runtime_layout()
+    es = spec.entry_site
+    entry = entry_site(elf, gobin, m, index, es)
+    if entry is None:
+        return None
+    exits = [ProbeSite(m.path, s.offset, m.name, "return", 0, index) for s in spec.ret_sites]
+    args = param_captures(spec.params, es.locs, strlen)
+    results = [param_captures(spec.results, s.locs, strlen) for s in spec.ret_sites]
+    # Go code under ABIInternal has g in R14; assembly (ABI0) reads it from TLS.
+    goroutine = GoroutineSource(layout.goid_offset, reg=layout.g_register
+                                if spec.abi == "ABIInternal" else "",
+                                tls_offset=layout.g_tls_offset,
+                                fsbase_offset=_fsbase_offset() if spec.abi != "ABIInternal"
+                                else 0)
+    # The binary's caveats (no DWARF, a newer Go than lumos knows); "no DWARF" only
+    # where it shows: a function decoded from raw words rather than a signature.
+    notes = spec.notes + tuple(n for n in gobin.notices
+                               if n != NO_DWARF_NOTICE or spec.source == "raw")
+    return PlannedFunction(m.name, m.path, entry, exits, args, results, spec, goroutine,
+                           notes, es.sp_delta)
+
+
+_fsbase: int | None = None
+
+
+def _fsbase_offset() -> int:
+    global _fsbase
+    if _fsbase is None:
+        from lumos.bpf.btf import load_vmlinux_btf
+        _fsbase = load_vmlinux_btf().member_offset("task_struct", "thread.fsbase")[0]
+    return _fsbase
+
+
+def _plan_c(elf, m: FunctionMatch, index: int) -> PlannedFunction | None:
+    entry = entry_site(elf, None, m, index)
+    if entry is None:
+        return None
+    code = elf.read_vaddr(m.addr, m.size) if m.size else b""
+    rets = [elf.vaddr_to_offset(a) for a in ret_addresses(code, m.addr)]
+    exits = [ProbeSite(m.path, o, m.name, "return", 0, index) for o in rets]
+    return PlannedFunction(m.name, m.path, entry, exits, results=[() for _ in exits])
