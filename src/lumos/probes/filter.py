@@ -144,7 +144,7 @@ class _Parser:
         if tok == ("op", "("):
             self.take()
             inner = self.or_()
-            if self.take() != ("op", ")"):
+            if self.peek() is None or self.take() != ("op", ")"):
                 raise UsageError(f"--filter {self.text!r}: missing ')'")
             return inner
         return self.compare()
