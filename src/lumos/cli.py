@@ -23,6 +23,7 @@ TOOLS = {
     "flow": "lumos.tools.flow",
     "goroutines": "lumos.tools.goroutines",
     "usdt": "lumos.tools.usdt",
+    "uflow": "lumos.tools.uflow",
 }
 
 

@@ -101,7 +101,7 @@ class PyFrameEvents:
     def _span(self) -> tuple[int, int]:
         L = self.layout
         offs = [L.co_filename, L.co_qualname or L.co_name, L.co_firstlineno]
-        return min(offs), max(offs) + 8
+        return min(offs) & ~7, max(offs) + 8  # 8-aligned: the pointers load from the slot
 
     def build(self, attach_type: int) -> ProgramSpec:
         a = Asm()
@@ -123,7 +123,7 @@ class PyFrameEvents:
                            expected_attach_type=attach_type, about=about)
 
     def _emit(self, a: Asm, v: FrameSite) -> None:
-        rec, L = self.record, self.layout
+        rec = self.record
         off = rec.offset
         self.channel.emit_reserve(a, self.record_size, R8, "out", self.frame["drop_scratch"])
         a.comment(f"pyframe: header ({'entry' if v.kind == KIND_ENTRY else 'exit'})")
@@ -144,8 +144,16 @@ class PyFrameEvents:
             a.emit(Mov.reg(R1, R8), Add.imm(R1, off("frame")), Mov.imm(R2, 8),
                    ldx(8, R3, R6, PT_REGS[v.reg]), Add.imm(R3, v.offset),
                    call(Helper.probe_read_user))
-        else:
-            a.emit(ja(done))
+        if v.where in ("reg", "mem"):
+            self._emit_reads(a, done)
+        a.label(done)
+        self.channel.emit_submit(a, R8)
+        a.emit(ja("out"))
+
+    def _emit_reads(self, a: Asm, done: str) -> None:
+        """frame -> code -> lineno, file and name (each step skipped when the last gave 0)."""
+        rec, L = self.record, self.layout
+        off = rec.offset
         a.comment(f"pyframe: code = frame->f_code (+{L.frame_code:#x}, CPython layout)")
         a.emit(ldx(8, R3, R8, off("frame")), Jeq.imm(R3, 0, done), Add.imm(R3, L.frame_code),
                Mov.reg(R1, R8), Add.imm(R1, off("code")), Mov.imm(R2, 8),
@@ -175,9 +183,6 @@ class PyFrameEvents:
                    call(Helper.probe_read_user))
             a.label(ok)
             a.emit(Mov.imm(R0, 0))
-        a.label(done)
-        self.channel.emit_submit(a, R8)
-        a.emit(ja("out"))
 
 
 def decode_unicode(raw: bytes, layout) -> tuple[str, bool]:
