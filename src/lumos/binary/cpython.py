@@ -121,8 +121,47 @@ def version_of(path: str, elf: ElfBinary) -> tuple[int, int]:
     raise TargetError(f"{path}: cannot tell the CPython version")
 
 
+def _cache_path(path: str) -> str | None:
+    with open_elf(path) as elf:
+        bid = elf.build_id
+    if not bid:
+        return None
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return os.path.join(root, "lumos", "cpython", f"{bid}-v1.json")
+
+
 def load_interpreter(exe: str, pid: int | None = None) -> Interpreter:
+    """The interpreter's eval sites and layout; cached per build id (DWARF and CFI
+    take seconds on a large interpreter, the cache milliseconds)."""
+    import json
     path = find_eval_file(exe, pid)
+    cache = _cache_path(path)
+    if cache and os.path.exists(cache):
+        try:
+            with open(cache) as f:
+                d = json.load(f)
+            sites = [EvalSite(s["offset"], s["kind"], s["label"],
+                              VarLoc(**s["frame"]) if s["frame"] else None) for s in d["sites"]]
+            return Interpreter(path, tuple(d["version"]), Layout(**d["layout"]), sites,
+                               d["source"], d["debug_file"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    interp = _load(path)
+    if cache:
+        try:
+            from dataclasses import asdict
+            os.makedirs(os.path.dirname(cache), exist_ok=True)
+            with open(cache + ".tmp", "w") as f:
+                json.dump({"version": interp.version, "layout": asdict(interp.layout),
+                           "sites": [asdict(s) for s in interp.sites],
+                           "source": interp.source, "debug_file": interp.debug_file}, f)
+            os.replace(cache + ".tmp", cache)
+        except OSError:
+            pass
+    return interp
+
+
+def _load(path: str) -> Interpreter:
     with open_elf(path) as elf:
         version = version_of(path, elf)
         if version not in LAYOUTS:
@@ -147,16 +186,21 @@ def load_interpreter(exe: str, pid: int | None = None) -> Interpreter:
                 f"symbols, e.g. Debian's python{version[0]}.{version[1]}-dbg, or build "
                 f"with -g; pyenv builds have them)")
         with CFunction(dbg, EVAL, sym.addr) as cf:
-            start = cf.labels.get(ENTRY_LABEL)
-            if start is None:
-                raise TargetError(f"{dbg}: no '{ENTRY_LABEL}' label in {EVAL}'s DWARF")
             var = "frame"
-            floc = cf.location(var, start) or _cfa_location(cf, elf, var, start)
-            if floc is None:
-                raise TargetError(f"{dbg}: DWARF does not say where '{var}' is at "
-                                  f"{ENTRY_LABEL} ({start:#x})")
-            sites = [entry, EvalSite(elf.vaddr_to_offset(start), "entry", ENTRY_LABEL, floc)]
-            for label in EXIT_LABELS:
+            if version != (3, 12):
+                sites, exits = _resume_sites(cf, elf, var, version)
+            else:
+                start = cf.labels.get(ENTRY_LABEL)
+                if start is None:
+                    raise TargetError(f"{dbg}: no '{ENTRY_LABEL}' label in {EVAL}'s DWARF")
+                floc = cf.location(var, start) or _cfa_location(cf, elf, var, start)
+                if floc is None:
+                    raise TargetError(f"{dbg}: DWARF does not say where '{var}' is at "
+                                      f"{ENTRY_LABEL} ({start:#x})")
+                sites = [entry, EvalSite(elf.vaddr_to_offset(start), "entry", ENTRY_LABEL,
+                                         floc)]
+                exits = EXIT_LABELS
+            for label in exits:
                 pc = cf.labels.get(label)
                 if pc is not None:
                     sites.append(EvalSite(elf.vaddr_to_offset(pc), "exit", label,
@@ -166,6 +210,39 @@ def load_interpreter(exe: str, pid: int | None = None) -> Interpreter:
             if dl is not None:
                 layout, source = dl, "DWARF"
         return Interpreter(path, version, layout, sites, source, dbg)
+
+
+RESUME_LABELS = ("TARGET_RESUME", "TARGET_RESUME_QUICK", "TARGET_RESUME_CHECK",
+                 "TARGET_INSTRUMENTED_RESUME")
+
+
+# offsetof(_PyCFrame, current_frame) (Include/cpython/pystate.h)
+CFRAME_CURRENT = {(3, 11): 8, (3, 12): 0}
+
+
+def _resume_sites(cf: CFunction, elf: ElfBinary, var: str, version):
+    """3.13: specialised calls push the new frame in _PUSH_FRAME and dispatch straight to
+    its first instruction, bypassing start_frame; but every (re)entry of a frame runs
+    its RESUME instruction (after RETURN_GENERATOR, and after each yield): entries are
+    the RESUME handlers. A generator function's first call (RETURN_GENERATOR, before
+    RESUME) is then neither entered nor left."""
+    sites = []
+    for label in RESUME_LABELS:
+        pc = cf.labels.get(label)
+        if pc is None:
+            continue
+        floc = cf.location(var, pc) or _cfa_location(cf, elf, var, pc)
+        if floc is None and version in CFRAME_CURRENT:
+            # the eval loop's local _PyCFrame cframe (on the stack) has current_frame
+            cfl = _cfa_location(cf, elf, "cframe", pc)
+            if cfl is not None:
+                floc = VarLoc("mem", cfl.reg, cfl.offset + CFRAME_CURRENT[version])
+        if floc is None:
+            raise TargetError(f"{cf.path}: DWARF does not say where '{var}' is at {label}")
+        sites.append(EvalSite(elf.vaddr_to_offset(pc), "entry", label, floc))
+    if not sites:
+        raise TargetError(f"{cf.path}: no RESUME labels in {EVAL}'s DWARF")
+    return sites, tuple(x for x in EXIT_LABELS if "RETURN_GENERATOR" not in x)
 
 
 _STRUCTS = {"PyCodeObject", "_PyInterpreterFrame", "PyFrameObject", "PyASCIIObject",

@@ -150,21 +150,20 @@ class _UprobeDecoder:
         self.unpack = program.record.struct.unpack_from
         self.record_size = program.record_size
         self.layout = layout
-        self.labels = [s.label for s in sites]
         self.notes: list[str] = []
         self._names: dict[tuple[int, bytes, bytes], tuple[str, str]] = {}
-        self._last: dict[int, tuple[str, int]] = {}   # tid -> (site label, frame) of the
-                                                      # last entry, for the C fall-through
+        self._last: dict[int, int] = {}   # tid -> frame of its last entry
 
     def calls(self, batch):
         for rec in batch.records():
             ts, pid, tid, cpu, site, frame, code, line, kind, fraw, nraw = self.unpack(rec)
-            label = self.labels[site]
             if kind == KIND_ENTRY:
-                last = self._last.get(tid)
-                self._last[tid] = (label, frame)
-                if label == "start_frame" and last == ("entry", frame):
-                    continue  # the C entry fell through start_frame: one call, not two
+                # The same frame entered twice with no exit between is one entry seen
+                # twice: the C entry falling through start_frame, or RESUME jumping on
+                # to RESUME_QUICK's handler.
+                if frame and self._last.get(tid) == frame:
+                    continue
+                self._last[tid] = frame
             else:
                 self._last.pop(tid, None)
             file = name = ""
