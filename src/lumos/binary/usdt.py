@@ -29,6 +29,7 @@ import struct
 from dataclasses import dataclass, field
 
 from elftools.common.exceptions import ELFError
+from elftools.construct import ConstructError
 
 from lumos.binary.elf import ElfBinary
 from lumos.errors import BinaryFormatError
@@ -217,7 +218,7 @@ def read_probes(elf: ElfBinary) -> list[UsdtProbe]:
     symbols: dict[str, int] | None = None
     try:
         notes = list(sec.iter_notes())
-    except (ELFError, ValueError, struct.error) as e:
+    except (ELFError, ConstructError, ValueError, struct.error) as e:
         raise BinaryFormatError(f"{elf.path}: .note.stapsdt: {e}", sec["sh_offset"]) from e
     for note in notes:
         if note["n_name"] != "stapsdt" or note["n_type"] not in (NT_STAPSDT, "NT_STAPSDT",

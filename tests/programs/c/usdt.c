@@ -2,7 +2,8 @@
  * compiler picks (registers, stack slots, %rip-relative globals, constants, indexed
  * memory). It prints each probe's arguments as it fires them: the ground truth.
  *
- *   usdt N [wait]   fire N rounds; with "wait", first print "ready" and read a line
+ *   usdt N [wait]   fire N rounds; with "wait", first print "ready" and read a line,
+ *                   and after the rounds print the semaphores, read a line, print them again
  *
  * Lines: "plain I COUNTER 5 NAME", "mixed SC SH BIG T", "mem ID VAL T", "global COUNTER
  * T3" every round;
@@ -75,6 +76,11 @@ int main(int argc, char **argv) {
         if (!fgets(line, sizeof line, stdin))
             return 1;
     }
+    /* touch the strings first: a BPF program cannot fault a page in, so a string the
+     * program has not read yet may be unreadable at its probe (so it is for bpftrace) */
+    volatile size_t touched = 0;
+    for (int k = 0; k < 4; k++)
+        touched += strlen(names[k]);
     struct item it = {77, {1, 2, 3, 4}};
     for (int i = 0; i < n; i++) {
         it.id = 77 + i;
@@ -86,5 +92,12 @@ int main(int argc, char **argv) {
         fflush(stdout);
     }
     printf("sem %u %u\n", lumos_tick_semaphore, lumos_words_semaphore);
+    fflush(stdout);
+    if (argc > 2 && strcmp(argv[2], "wait") == 0) {
+        char line[64];
+        if (!fgets(line, sizeof line, stdin))
+            return 1;
+        printf("sem %u %u\n", lumos_tick_semaphore, lumos_words_semaphore);
+    }
     return 0;
 }
