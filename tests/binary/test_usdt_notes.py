@@ -92,7 +92,8 @@ def test_debian_python_probes_with_semaphores():
 
 def test_truncated_note_is_a_format_error(tmp_path):
     src = build_c("usdt", ("-O2",))
-    data = bytearray(open(src, "rb").read())
+    with open(src, "rb") as f:
+        data = bytearray(f.read())
     with open_elf(src) as elf:
         _, off, size = elf.get_section_range(".note.stapsdt")
     data[off + 12: off + size] = b"\xff" * (size - 12)   # names and args lose their NULs
