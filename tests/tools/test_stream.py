@@ -35,9 +35,7 @@ def _delivered_and_lost(stdout: str, json_out: bool) -> tuple[int, int, int]:
             calls = int(line.split("=")[1])
         elif json_out and line.startswith('{"lost"'):
             lost = json.loads(line)["lost"]
-        elif json_out and line.startswith("{"):
-            delivered += 1
-        elif not json_out and " main.emit(" in line:
+        elif json_out and line.startswith("{") or not json_out and " main.emit(" in line:
             delivered += 1
     return calls, delivered, lost
 

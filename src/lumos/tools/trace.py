@@ -36,6 +36,7 @@ EXAMPLES = """\
   lumos trace -p 1234 'main.handler' --stack            # with the user stack
   lumos trace -p 1234 'parser.ParseExpr(input string)'  # stripped binary: give the signature
   lumos trace -c './app' 'main.*' --json > calls.jsonl  # JSON lines for scripts
+  lumos trace -p 1234 'usdt:python:function__entry' --str 0,1  # USDT probe arguments
 """
 
 
@@ -53,9 +54,17 @@ def add_arguments(p) -> None:
                    help="bytes of each string to copy (default 64; longer ones are cut)")
     p.add_argument("--stack", action="store_true", help="print the user stack of each call")
     add_ring_argument(p)
+    p.add_argument("--str", metavar="N,N", help="usdt: probes: print these arguments "
+                   "(arg numbers) as the C strings they point to")
+    p.add_argument("--semaphores", choices=("kernel", "mem"), default="kernel",
+                   help="usdt: probes: set semaphores by the kernel's ref_ctr_offset "
+                        "(default) or by writing /proc/PID/mem (needs -p)")
 
 
 def run(args) -> int:
+    if any(str(a).startswith("usdt:") for a in args.args or ()):  # USDT: its own program
+        from lumos.tools.usdt_trace import run as run_usdt
+        return run_usdt(args)
     if not 0 < args.strlen <= 4096:
         raise UsageError("--strlen must be between 1 and 4096")
     ring = ring_bytes(args)  # checked before anything is attached
