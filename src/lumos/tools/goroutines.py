@@ -71,7 +71,9 @@ def run(args) -> int:
                             on_tick=tracker.report_leaks if args.leaks else None,
                             interval=args.interval, out=sys.stdout)
         if args.leaks:
-            tracker.report_leaks()
+            ended = runner.target_note or ("the command exited" if runner.stop_reason ==
+                                           "command exited" else None)
+            tracker.report_leaks(ended)
         report_lost(stream, args.json)
     return 0
 
@@ -149,7 +151,7 @@ class Tracker:
         label = text if kind == "create" else f"exit {text}"
         self.out.write(f"{stamp:<15} {ev.pid:>7} {par:>7} {arrow} {goid:<7} {label}\n")
 
-    def report_leaks(self) -> None:
+    def report_leaks(self, ended: str | None = None) -> None:
         now = time.monotonic_ns()
         groups: dict[tuple[int, str, str], list[Goroutine]] = defaultdict(list)
         for (pid, _), g in self.alive.items():
@@ -163,7 +165,9 @@ class Tracker:
                             "oldest": age}, self.out)
             self.out.flush()
             return
-        print(f"\n{len(self.alive)} goroutines created while tracing are still alive"
+        state = f"were still alive when {ended[0].lower() + ended[1:]}" if ended \
+            else "are still alive"
+        print(f"\n{len(self.alive)} goroutines created while tracing {state}"
               + (":" if rows else "."), file=self.out)
         if rows:
             print_table(["PID", "COUNT", "OLDEST", "START FUNCTION", "CREATED BY"], rows,
