@@ -336,14 +336,90 @@ class GoBinary:
                         notes.append("parameters from the Go declaration of this "
                                      "assembly function")
                         break
+        if dps is not None and abi == ABI_INTERNAL:
+            dps = self._reconcile(fn, info, dps, notes)
         if dps is not None and (dps or info.args <= 0):
             params = [Param(_pname(d.name), d.type) for d in dps if not d.is_result]
             results = [Param(_pname(d.name), d.type, True) for d in dps if d.is_result]
+            if any(r.name for r in results):  # Go: all results named or none
+                results = [r if r.name else Param("_", r.type, True) for r in results]
             inputs = [d for d in dps if not d.is_result]
             return params, results, inputs if abi == ABI_INTERNAL else None, "dwarf"
         params, raw_notes = raw_params(self.elf, self._md, info, abi)
         notes.extend(raw_notes)
         return params, [], None, "raw"
+
+    def _reconcile(self, fn, info, dps, notes):
+        """DWARF's inputs checked against the traceback argument info (arginfo.py), the
+        compiler's own record of the argument words, so no argument is read from
+        another's register. Go 1.19-1.23 leave a generic function's dictionary (its
+        first, hidden argument) out of DWARF, and Go 1.19 unnamed and blank inputs:
+        those are put back (the dictionary as *uint8, the others typed as raw words
+        from ArgInfo). Inputs that still disagree: None, so the caller falls back to
+        raw words, with a note saying why."""
+        from lumos.golang import arginfo
+        from lumos.golang.dwarfargs import DwarfParam
+        # ArgInfo leaves out the first input of any function with "[" in its name
+        # (cmd/compile: meant for the dictionary, also hits type:.eq.[2]T); only shape
+        # instantiations have a dictionary.
+        generic = "[" in fn.name
+        inputs = [d for d in dps if not d.is_result]
+        results = [d for d in dps if d.is_result]
+        if _has_dictionary(fn.name):
+            d = next((d for d in inputs if d.name == ".dict"), None)
+            if d is not None:
+                inputs.remove(d)
+            inputs.insert(0, d or DwarfParam(".dict", arginfo.DICT, False, ()))
+        actual = arginfo.read(self.elf, self._md, info)
+        if actual is None:
+            return inputs + results
+        rtypes = [r.type for r in results]
+        if arginfo.agrees(actual, [d.type for d in inputs], rtypes, generic):
+            return inputs + results
+        recv = _receiver(fn.name)
+        rtype = None
+        if recv and not (inputs and inputs[0].type.name == recv):
+            rtype = self._named_type(recv)  # an unnamed receiver: typed by the name
+        tries = [inputs]
+        if rtype is not None:
+            tries.insert(0, [DwarfParam("_", rtype, False, ()), *inputs])
+        for cand in tries:
+            if arginfo.agrees(actual, [d.type for d in cand], rtypes, generic) \
+                    and _arrive_as_dwarf_says(fn.entry, cand, rtypes):
+                notes.append("unnamed receiver missing from DWARF, typed from the "
+                             "method's name")
+                return cand + results
+        for cand in tries:
+            fits = []
+            for order in arginfo.fill_missing(actual, [d.type for d in cand], rtypes,
+                                              generic):
+                filled = [cand[k] if isinstance(k, int) else DwarfParam("_", k, False, ())
+                          for k in order]
+                if _arrive_as_dwarf_says(fn.entry, filled, rtypes):
+                    fits.append(filled)
+            if len(fits) == 1:
+                notes.append(f"{len(fits[0]) - len(cand)} unnamed parameter(s) missing "
+                             "from DWARF, sized from Go's traceback argument info")
+                return fits[0] + results
+            if fits:
+                notes.append("unnamed parameter(s) missing from DWARF, and where they "
+                             "were is ambiguous: arguments shown as raw words")
+                return None
+        got = arginfo.describe(arginfo.expected([d.type for d in inputs], rtypes, generic))
+        notes.append(f"DWARF's parameters {got} disagree with Go's traceback argument "
+                     f"info {arginfo.describe(actual)}: arguments shown as raw words")
+        return None
+
+    def _named_type(self, name: str):
+        """A type by its DWARF name; a pointer type DWARF never wrote is made from its
+        element type."""
+        t = self.dwarf.type_named(name)
+        if t is None and name.startswith("*"):
+            elem = self.dwarf.type_named(name[1:])
+            if elem is not None:
+                from lumos.golang.types import GoType
+                t = GoType("pointer", 8, name, elem=elem)
+        return t
 
     # -- runtime ---------------------------------------------------------------------
 
@@ -391,6 +467,51 @@ class GoBinary:
             for s, data in by_shard.items():
                 cache.save(self._key, data, s)
                 self._shards[s] = False
+
+
+def _arrive_as_dwarf_says(entry: int, inputs, results) -> bool:
+    """Does the ABI assignment of these inputs put each one where DWARF's location list
+    says it is at the function's first instruction (where it has one)?"""
+    from lumos.golang.abi import assign_internal
+    a = assign_internal([d.type for d in inputs], results)
+    for d, slot in zip(inputs, a.args, strict=True):
+        pieces = d.pieces_at(entry) if d.ranges else None
+        if not pieces or not slot.in_registers or len(pieces) != len(slot.regs):
+            continue
+        for piece, reg in zip(pieces, slot.regs, strict=True):
+            if piece.reg is not None and piece.reg != reg:
+                return False
+    return True
+
+
+_CLOSURE_TAIL = re.compile(r"^\)?\.(?:func|gowrap|deferwrap)\d+$")
+_METHOD_TAIL = re.compile(r"^\)?\.\w+$")
+_RECEIVER = re.compile(r"^\.(?:\(\*(\w+)\)|(\w+))\.(\w+)$")
+
+
+def _has_dictionary(name: str) -> bool:
+    """Does this function take a generic dictionary as its first, hidden input? Shape
+    instantiations do (pkg.F[go.shape.int], pkg.(*T[go.shape.int]).M); their closures
+    (...].func1, -range1), method values (-fm) and generated type:.eq functions do not.
+    Go 1.19 writes every instantiation's type arguments as [...]."""
+    if ("go.shape." not in name and "[...]" not in name) or name.startswith(("type:",
+                                                                           "type..")):
+        return False
+    tail = name[name.rfind("]") + 1:]
+    return tail == "" or (bool(_METHOD_TAIL.match(tail)) and not _CLOSURE_TAIL.match(tail))
+
+
+def _receiver(name: str) -> str | None:
+    """The receiver type of a method as DWARF names it: "*sync.noCopy" for
+    sync.(*noCopy).Lock, "io.discard" for io.discard.Write; None for a function or a
+    closure (the caller checks the type against ArgInfo anyway)."""
+    if "[" in name:
+        return None
+    pkg = package_of(name)
+    m = _RECEIVER.match(name[len(pkg):])
+    if not m or _CLOSURE_TAIL.match("." + m.group(3)):
+        return None
+    return f"*{pkg}.{m.group(1)}" if m.group(1) else f"{pkg}.{m.group(2)}"
 
 
 def _pname(name: str) -> str:
