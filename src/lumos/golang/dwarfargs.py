@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import struct
-import zlib
 from dataclasses import dataclass
 
-from elftools.common.exceptions import ELFError
-
-from lumos.errors import BinaryFormatError
+from lumos.errors import DwarfFormatError
 from lumos.golang import types as gt
 from lumos.golang.dwarfdie import (
     DIE,
@@ -56,10 +53,6 @@ if TYPE_CHECKING:
 
 DW_AT_go_kind, DW_AT_go_key, DW_AT_go_elem = 0x2900, 0x2901, 0x2902
 _MAX_TYPE_DEPTH = 4  # deeper types (linked lists...) keep name and kind only
-_ERRORS = (ELFError, ValueError, KeyError, IndexError, AttributeError,
-           TypeError, struct.error, EOFError, AssertionError, NotImplementedError,
-           MemoryError, zlib.error)  # a damaged compressed section
-
 @dataclass(frozen=True)
 class DwarfParam:
     name: str
@@ -97,15 +90,7 @@ class GoDwarf:
         return self._dw
 
     def _section(self, name: str) -> bytes:
-        sec = self._elf.elf.get_section_by_name(name)
-        if sec is None or sec["sh_type"] == "SHT_NOBITS":
-            return b""
-        if sec["sh_offset"] + sec["sh_size"] > self._elf.size:
-            raise BinaryFormatError(f"{self._elf.path}: {name} extends past the end of the file")
-        try:
-            return sec.data()
-        except _ERRORS as e:
-            raise BinaryFormatError(f"{self._elf.path}: {name}: {e}") from e
+        return self._elf.get_section_data(name) or b""
 
     # -- lookups ---------------------------------------------------------------------
 
@@ -140,8 +125,9 @@ class GoDwarf:
                                       for a in dw.children(origin)
                                       if a.tag == TAG_formal_parameter and AT_name in a.attrs]
                                      + own))
-        except _ERRORS as e:
-            raise BinaryFormatError(f"{self._elf.path}: corrupt DWARF for {name}: {e}") from e
+        except DwarfFormatError as e:
+            raise DwarfFormatError(f"{self._elf.path}: corrupt DWARF for {name}: {e}") \
+                from e
 
     def struct_field_offset(self, type_name: str, member: str) -> int | None:
         """Byte offset of a field in a named struct type ("runtime.g", "goid")."""
@@ -156,8 +142,8 @@ class GoDwarf:
                     if c.tag == TAG_member and c.name == member:
                         v = c.get(AT_data_member_location)
                         return v if isinstance(v, int) else None
-        except _ERRORS as e:
-            raise BinaryFormatError(f"{self._elf.path}: corrupt DWARF for {type_name}: {e}") \
+        except DwarfFormatError as e:
+            raise DwarfFormatError(f"{self._elf.path}: corrupt DWARF for {type_name}: {e}") \
                 from e
         return None
 
@@ -170,8 +156,8 @@ class GoDwarf:
                 if die.tag in (TAG_typedef, TAG_pointer_type, TAG_structure_type,
                                TAG_base_type):
                     return self._type_at(die.offset, 0)
-        except _ERRORS as e:
-            raise BinaryFormatError(f"{self._elf.path}: corrupt DWARF for {name}: {e}") \
+        except DwarfFormatError as e:
+            raise DwarfFormatError(f"{self._elf.path}: corrupt DWARF for {name}: {e}") \
                 from e
         return None
 
@@ -203,7 +189,7 @@ class GoDwarf:
         while pos > 0:
             try:
                 die = dw.die_at(pos - 1)
-            except ValueError:
+            except DwarfFormatError:  # the bytes matched inside something else
                 die = None
             if die is not None and die.get(AT_name) == needle[:-1]:
                 out.append(die)
@@ -218,7 +204,7 @@ class GoDwarf:
         while pos > 0:
             try:
                 die = dw.die_at(pos - 1)
-            except ValueError:
+            except DwarfFormatError:
                 die = None
             if die is not None and die.tag == TAG_subprogram and die.get(AT_low_pc) == entry \
                     and die.ref(AT_abstract_origin) == abstract.offset:
@@ -277,7 +263,7 @@ class GoDwarf:
         if key not in self._types:
             die = self._dw.die_at(offset)
             if die is None:
-                raise ValueError(f"DWARF: type reference {offset:#x} is a null entry")
+                raise DwarfFormatError("DWARF: type reference to a null entry", offset)
             self._types[key] = self._build_type(die, depth)
         return self._types[key]
 

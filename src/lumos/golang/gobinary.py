@@ -18,18 +18,27 @@ import contextlib
 import fnmatch
 import os
 import re
-import struct
 import zlib
 
 from elftools.common.exceptions import ELFError
 
-from lumos.errors import BinaryFormatError, GoBinaryError, LumosError, TargetError
+from lumos.errors import (
+    BinaryFormatError,
+    GoBinaryError,
+    GoFormatError,
+    LumosError,
+    TargetError,
+)
 from lumos.golang import cache
 from lumos.golang.buildinfo import BuildInfo, parse_go_version
 from lumos.golang.model import ABI0, ABI_INTERNAL, FuncSpec, Param, Site
 from lumos.golang.pclntab import GoFunction, PcLnTab, package_of
 from lumos.golang.rawargs import raw_params
 
+# Errors other libraries raise for a damaged file: pyelftools (ELFError, incl.
+# ELFParseError), zlib (a compressed section), the OS; MemoryError for an absurd size a
+# header asks pyelftools to allocate.
+_FORMAT_ERRORS = (ELFError, zlib.error, OSError, EOFError, MemoryError)
 KNOWN_GO = (1, 27)      # newest Go release whose layouts lumos has checked
 NO_DWARF_NOTICE = ("no DWARF in this binary: arguments are raw words as if in integer "
                    "registers (a float argument would show a wrong value; pass its "
@@ -65,14 +74,15 @@ class GoBinary:
 
     @contextlib.contextmanager
     def _parse_errors(self):
-        """Whatever a damaged file makes the parsers trip over becomes one
-        BinaryFormatError (the cause stays chained for --debug)."""
+        """A damaged file fails where its bytes are read, as a BinaryFormatError (lumos's
+        readers: binary/reader.py) or as one of pyelftools' and zlib's own errors, which
+        become one here (the cause stays chained for --debug). Nothing else is caught:
+        an IndexError or KeyError out of the parsers is a lumos bug, not a bad file."""
         try:
             yield
         except LumosError:
             raise
-        except (ELFError, struct.error, IndexError, ValueError, KeyError, OSError,
-                EOFError, UnicodeDecodeError, MemoryError, zlib.error) as e:
+        except _FORMAT_ERRORS as e:
             raise BinaryFormatError(f"{self.path}: corrupt or truncated file: {e}") from e
 
     # -- opening -------------------------------------------------------------------
@@ -133,8 +143,8 @@ class GoBinary:
                     text = tab.header_text_start or (self.elf.get_section_range(".text")
                                                      or (0,))[0]
                 self._tab = PcLnTab(data, text)
-            except (struct.error, IndexError, ValueError) as e:
-                raise GoBinaryError(f"{self.path}: corrupt pclntab: {e}") from e
+            except GoFormatError as e:
+                raise GoFormatError(f"{self.path}: corrupt pclntab: {e}") from e
         return self._tab
 
     def close(self) -> None:
@@ -307,22 +317,92 @@ class GoBinary:
         fn = self._pclntab_function(fn)
         ctx = self._site_context(fn)
         info = tab.info(fn)
-        abi = ABI0 if info.is_asm else ABI_INTERNAL
+        abi = self.abi_of(fn)
         notes: list[str] = []
         dwarf_params = None
         if signature is not None:
-            params, results, source = list(signature.params), list(signature.results), \
-                "signature"
+            params, results = self._user_params(fn, signature)
+            source = "signature"
+            notes.extend(f"warning: {w}" for w in self.check_signature(fn, signature))
         else:
             params, results, dwarf_params, source = self._params(fn, info, abi, notes)
         assign = assign_abi0 if abi == ABI0 else assign_internal
         a = assign([p.type for p in params], [p.type for p in results])
         code = self.elf.read_vaddr(fn.entry, fn.size)
-        entry, rets, site_notes = choose_sites(fn.entry, code, a.args, dwarf_params,
-                                               a.results, ctx)
+        try:
+            entry, rets, site_notes = choose_sites(fn.entry, code, a.args, dwarf_params,
+                                                   a.results, ctx)
+        except BinaryFormatError as e:
+            raise BinaryFormatError(f"{self.path}: {fn.name}: {e}") from e
         file, line = tab.source_of(fn)
         return FuncSpec(fn.name, fn.entry, fn.end, abi, tuple(params), tuple(results), source,
                         entry, rets, file, line, tuple(notes) + site_notes)
+
+    def _user_params(self, fn: GoFunction, signature) -> tuple[list[Param], list[Param]]:
+        """A user signature's parameters, with the dictionary a generic function takes
+        first and a user never writes."""
+        from lumos.golang import arginfo
+        params = list(signature.params)
+        if _has_dictionary(fn.name) and not (params and params[0].name == ".dict"):
+            params.insert(0, Param(".dict", arginfo.DICT))
+        return params, list(signature.results)
+
+    def check_signature(self, fn: GoFunction, signature) -> list[str]:
+        """Warnings about a user signature (signature.Signature) for fn; raises
+        sigcheck.SignatureError (a UsageError: one line, exit 2) when its argument
+        words contradict the binary's traceback argument info, its argument frame or
+        DWARF. See sigcheck.py for what is refused and what only warned about."""
+        from lumos.golang import arginfo, sigcheck
+        with self._parse_errors():
+            fn = self._pclntab_function(fn)
+            info = self._table().info(fn)
+            abi = self.abi_of(fn)
+            params, results = self._user_params(fn, signature)
+            dwarf = None
+            if self.has_dwarf:
+                own = self.spec(fn)
+                if own.source == "dwarf":
+                    dwarf = (list(own.params), list(own.results))
+            actual = arginfo.read(self.elf, self._md, info) if abi != ABI0 else None
+            return sigcheck.check(fn.name, abi, params, results, actual=actual,
+                                  args_size=info.args, generic="[" in fn.name,
+                                  dwarf=dwarf)
+
+    def abi_of(self, fn: GoFunction) -> str:
+        """ABI0 or ABIInternal: how fn's code takes its arguments (asmabi.py has the
+        rules: .symtab's .abi0 names, else the code of assembly bodies and of the
+        wrappers between the two ABIs)."""
+        from lumos.golang import asmabi
+        tab = self._table()
+        fn = self._pclntab_function(fn)
+        info = tab.info(fn)
+        twins = [g for g in self.get_functions(fn.name) if g.entry != fn.entry]
+        if not info.is_asm and not twins:
+            return ABI_INTERNAL
+        if fn.entry in self._abi0_symbols():
+            return ABI0
+
+        def code(f):
+            return self.elf.read_vaddr(f.entry, min(f.size, 256))
+
+        if not info.is_asm:
+            return asmabi.wrapper_abi(code(fn), fn.entry)
+        for t in twins:
+            if not tab.info(self._pclntab_function(t)).is_asm:   # t wraps this body
+                return ABI0 if asmabi.wrapper_abi(code(t), t.entry) == ABI_INTERNAL \
+                    else ABI_INTERNAL
+        def code_at(vaddr):
+            f = self.function_at(vaddr)
+            return self.elf.read_vaddr(vaddr, min(f.end - vaddr, 256)) if f else None
+
+        return asmabi.asm_body_abi(code(fn), fn.entry, info.args,
+                                   self._site_context(fn).sp_delta, code_at)
+
+    def _abi0_symbols(self) -> set[int]:
+        """Entries of the .symtab symbols named pkg.f.abi0 (empty when stripped)."""
+        if getattr(self, "_abi0", None) is None:
+            self._abi0 = {s.addr for s in self.elf.functions if s.name.endswith(".abi0")}
+        return self._abi0
 
     def _params(self, fn, info, abi, notes):
         dps = self.dwarf.function_params(fn.name, fn.entry) if self.has_dwarf else None

@@ -72,7 +72,9 @@ def run(args) -> int:
         print(f"Tracing {len(functions)} functions ({len(sites)} sites) in {target.label}... "
               f"Hit Ctrl-C to end.", file=sys.stderr, flush=True)
         for note in sorted({n for f in functions for n in f.notes}):
-            print(f"lumos: note: {note}", file=sys.stderr)
+            # golang/sigcheck.py's warnings come as "warning: ..."
+            print(f"lumos: {note}" if note.startswith("warning: ") else f"lumos: note: {note}",
+                  file=sys.stderr)
         if not args.json:
             printer.header()
         if target.launched:
