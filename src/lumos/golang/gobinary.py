@@ -338,6 +338,53 @@ class GoBinary:
         return FuncSpec(fn.name, fn.entry, fn.end, abi, tuple(params), tuple(results), source,
                         entry, rets, file, line, tuple(notes) + site_notes)
 
+    def reported_start(self, pc: int) -> GoFunction | None:
+        """The function Go's own traceback and goroutine profile show a goroutine
+        started in, for its start PC (g.startpc: funcval.fn given to newproc; an ELF
+        virtual address). For `go f(x)` the compiler starts the goroutine in a wrapper
+        closure that calls f (main.main.func3 in Go 1.19-1.21, main.main.gowrap1 from
+        1.22), marked funcID wrapper in the pclntab; Go's tracebacks leave wrapper
+        frames out (runtime/traceback.go showframe/elideWrapperCalling), so the
+        goroutine shows as started in f. Same here: through each wrapper to the one
+        function it calls directly (a method wrapper in turn to the method). A wrapper
+        calling through a func value (`go fn(x)`) cannot be seen through: the wrapper
+        is returned. None if pc is in no function."""
+        from lumos.binary.disasm import iter_insns
+        fn = self.function_at(pc)
+        wrapper = self._wrapper_funcid()
+        for _ in range(4):
+            if fn is None or wrapper is None or self._table().info(
+                    self._pclntab_function(fn)).func_id != wrapper:
+                return fn
+            # The wrapper's body is one call: if it was inlined, its inline tree's first
+            # entry is the wrapped function; else the one function it calls.
+            name = self._table().first_inlined(self._pclntab_function(fn),
+                                               self._md.gofunc if self._md else None,
+                                               self.elf.read_vaddr, self.minor)
+            if name is not None:
+                found = self.get_functions(name)
+                return found[0] if len(found) == 1 else fn
+            callees = set()
+            for insn in iter_insns(self.elf.read_vaddr(fn.entry, fn.size), fn.entry):
+                callee = self.function_at(insn.target) if insn.is_call and insn.target \
+                    else None
+                if callee is not None and not callee.name.startswith(_NOT_WRAPPED):
+                    callees.add(callee)
+            if len(callees) != 1:
+                return fn
+            fn = callees.pop()
+        return fn
+
+    def _wrapper_funcid(self) -> int | None:
+        """The pclntab funcID of wrappers (abi.FuncIDWrapper): 21 in Go 1.19-1.21, 22
+        in 1.23, 23 in 1.27... Go has always numbered it right after
+        FuncID_systemstack_switch, so it is read off runtime.systemstack_switch."""
+        if not hasattr(self, "_wrapper_id"):
+            funcs = self.get_functions("runtime.systemstack_switch")
+            self._wrapper_id = (self._table().info(self._pclntab_function(funcs[0])).func_id
+                                + 1) if funcs else None
+        return self._wrapper_id
+
     def _user_params(self, fn: GoFunction, signature) -> tuple[list[Param], list[Param]]:
         """A user signature's parameters, with the dictionary a generic function takes
         first and a user never writes."""
@@ -563,6 +610,10 @@ def _arrive_as_dwarf_says(entry: int, inputs, results) -> bool:
                 return False
     return True
 
+
+# what a wrapper may call besides the function it wraps
+_NOT_WRAPPED = ("runtime.morestack", "runtime.panicwrap", "runtime.racefunc",
+                "runtime.gopanic", "runtime.panic")
 
 _CLOSURE_TAIL = re.compile(r"^\)?\.(?:func|gowrap|deferwrap)\d+$")
 _METHOD_TAIL = re.compile(r"^\)?\.\w+$")

@@ -35,7 +35,7 @@ MAGIC_BYTES = (struct.pack("<I", MAGIC_GO120) + b"\x00\x00\x01\x08",
                struct.pack("<I", MAGIC_GO118) + b"\x00\x00\x01\x08")
 
 FUNCFLAG_TOPFRAME, FUNCFLAG_SPWRITE, FUNCFLAG_ASM = 1, 2, 4
-FUNCDATA_ARGINFO = 5
+FUNCDATA_INLTREE, FUNCDATA_ARGINFO = 3, 5
 _NOFUNCDATA = 0xFFFFFFFF
 
 
@@ -188,6 +188,25 @@ class PcLnTab:
             raise GoFormatError(f"pclntab: {fn.name}: record is truncated")
         funcdata = struct.unpack_from(f"<{nfd}I", d, fd_off)
         return FuncInfo(args, defret, pcsp, pcfile, pcln, cu, start_line, fid, flag, funcdata)
+
+    def first_inlined(self, fn: GoFunction, gofunc: int | None, read_vaddr,
+                      minor: int | None) -> str | None:
+        """Name of the first function inlined into fn (entry 0 of its FUNCDATA_InlTree),
+        or None. runtime.inlinedCall is {parent i16, funcID u8, _ u8, file i32,
+        line i32, nameOff i32, parentPc i32} up to Go 1.19, {funcID u8, _ [3]u8,
+        nameOff i32, parentPc i32, startLine i32} from 1.20."""
+        inf = self.info(fn)
+        if gofunc is None or minor is None or len(inf.funcdata) <= FUNCDATA_INLTREE \
+                or inf.funcdata[FUNCDATA_INLTREE] == _NOFUNCDATA:
+            return None
+        entry = read_vaddr(gofunc + inf.funcdata[FUNCDATA_INLTREE], 20)
+        if len(entry) < 20:
+            return None
+        name_off = struct.unpack_from("<i", entry, 12 if minor <= 19 else 4)[0]
+        try:
+            return self._cstring(self._funcname + name_off)
+        except GoFormatError:
+            return None
 
     # -- pc-value tables ------------------------------------------------------------
 
