@@ -71,7 +71,9 @@ class Session:
         print(f"Tracing {what}{where}... Hit Ctrl-C to end.", file=sys.stderr, flush=True)
         report_skipped(list(skipped))
         for note in sorted(set(notes)):
-            print(f"lumos: note: {note}", file=sys.stderr)
+            # golang/sigcheck.py's warnings come as "warning: ..."
+            print(f"lumos: {note}" if note.startswith("warning: ") else f"lumos: note: {note}",
+                  file=sys.stderr)
 
     def start(self) -> Runner:
         """Let a -c command exec (probes are attached) and start watching for the end:

@@ -100,6 +100,8 @@ class Tracker:
         self.alive: dict[tuple[int, int], Goroutine] = {}       # (pid, goid) -> goroutine
         self.out = sys.stdout
         self.last_ns = 0
+        self._gobins: dict = {}                                  # path -> GoBinary
+        self._starts: dict[tuple[str, int], str | None] = {}     # (path, vaddr) -> name
 
     def symbolizer(self, pid: int) -> Symbolizer:
         if pid not in self.symbolizers:
@@ -108,6 +110,26 @@ class Tracker:
 
     def _name(self, pid: int, pc: int) -> str:
         return self.symbolizer(pid).name(pc) or f"{pc:#x}"
+
+    def _start_name(self, pid: int, pc: int) -> str:
+        """The function Go's traceback shows the goroutine in: GoBinary.reported_start
+        sees through the compiler's go-statement wrappers (main.main.gowrap1)."""
+        where = self.symbolizer(pid).vaddr_in_file(pc)
+        if where is not None:
+            if where not in self._starts:
+                from lumos.errors import LumosError
+                from lumos.golang.gobinary import open_go_binary
+                fn = None
+                try:
+                    if where[0] not in self._gobins:
+                        self._gobins[where[0]] = open_go_binary(where[0])
+                    fn = self._gobins[where[0]].reported_start(where[1])
+                except LumosError:
+                    self._gobins.setdefault(where[0], None)
+                self._starts[where] = fn.name if fn is not None else None
+            if self._starts[where]:
+                return self._starts[where]
+        return self._name(pid, pc)
 
     def handle(self, rec) -> None:
         ev = self.decoder.decode(rec)
@@ -122,7 +144,7 @@ class Tracker:
             if info is None:
                 return  # its entry was before tracing began
             startpc, parent, callerpc = info
-            g = Goroutine(ev.values[0], parent, self._name(ev.pid, startpc),
+            g = Goroutine(ev.values[0], parent, self._start_name(ev.pid, startpc),
                           self._name(ev.pid, callerpc), ev.ts_ns)
             self.alive[(ev.pid, g.goid)] = g
             self._emit(ev, "create", g.parent, g.goid, f"{g.creator} -> {g.start}", g)
