@@ -22,6 +22,9 @@ TOOLS = {
     "latency": "lumos.tools.latency",
     "flow": "lumos.tools.flow",
     "goroutines": "lumos.tools.goroutines",
+    "stacks": "lumos.tools.stacks",
+    "profile": "lumos.tools.profile",
+    "allocs": "lumos.tools.allocs",
 }
 
 
