@@ -103,6 +103,11 @@ class SourceLines:
         out.append(SourceFrame(fn.name, "?", 0, False))
         return out
 
+    def sp_delta(self, vaddr: int) -> int | None:
+        """Bytes the function at vaddr has pushed there (pcsp), None if unknown."""
+        fn = self.tab.function_at(vaddr)
+        return None if fn is None else self.tab.sp_delta_at(fn, vaddr)
+
     def _tables_of(self, fn: GoFunction) -> _Tables:
         t = self._tables.get(fn.index)
         if t is None:

@@ -24,7 +24,9 @@ variant picks a program body per distinct sp_delta.
 
 from __future__ import annotations
 
+import dataclasses
 import struct
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -38,6 +40,7 @@ from lumos.bpf.asm import (
     R6,
     R7,
     Add,
+    And,
     Asm,
     Helper,
     Jeq,
@@ -89,6 +92,8 @@ class StackOptions:
     caller_fix: bool = True          # uprobe sites: put back the caller the walk skips
     aux: WordLoc | None = None       # a word to sum (and key by): allocation size
     tgid: int | None = None
+    skip_idle: bool = False          # whole-machine sampling: no samples of the idle task
+    sampled_caller: bool = False     # perf events: [SP] when it looks like a return address
 
 
 @dataclass
@@ -137,10 +142,32 @@ def emit_count_key(a: Asm, frame: Frame, maps: StackMaps, opt: StackOptions,
                Mov.reg(R1, FP), Add.imm(R1, key + STACK_KEY.offset("caller")), Mov.imm(R2, 8),
                Mov.reg(R3, R_SP), Add.imm(R3, sp_delta), call(Helper.probe_read_user))
         a.label(done)
+    if opt.sampled_caller:
+        emit_sampled_caller(a, frame, key + STACK_KEY.offset("caller"))
     if opt.aux is not None:
         a.comment(f"emit_count_key: aux = {opt.aux.kind} {opt.aux.reg or opt.aux.sp_offset}")
         emit_read_word(a, opt.aux, FP, key + STACK_KEY.offset("aux"))
     return key
+
+
+def emit_sampled_caller(a: Asm, frame: Frame, dst: int) -> None:
+    """FP+dst = the word at user SP if the byte 5 before it is 0xe8 (CALL rel32, how Go and
+    C call): in a function that has not pushed a frame (a frameless leaf, a prologue)
+    that word is the return address the frame-pointer walk skipped. User space keeps it
+    only where the pclntab says the sampled function had pushed nothing (pcsp = 0)."""
+    byte = frame.slot("call_byte", 8)
+    done, clear = a.fresh("sc_done"), a.fresh("sc_clear")
+    a.comment("emit_sampled_caller: user mode only ((regs->cs & 3) == 3)")
+    a.emit(ldx(8, R1, R6, codegen.PT_REGS["cs"]), And.imm(R1, 3), Jne.imm(R1, 3, done),
+           Mov.reg(R1, FP), Add.imm(R1, dst), Mov.imm(R2, 8), Mov.reg(R3, R_SP),
+           call(Helper.probe_read_user), Jne.imm(R0, 0, clear))
+    a.comment("emit_sampled_caller: keep it only after a CALL rel32 (0xe8 at word - 5)")
+    a.emit(st(8, FP, byte, 0), Mov.reg(R1, FP), Add.imm(R1, byte), Mov.imm(R2, 1),
+           ldx(8, R3, FP, dst), Add.imm(R3, -5), call(Helper.probe_read_user),
+           Jne.imm(R0, 0, clear), ldx(1, R1, FP, byte), Jeq.imm(R1, 0xE8, done))
+    a.label(clear)
+    a.emit(st(8, FP, dst, 0))
+    a.label(done)
 
 
 def emit_bump(a: Asm, frame: Frame, counts: Map, key: int, field: str = "count",
@@ -174,6 +201,9 @@ def stack_program(maps: StackMaps, opt: StackOptions, prog_type: int, attach_typ
               "member is pt_regs)")
     codegen.save_ctx(a)
     codegen.tgid_filter(a, opt.tgid, "out")
+    if opt.skip_idle:
+        a.comment("stack_program: not the idle task (pid 0)")
+        a.emit(call(Helper.get_current_pid_tgid), Mov.reg32(R0, R0), Jeq.imm(R0, 0, "out"))
     if uprobe:
         codegen.load_cookie(a, "out")
         a.emit(Mov.reg(R0, R7), Rsh.imm(R0, 40))
@@ -184,8 +214,8 @@ def stack_program(maps: StackMaps, opt: StackOptions, prog_type: int, attach_typ
     for label, delta in zip(labels, sp_deltas if uprobe else (0,), strict=True):
         a.label(label)
         load_sp(a)
-        key = emit_count_key(a, frame, maps, StackOptions(
-            opt.user, opt.kernel, opt.caller_fix and uprobe, opt.aux, opt.tgid), delta)
+        key = emit_count_key(a, frame, maps, dataclasses.replace(
+            opt, caller_fix=opt.caller_fix and uprobe), delta)
         emit_bump(a, frame, maps.counts, key, add_sum=opt.aux is not None)
         a.emit(ja("out"))
     a.label("out")
@@ -212,8 +242,10 @@ class StackCount:
     user_error: int = 0         # -errno of a failed user stack id (0: fine)
 
 
-def read_counts(maps: StackMaps, clear: bool = False) -> list[StackCount]:
-    """Every key with its stacks. Stack ids are looked up once each."""
+def read_counts(maps: StackMaps, clear: bool = False,
+                keep_caller: Callable[[int, int], bool] | None = None) -> list[StackCount]:
+    """Every key with its stacks. Stack ids are looked up once each. keep_caller(pid,
+    leaf address) says whether a recorded caller belongs in the stack (default: yes)."""
     ks, vs = STACK_KEY.struct, STACK_VALUE.struct
     cache: dict[int, tuple[int, ...]] = {}
 
@@ -234,7 +266,8 @@ def read_counts(maps: StackMaps, clear: bool = False) -> list[StackCount]:
         count, total, frees, _ = vs.unpack(v)
         user = stack_of(ustack)
         # the kernel adds the caller itself at a probe on `push %rbp` (Linux 6.11+)
-        if caller and user and (len(user) < 2 or user[1] != caller):
+        if caller and user and (len(user) < 2 or user[1] != caller) and (
+                keep_caller is None or keep_caller(pid, user[0])):
             user = (user[0], caller) + user[1:]
         out.append(StackCount(pid, comm.split(b"\0", 1)[0].decode("utf-8", "replace"), user,
                               stack_of(kstack), aux, count, total, frees,

@@ -135,6 +135,13 @@ class Symbolizer:
                 return [SourceFrame(name, "", 0)]
         return [SourceFrame(f"{addr:#x}", "", 0)]
 
+    def sp_delta(self, addr: int) -> int | None:
+        """Bytes the Go function at addr has pushed on its stack there (pclntab pcsp):
+        0 means the frame-pointer walk from this address skipped its caller."""
+        where = self.vaddr_in_file(addr)
+        lines = self._source_lines(where[0]) if where else None
+        return lines.sp_delta(where[1]) if lines is not None else None
+
     def _source_lines(self, path: str):
         if path not in self._lines:
             from lumos.golang.gobinary import open_go_binary
