@@ -1,9 +1,12 @@
 """Memory over time as a picture (matplotlib, no display needed: the Agg backend).
 
 One line per top allocating function: bytes allocated in each interval, against seconds
-since the start. The figure's own data (its lines' y values) is what the tests read
-back, alongside the PNG itself.
+since the start. The plotted data also goes into the PNG's text chunk "lumos-series"
+(JSON: times and one list per series), so the picture carries its own numbers: the
+tests read them back with an image library and check them against the pprof totals.
 """
+
+import json
 
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ def plot_series(path: str, times_s: list[float], series: dict[str, list[float]],
         if series:
             ax.legend(loc="upper left", fontsize="small")
         fig.tight_layout()
-        fig.savefig(path, format="png")
+        data = json.dumps({"times": times_s, "series": series})
+        fig.savefig(path, format="png", metadata={"lumos-series": data})
     finally:
         plt.close(fig)
