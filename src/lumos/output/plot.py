@@ -6,9 +6,9 @@ since the start. The plotted data also goes into the PNG's text chunk "lumos-ser
 tests read them back with an image library and check them against the pprof totals.
 """
 
-import json
-
 from __future__ import annotations
+
+import json
 
 
 def plot_series(path: str, times_s: list[float], series: dict[str, list[float]],

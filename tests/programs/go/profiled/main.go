@@ -128,11 +128,13 @@ func main() {
 		perTick := mbps * (1 << 20) * tick.Seconds() // bytes per tick
 		bigPerTick := int(perTick * 3 / 4 / (64 << 10))
 		smallPerTick := int(perTick / 4 / 256)
-		var total int64
+		var total, nbig, nsmall int64
 		for next := start; time.Since(start).Seconds() < secs; next = next.Add(tick) {
 			allocBig(bigPerTick)
 			allocSmall(smallPerTick)
 			total += int64(bigPerTick)*(64<<10) + int64(smallPerTick)*256
+			nbig += int64(bigPerTick)
+			nsmall += int64(smallPerTick)
 			if d := time.Until(next.Add(tick)); d > 0 {
 				time.Sleep(d)
 			}
@@ -143,6 +145,6 @@ func main() {
 			pprof.Lookup("allocs").WriteTo(f, 0)
 			f.Close()
 		}
-		fmt.Println("allocated", total)
+		fmt.Println("allocated", total, "big", nbig, "small", nsmall)
 	}
 }
