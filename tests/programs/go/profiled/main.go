@@ -2,6 +2,7 @@
 // runtime/pprof profiles as ground truth.
 //
 //	profiled stacks N          a -> b -> inl (inlined into b) -> c, N times; prints "calls N"
+//	                           and waits for another line (or EOF) before it exits
 //	profiled cpu SECONDS F     hot (80%, with mix inlined) and warm (20%) loops for SECONDS;
 //	                           writes Go's own CPU profile to F (F "-" for none)
 //	profiled alloc SECONDS MBPS F   allocates MBPS MiB/s for SECONDS: 3/4 in allocBig
@@ -105,6 +106,7 @@ func main() {
 			sink += a(i)
 		}
 		fmt.Println("calls", n)
+		wait() // a second line (or EOF) ends it: a scraper can read the counts meanwhile
 	case "cpu":
 		secs, _ := strconv.ParseFloat(os.Args[2], 64)
 		wait()
