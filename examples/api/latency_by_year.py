@@ -12,5 +12,5 @@ with Tracer(pid=pid) as t:
     print(f"tracing main.prepareAnswer in PID {pid} for {seconds:g} s", flush=True)
     t.sleep(seconds)  # Ctrl-C ends it early
     print(f"{'YEAR':>8} {'CALLS':>6} {'AVG us':>8}")
-    for (func, year), h in sorted(hist.read().items(), key=lambda kv: kv[0][1]):
+    for (_func, year), h in sorted(hist.read().items(), key=lambda kv: kv[0][1]):
         print(f"{year:>8} {h.count:>6} {h.sum / h.count:>8.1f}")

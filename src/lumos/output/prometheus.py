@@ -121,7 +121,7 @@ def counter(name: str, doc: str, labels: list[str], rows):
 
 
 def _float(x: float) -> str:
-    return repr(float(x))
+    return repr(float(f"{x:.12g}"))  # 15 us is 1.5e-05, not 1.4999999999999999e-05
 
 
 # -- the lead's tools' metrics --------------------------------------------------------
