@@ -10,7 +10,6 @@ adds to it. Peak RSS is lumos's (its rusage as a child of this script).
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -102,9 +101,9 @@ def profile_rows(tmp):
           f"bpftrace {bru.ru_maxrss / 1024:.0f} MiB")
     del t0
     # time to write the pprof: from the tool's own measurement of write_outputs
+    from lumos.golang.inline import SourceFrame
     from lumos.output.pprof import read_pprof, write_pprof
     from lumos.targets.stacks import Location, Sample
-    from lumos.golang.inline import SourceFrame
     p = read_pprof(mine)
     st = p.string_table
     funcs = {f.id: f for f in p.function}
