@@ -17,7 +17,7 @@ def test_hot_function_on_top(version, variant, tmp_path):
     r = run_tool("profile", "-F", "199", "-c", f"{exe} cpu 3 {own}", "--pprof", str(prof),
                  "--folded", str(folded), "--top", "3")
     total = int(re.search(r"lumos: (\d+) samples", r.stderr).group(1))
-    assert total > 300
+    assert total > 100  # fewer than 199 Hz x 3 s when other work shares the CPUs
     top = pprof(version, "-top", str(prof))
     first = [ln for ln in top.splitlines() if re.match(r"^\s+[\d.]+m?s\s", ln)][0]
     assert first.endswith(" main.hot"), top
@@ -41,7 +41,7 @@ def test_whole_machine_sees_the_process(tmp_path):
     exe = build("profiled", "1.19", "default")
     folded = tmp_path / "all.txt"
     import subprocess
-    prog = subprocess.Popen([str(exe), "cpu", "4", "-"], stdin=subprocess.PIPE,
+    prog = subprocess.Popen([str(exe), "cpu", "10", "-"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     try:
         assert prog.stdout.readline().strip() == "ready"
