@@ -24,6 +24,9 @@ TOOLS = {
     "goroutines": "lumos.tools.goroutines",
     "usdt": "lumos.tools.usdt",
     "uflow": "lumos.tools.uflow",
+    "stacks": "lumos.tools.stacks",
+    "profile": "lumos.tools.profile",
+    "allocs": "lumos.tools.allocs",
 }
 
 

@@ -147,6 +147,13 @@ class GoBinary:
                 raise GoFormatError(f"{self.path}: corrupt pclntab: {e}") from e
         return self._tab
 
+    def source_lines(self):
+        """PC -> source frames, inlined calls expanded (lumos.golang.inline.SourceLines)."""
+        from lumos.golang.inline import SourceLines
+        with self._parse_errors():
+            tab = self._table()
+            return SourceLines(tab, self.elf, self._md)
+
     def close(self) -> None:
         """Save what was learnt to the cache and close the file."""
         self.save_cache()

@@ -36,6 +36,7 @@ MAGIC_BYTES = (struct.pack("<I", MAGIC_GO120) + b"\x00\x00\x01\x08",
 
 FUNCFLAG_TOPFRAME, FUNCFLAG_SPWRITE, FUNCFLAG_ASM = 1, 2, 4
 FUNCDATA_INLTREE, FUNCDATA_ARGINFO = 3, 5
+PCDATA_INLTREEINDEX = 2
 _NOFUNCDATA = 0xFFFFFFFF
 
 
@@ -207,6 +208,23 @@ class PcLnTab:
             return self._cstring(self._funcname + name_off)
         except GoFormatError:
             return None
+    def pcdata_offset(self, fn: GoFunction, table: int) -> int:
+        """Offset (in the pc-value table area) of the function's pcdata[table], 0 if none."""
+        off = self._func_offset(fn.index)
+        npcdata = struct.unpack_from("<I", self.data, off + 28)[0]
+        if table >= npcdata:
+            return 0
+        p = off + (44 if self.go120 else 40) + 4 * table
+        if p + 4 > len(self.data):
+            raise GoBinaryError(f"pclntab: {fn.name}: record is truncated")
+        return struct.unpack_from("<I", self.data, p)[0]
+
+    def funcname(self, name_off: int) -> str:
+        """A name from the function name table (inline tree entries point there)."""
+        return self._cstring(self._funcname + name_off)
+
+    def file_name(self, cu_offset: int, index: int) -> str:
+        return self._file_name(cu_offset, index)
 
     # -- pc-value tables ------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from lumos.bpf import features
 from lumos.bpf.tracefs import list_tracepoints
 from lumos.errors import TargetError, UsageError
 from lumos.output.jsonl import write_json
+from lumos.output.prometheus import add_prometheus_argument, call_count_metrics, serve_metrics
 from lumos.output.table import print_table
 from lumos.probes.count import CountProbe
 from lumos.probes.probesite import TracepointSite
@@ -27,6 +28,7 @@ EXAMPLES = """\
   lumos funccount ./goserver 'main.*' -i 1 -d 10   # print every second for 10 seconds
   lumos funccount -p 1234 't:syscalls:sys_enter_*' # kernel tracepoints hit by a process
   lumos funccount -p 1234 'usdt:python:*'       # USDT probes (semaphores set while counting)
+  lumos funccount -p 1234 'main.*' --prometheus 9464  # serve as Prometheus metrics
 """
 
 
@@ -35,6 +37,7 @@ def add_arguments(p) -> None:
     add_timing_arguments(p)
     p.add_argument("--per-site", action="store_true",
                    help="attach one perf event per site instead of one uprobe_multi link")
+    add_prometheus_argument(p)
 
 
 def run(args) -> int:
@@ -60,7 +63,9 @@ def run(args) -> int:
         attached = len(sites) - len(probe.skipped) + len(tracepoints)
         s.banner(f"{attached} functions for {what}", notes,
                  skipped=unprobeable + probe.skipped)
-        s.report_intervals(probe.read, probe.reset,
+        s.enter(serve_metrics(args, lambda: call_count_metrics(
+            per_function(sites + tracepoints, probe.read()))))
+        s.report_intervals(probe.read, probe.reset if not args.prometheus else lambda: None,
                            lambda counts: report(functions, sites + tracepoints, counts,
                                                  args, out))
     return 0
@@ -87,10 +92,15 @@ def split_kinds(patterns: list[str]) -> tuple[list[str], list[TracepointSite]]:
     return user, tps
 
 
-def report(functions, sites, counts, args, out) -> None:
+def per_function(sites, counts) -> dict[str, int]:
     per_func: dict[str, int] = {}
     for site, n in zip(sites, counts, strict=True):
         per_func[site.name] = per_func.get(site.name, 0) + n
+    return per_func
+
+
+def report(functions, sites, counts, args, out) -> None:
+    per_func = per_function(sites, counts)
     rows = sorted(((name, n) for name, n in per_func.items() if n), key=lambda t: (t[1], t[0]))
     if args.json:
         now = time.time()

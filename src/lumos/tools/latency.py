@@ -15,6 +15,8 @@ from lumos.errors import UsageError
 from lumos.output.hist import format_log2_hist, slot_range
 from lumos.output.jsonl import write_json
 from lumos.probes.latency import DEFAULT_MAX_KEYS, LatencyFunction, LatencyProbe
+from lumos.output.prometheus import add_prometheus_argument, latency_metrics, serve_metrics
+from lumos.probes.latency import LatencyFunction, LatencyProbe
 from lumos.session.args import add_target_arguments, add_timing_arguments
 from lumos.session.session import Session
 from lumos.targets.plan import plan
@@ -26,6 +28,7 @@ EXAMPLES = """\
   lumos latency -p 1234 'net/http.(*conn).serve' -m      # in milliseconds
   lumos latency -p 1234 'main.*' -i 5 -d 60              # print every 5 s for a minute
   lumos latency -p 1234 'parser.ParseExpr(input string)' --by input   # stripped binary
+  lumos latency -p 1234 main.handler --prometheus 9464  # serve as Prometheus metrics
 """
 
 UNITS = {"ns": (1, "nsecs"), "us": (1000, "usecs"), "ms": (1000_000, "msecs")}
@@ -46,6 +49,7 @@ def add_arguments(p) -> None:
 
 
 MAX_MAP_ENTRIES = 1 << 22  # what the maps may hold; past it map creation needs GBs
+    add_prometheus_argument(p)
 
 
 def run(args) -> int:
@@ -71,7 +75,8 @@ def run(args) -> int:
                              args.max_inflight, args.max_keys).attach(s.stack)
         s.banner(f"{len(functions)} functions ({len(entries)} entries, {len(exits)} RET "
                  f"sites)", skipped=probe.attached.skipped)
-        s.report_intervals(probe.read, probe.clear,
+        s.enter(serve_metrics(args, lambda: latency_metrics(functions, probe.read(), unit_ns)))
+        s.report_intervals(probe.read, probe.clear if not args.prometheus else lambda: None,
                            lambda hists: report(functions, hists, unit_name, args))
         if probe.returns_unmatched:
             print(f"lumos: {probe.returns_unmatched} returns had no recorded entry (calls "
