@@ -14,9 +14,8 @@ from dataclasses import replace
 from lumos.errors import UsageError
 from lumos.output.hist import format_log2_hist, slot_range
 from lumos.output.jsonl import write_json
-from lumos.probes.latency import DEFAULT_MAX_KEYS, LatencyFunction, LatencyProbe
 from lumos.output.prometheus import add_prometheus_argument, latency_metrics, serve_metrics
-from lumos.probes.latency import LatencyFunction, LatencyProbe
+from lumos.probes.latency import DEFAULT_MAX_KEYS, LatencyFunction, LatencyProbe
 from lumos.session.args import add_target_arguments, add_timing_arguments
 from lumos.session.session import Session
 from lumos.targets.plan import plan
@@ -46,10 +45,10 @@ def add_arguments(p) -> None:
     p.add_argument("--max-keys", type=int, default=DEFAULT_MAX_KEYS,
                    help="histogram buckets kept at once (function x --by value x slot; "
                         f"default {DEFAULT_MAX_KEYS}); calls past it are counted, not lost")
+    add_prometheus_argument(p)
 
 
 MAX_MAP_ENTRIES = 1 << 22  # what the maps may hold; past it map creation needs GBs
-    add_prometheus_argument(p)
 
 
 def run(args) -> int:
