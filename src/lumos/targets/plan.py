@@ -43,9 +43,9 @@ class PlannedFunction:
     results: list[tuple[Capture, ...]] = field(default_factory=list)  # per exit site
     spec: FuncSpec | None = None
     goroutine: GoroutineSource | None = None   # None: not Go code
-    c_signature: CSignature | None = None      # C code: its signature (user's or DWARF)
     notes: tuple[str, ...] = ()
     entry_sp_delta: int = 0                    # bytes pushed since entry at the entry site
+    c_signature: CSignature | None = None      # C code: its signature (user's or DWARF)
 
     @property
     def signature(self) -> str:
