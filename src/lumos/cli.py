@@ -24,6 +24,7 @@ TOOLS = {
     "goroutines": "lumos.tools.goroutines",
     "usdt": "lumos.tools.usdt",
     "uflow": "lumos.tools.uflow",
+    "ucalls": "lumos.tools.ucalls",
     "stacks": "lumos.tools.stacks",
     "profile": "lumos.tools.profile",
     "allocs": "lumos.tools.allocs",

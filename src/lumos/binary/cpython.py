@@ -127,7 +127,7 @@ def _cache_path(path: str) -> str | None:
     if not bid:
         return None
     root = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return os.path.join(root, "lumos", "cpython", f"{bid}-v1.json")
+    return os.path.join(root, "lumos", "cpython", f"{bid}-v2.json")
 
 
 def load_interpreter(exe: str, pid: int | None = None) -> Interpreter:
@@ -204,7 +204,8 @@ def _load(path: str) -> Interpreter:
                 pc = cf.labels.get(label)
                 if pc is not None:
                     sites.append(EvalSite(elf.vaddr_to_offset(pc), "exit", label,
-                                          cf.location(var, pc)))
+                                          cf.location(var, pc)
+                                          or _cframe_location(cf, elf, pc, version)))
             layout, source = LAYOUTS[version], "headers table"
             dl = _layout_from(struct_layouts(cf, _STRUCTS), version)
             if dl is not None:
@@ -231,18 +232,26 @@ def _resume_sites(cf: CFunction, elf: ElfBinary, var: str, version):
         pc = cf.labels.get(label)
         if pc is None:
             continue
-        floc = cf.location(var, pc) or _cfa_location(cf, elf, var, pc)
-        if floc is None and version in CFRAME_CURRENT:
-            # the eval loop's local _PyCFrame cframe (on the stack) has current_frame
-            cfl = _cfa_location(cf, elf, "cframe", pc)
-            if cfl is not None:
-                floc = VarLoc("mem", cfl.reg, cfl.offset + CFRAME_CURRENT[version])
+        floc = (cf.location(var, pc) or _cfa_location(cf, elf, var, pc)
+                or _cframe_location(cf, elf, pc, version))
         if floc is None:
             raise TargetError(f"{cf.path}: DWARF does not say where '{var}' is at {label}")
         sites.append(EvalSite(elf.vaddr_to_offset(pc), "entry", label, floc))
     if not sites:
         raise TargetError(f"{cf.path}: no RESUME labels in {EVAL}'s DWARF")
     return sites, tuple(x for x in EXIT_LABELS if "RETURN_GENERATOR" not in x)
+
+
+def _cframe_location(cf: CFunction, elf: ElfBinary, pc: int, version) -> VarLoc | None:
+    """Where DWARF loses `frame`: the eval loop's local _PyCFrame cframe (on the stack)
+    has current_frame, which equals frame at every RESUME and at the RETURN_VALUE and
+    YIELD_VALUE handlers (ceval.c sets it wherever frame changes)."""
+    if version not in CFRAME_CURRENT:
+        return None
+    cfl = _cfa_location(cf, elf, "cframe", pc)
+    if cfl is None:
+        return None
+    return VarLoc("mem", cfl.reg, cfl.offset + CFRAME_CURRENT[version])
 
 
 _STRUCTS = {"PyCodeObject", "_PyInterpreterFrame", "PyFrameObject", "PyASCIIObject",

@@ -45,6 +45,12 @@ def raw_params(elf, md, info: FuncInfo, abi: str) -> tuple[list[Param], list[str
     params = []
     highest = -1
     for i, (agg, comps) in enumerate(groups):
+        if any(o < 0 for o, _ in comps):
+            # Go could not write this argument's offsets (its frame is too large: big
+            # results come first); its words and so every later register are unknown
+            notes.append(f"arguments from arg{i} on: Go's traceback information has no "
+                         f"offsets for them (a large argument frame); pass the signature")
+            break
         first = comps[0][0] if comps else None
         on_stack = first is not None and first < highest
         highest = max(highest, first if first is not None else -1)
@@ -65,9 +71,9 @@ def raw_params(elf, md, info: FuncInfo, abi: str) -> tuple[list[Param], list[str
 
 def _arg_info(elf, md, info: FuncInfo):
     """([(is aggregate, [(frame offset, size)...]) per argument], truncated), or None
-    (components whose offset Go could not write are left out)."""
+    (a component whose offset Go could not write is (-1, 0))."""
     stream = arginfo.read(elf, md, info)
     if stream is None:
         return None
     groups, truncated = arginfo.groups(stream)
-    return [(agg, [c for c in comps if c[0] >= 0]) for agg, comps in groups], truncated
+    return groups, truncated

@@ -150,6 +150,17 @@ class PyFrameEvents:
         self.channel.emit_submit(a, R8)
         a.emit(ja("out"))
 
+    def emit_names(self, a: Asm, done: str, from_code: bool = False) -> None:
+        """For programs that send a record of this layout themselves (probes/pycalls.py):
+        with the record at R8 and its `frame` set (from_code: its `code`), fill code,
+        lineno, file and name."""
+        if from_code:
+            rec = self.record
+            a.emit(ldx(8, R3, R8, rec.offset("code")), Jeq.imm(R3, 0, done))
+            self._emit_code_reads(a, done)
+        else:
+            self._emit_reads(a, done)
+
     def _emit_reads(self, a: Asm, done: str) -> None:
         """frame -> code -> lineno, file and name (each step skipped when the last gave 0)."""
         rec, L = self.record, self.layout
@@ -158,6 +169,12 @@ class PyFrameEvents:
         a.emit(ldx(8, R3, R8, off("frame")), Jeq.imm(R3, 0, done), Add.imm(R3, L.frame_code),
                Mov.reg(R1, R8), Add.imm(R1, off("code")), Mov.imm(R2, 8),
                call(Helper.probe_read_user), ldx(8, R3, R8, off("code")), Jeq.imm(R3, 0, done))
+        self._emit_code_reads(a, done)
+
+    def _emit_code_reads(self, a: Asm, done: str) -> None:
+        """With code in R3 (non-zero): lineno, file and name."""
+        rec, L = self.record, self.layout
+        off = rec.offset
         span = self.frame["code_span"]
         size = self._span()[1] - self.span_lo
         a.comment(f"pyframe: code+{self.span_lo:#x}..+{self.span_lo + size:#x} in one read "

@@ -26,7 +26,7 @@ from lumos.binary.cpython import load_interpreter
 from lumos.errors import TargetError, UsageError
 from lumos.output.jsonl import write_json
 from lumos.probes.channel import EventChannel
-from lumos.probes.pyframe import KIND_ENTRY, FrameSite, PyFrameEvents, decode_unicode
+from lumos.probes.pyframe import KIND_ENTRY, PyFrameEvents, decode_unicode
 from lumos.probes.stream import Stream
 from lumos.probes.usdt import UsdtEvents
 from lumos.session.report import report_lost
@@ -100,7 +100,7 @@ class Call:
     frame: int = 0
 
 
-def trace_python(args, handle, what: str, header=None, on_end=None) -> None:
+def trace_python(args, handle, what: str, header=None, on_end=None, tool="uflow") -> None:
     """Attach in the chosen mode, then hand each Call to handle(call) until the end."""
     ns = _target_namespace(args)
     target = resolve_target(ns, need_patterns=False)
@@ -123,9 +123,9 @@ def trace_python(args, handle, what: str, header=None, on_end=None) -> None:
         else:
             decoder = _attach_usdt(s, channel, target, reason)
             mode = "USDT python:function__entry/function__return"
-        print(f"lumos uflow: mode: {mode}", file=sys.stderr)
+        print(f"lumos {tool}: mode: {mode}", file=sys.stderr)
         for note in decoder.notes:
-            print(f"lumos uflow: note: {note}", file=sys.stderr)
+            print(f"lumos {tool}: note: {note}", file=sys.stderr)
         s.banner(f"{what} of Python")
         if header is not None:
             header()
@@ -181,18 +181,8 @@ class _UprobeDecoder:
 
 def _attach_uprobes(s, interp, channel, target):
     from lumos.probes.attach import attach_sites
-    from lumos.probes.probesite import ProbeSite
-    variants: list[FrameSite] = []
-    sites = []
-    for es in interp.sites:
-        loc = es.frame
-        fs = FrameSite(0 if es.kind == "entry" else 1,
-                       loc.kind if loc is not None else "none",
-                       loc.reg if loc is not None else "", loc.offset if loc else 0)
-        if fs not in variants:
-            variants.append(fs)
-        sites.append(ProbeSite(interp.path, es.offset, es.label, es.kind, 0, 0,
-                               variants.index(fs)))
+    from lumos.targets.pyframes import frame_sites
+    variants, sites = frame_sites(interp)
     program = PyFrameEvents(variants, channel, interp.layout,
                             target.pid if target.pid else None)
     attach_sites(program.build, sites, target.pid, s.stack)
