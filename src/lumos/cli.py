@@ -25,6 +25,7 @@ TOOLS = {
     "usdt": "lumos.tools.usdt",
     "uflow": "lumos.tools.uflow",
     "ucalls": "lumos.tools.ucalls",
+    "gethostlatency": "lumos.tools.gethostlatency",
     "stacks": "lumos.tools.stacks",
     "profile": "lumos.tools.profile",
     "allocs": "lumos.tools.allocs",

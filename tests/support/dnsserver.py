@@ -45,8 +45,8 @@ class DelayedResolver(BaseResolver):
         return reply
 
 
-class TestDNS:
-    """with TestDNS(delay_s, tmp_path, hosts={"name": "127.0.0.9"}) as dns:
+class LoopbackDNS:
+    """with LoopbackDNS(delay_s, tmp_path, hosts={"name": "127.0.0.9"}) as dns:
     subprocess.run(dns.wrap(["client", "name"]))."""
 
     def __init__(self, delay_s: float, tmp: Path, hosts: dict[str, str] | None = None):
@@ -56,7 +56,7 @@ class TestDNS:
         self.hosts = hosts or {}
         self.server: DNSServer | None = None
 
-    def __enter__(self) -> TestDNS:
+    def __enter__(self) -> LoopbackDNS:
         self.server = DNSServer(self.resolver, address=self.address, port=53,
                                 logger=DNSLogger(logf=lambda _line: None))
         self.server.start_thread()

@@ -41,7 +41,7 @@ def test_counts_equal_the_programs_own(py, tmp_path):
     rows, truth, err = _ucalls(_python(py), tmp_path, "-L")
     assert "counted in the kernel" in err
     assert len(truth) == 7
-    for name, (calls, own_ns) in truth.items():
+    for name, (calls, _ns) in truth.items():
         got = rows[_short(name, py)]
         assert got["calls"] == calls, (name, got, calls)
         assert got["timed"] == calls, (name, got)     # every entry was seen (-c)

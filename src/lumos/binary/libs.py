@@ -42,17 +42,26 @@ def resolve_library(short: str, exe: str | None = None, pid: int | None = None) 
     for name in candidates or [f"{short if short.startswith('lib') else 'lib' + short}.so"]:
         for d in LIB_DIRS:
             path = os.path.join(d, name)
-            if os.path.exists(path):
+            if _is_elf(path):
                 return os.path.realpath(path)
     for d in LIB_DIRS:
         try:
             for base in sorted(os.listdir(d)):
-                if _matches(short, base):
+                if _matches(short, base) and _is_elf(os.path.join(d, base)):
                     return os.path.realpath(os.path.join(d, base))
         except OSError:
             continue
     raise TargetError(f"library {short!r} not found (give its path, e.g. "
                       f"/lib/x86_64-linux-gnu/libc.so.6)")
+
+
+def _is_elf(path: str) -> bool:
+    """Not a linker script: libc6-dev's libc.so is text naming libc.so.6."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
 
 
 def _in_other_root(pid: int) -> bool:

@@ -2,10 +2,12 @@
 // prints what it did: "lookup NAME MS ADDRS" per lookup, MS the latency it measured
 // itself around the call. Which resolver runs (pure Go or cgo's getaddrinfo) is up to
 // GODEBUG=netdns=go|cgo. -host uses net.LookupHost, the default net.LookupIP; -dial
-// resolves through net.Dial's path (ResolveTCPAddr).
+// resolves through net.Dial's path (ResolveTCPAddr). -wait prints "ready" and waits
+// for a line on stdin first.
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"net"
 	"os"
@@ -16,6 +18,11 @@ import (
 func main() {
 	mode := "ip"
 	for _, name := range os.Args[1:] {
+		if name == "-wait" {
+			fmt.Println("ready")
+			bufio.NewReader(os.Stdin).ReadString('\n')
+			continue
+		}
 		if strings.HasPrefix(name, "-") {
 			mode = name[1:]
 			continue
