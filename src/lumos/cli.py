@@ -26,6 +26,7 @@ TOOLS = {
     "uflow": "lumos.tools.uflow",
     "ucalls": "lumos.tools.ucalls",
     "gethostlatency": "lumos.tools.gethostlatency",
+    "bashreadline": "lumos.tools.bashreadline",
     "stacks": "lumos.tools.stacks",
     "profile": "lumos.tools.profile",
     "allocs": "lumos.tools.allocs",
