@@ -64,9 +64,9 @@ def _lost(err: str) -> int:
     return int(m.group(1)) if m else 0
 
 
-def python_calls(procs: Procs, n: int, log: Log) -> list[dict]:
-    cmd = f"{PY} {HOTLOOP} {n}"
-    configs = [
+def _python_configs(cmd: str) -> list[tuple[str, list[str] | None, int]]:
+    """(tool, argv or None for untraced, probe hits per call of f)."""
+    return [
         ("untraced", None, 0),
         ("lumos ucalls", [*LUMOS, "ucalls", "-l", "python", "-c", cmd, "--json"], 1),
         ("lumos ucalls -L", [*LUMOS, "ucalls", "-l", "python", "-c", cmd, "-L", "--json"], 2),
@@ -75,28 +75,51 @@ def python_calls(procs: Procs, n: int, log: Log) -> list[dict]:
                                "--str", "0,1"], 1),
         ("bpftrace usdt count", [BPFTRACE, "-e", USDT_RETURN, "-c", cmd], 1),
     ]
-    rows = []
-    for name, argv, per_call in configs:
-        log(f"python: {name}")
-        rc, out, err = procs.run(argv or [PY, HOTLOOP, str(n)], name.replace(" ", "_"),
-                                 timeout=600)
-        secs = _loop_seconds(err)
-        seen = None
-        if name.startswith("lumos ucalls"):
-            seen = sum(int(m.group(1)) for m in re.finditer(
-                r'"method":"[^"]*hotloop\.py\.f","calls":(\d+)', out))
-        elif name == "lumos uflow":
-            seen = sum(1 for line in out.splitlines() if line.endswith("hotloop.py.f"))
-        elif name == "lumos trace usdt:":
-            seen = out.count('hotloop.py", arg1="f",')
-        elif name.startswith("bpftrace"):
-            m = re.search(r"@\[f\]: (\d+)", out)
-            seen = int(m.group(1)) if m else 0
-        rows.append({"tool": name, "rc": rc, "loop_s": secs, "calls_per_s":
-                     n / secs if secs else None, "probe_hits_per_call": per_call,
-                     "seen": seen, "expected": n * (2 if name == "lumos uflow" else 1)
-                     if argv else None, "lost": _lost(err)})
-    return rows
+
+
+def python_run(procs: Procs, n: int, rate: int, tool: str) -> dict:
+    """One run of hotloop (n calls at rate, 0 = flat out) under one tool."""
+    cmd = f"{PY} {HOTLOOP} {n} {rate}"
+    argv, per_call = next((a, k) for t, a, k in _python_configs(cmd) if t == tool)
+    rc, out, err = procs.run(argv or [PY, HOTLOOP, str(n), str(rate)],
+                             tool.replace(" ", "_"), timeout=600)
+    secs = _loop_seconds(err)
+    seen = None
+    if tool.startswith("lumos ucalls"):
+        seen = sum(int(m.group(1)) for m in re.finditer(
+            r'"method":"[^"]*hotloop\.py\.f","calls":(\d+)', out))
+    elif tool == "lumos uflow":
+        seen = sum(1 for line in out.splitlines() if line.endswith("hotloop.py.f"))
+    elif tool == "lumos trace usdt:":
+        seen = out.count('hotloop.py", arg1="f",')
+    elif tool.startswith("bpftrace"):
+        m = re.search(r"@\[f\]: (\d+)", out)
+        seen = int(m.group(1)) if m else 0
+    expected = n * (2 if tool == "lumos uflow" else 1) if argv else None
+    return {"tool": tool, "rate": rate, "rc": rc, "loop_s": secs,
+            "calls_per_s": n / secs if secs else None, "probe_hits_per_call": per_call,
+            "seen": seen, "expected": expected, "lost": _lost(err),
+            "complete": argv is None or (seen == expected and not _lost(err))}
+
+
+def python_calls(procs: Procs, n: int, rates: list[int], seconds: float,
+                 log: Log) -> tuple[list[dict], list[dict]]:
+    """(flat-out runs of every tool, paced runs: the highest rate each keeps whole)."""
+    flat = []
+    for tool, _, _ in _python_configs(""):
+        log(f"python flat out: {tool}")
+        flat.append(python_run(procs, n, 0, tool))
+    paced = []
+    for tool, argv, _ in _python_configs(""):
+        if argv is None:
+            continue
+        for rate in rates:
+            log(f"python at {rate:,}/s: {tool}")
+            row = python_run(procs, int(rate * seconds), rate, tool)
+            paced.append(row)
+            if not row["complete"]:
+                break
+    return flat, paced
 
 
 def _traced_lookups(procs: Procs, tracer: list[str] | None, name: str, client: list[str],
@@ -151,7 +174,22 @@ def _f(v, digits=0) -> str:
     return "-" if v is None else f"{v:,.{digits}f}"
 
 
-def report(py_rows, dns_rows, facts, n_calls) -> str:
+def _sustained(paced: list[dict]) -> str:
+    rows = []
+    for tool in dict.fromkeys(r["tool"] for r in paced):
+        runs = [r for r in paced if r["tool"] == tool]
+        # a paced run faster than the workload can go runs flat out: its own rate counts
+        whole = [min(r["rate"], r["calls_per_s"] or 0) for r in runs if r["complete"]]
+        broke = next((r for r in runs if not r["complete"]), None)
+        rows.append([tool, _f(max(whole)) if whole else "none",
+                     "-" if broke is None else
+                     f"{broke['rate']:,}/s: {broke['seen']:,} of {broke['expected']:,}, "
+                     f"{broke['lost']:,} lost"])
+    return markdown_table(["tool", "f() calls/s reached with every record", "first rate "
+                           "that lost records"], rows, "lrl")
+
+
+def report(py_rows, paced, dns_rows, facts, n_calls) -> str:
     base = next(r for r in py_rows if r["tool"] == "untraced")["loop_s"]
     t1 = markdown_table(
         ["tool", "f() calls/s", "probe hits/s", "loop time vs untraced", "seen / expected",
@@ -163,9 +201,10 @@ def report(py_rows, dns_rows, facts, n_calls) -> str:
           f"{r['seen']:,} / {r['expected']:,}" if r["expected"] else "-", _f(r["lost"])]
          for r in py_rows], "lrrrrr")
     t2 = markdown_table(
-        ["workload", "tool", "lookups/s", "vs untraced", "seen / made", "lost"],
+        ["workload", "tool", "lookups/s", "time per lookup vs untraced", "seen / made",
+         "lost"],
         [[r["workload"], r["tool"], _f(r["lookups_per_s"]),
-          f"{next(x for x in dns_rows if x['workload'] == r['workload'] and x['tool'] == 'untraced')['lookups_per_s'] / r['lookups_per_s']:.2f}x slower",  # noqa: E501
+          f"{next(x for x in dns_rows if x['workload'] == r['workload'] and x['tool'] == 'untraced')['lookups_per_s'] / r['lookups_per_s']:.2f}x",  # noqa: E501
           f"{r['seen']:,} / {r['lookups']:,}" if r["seen"] is not None else "-",
           _f(r["lost"])] for r in dns_rows], "llrrrr")
     return (f"One run: {facts['date']}, kernel {facts['kernel']}, {facts['cpus']} CPUs "
@@ -175,6 +214,9 @@ def report(py_rows, dns_rows, facts, n_calls) -> str:
             "bpftrace has no equivalent of uflow's or ucalls's uprobe mode (probes at the "
             "eval loop's labels need file offsets from DWARF; bpftrace 0.17 here cannot "
             "place uprobe offsets), so its row counts USDT returns.\n\n"
+            "The same workload paced (3 s at each rate of f() calls per second: "
+            f"{', '.join(f'{x:,}' for x in sorted({r['rate'] for r in paced}))}), each tool "
+            "at rising rates until it loses records:\n\n" + _sustained(paced) + "\n\n"
             f"Lookups of an /etc/hosts name, back to back, the tracer system-wide:\n\n{t2}\n")
 
 
@@ -182,6 +224,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--calls", type=int, default=200_000)
     ap.add_argument("--lookups", type=int, default=5_000)
+    ap.add_argument("--rates", default="10000,30000,100000,300000,1000000",
+                    help="paced f() calls per second, tried in order")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
     a = ap.parse_args()
@@ -190,11 +234,13 @@ def main() -> int:
     log = Log()
     facts = machine()
     with tempfile.TemporaryDirectory() as tmp, Procs(Path(tmp) / "procs") as procs:
-        py_rows = python_calls(procs, a.calls, log)
+        rates = [int(x) for x in a.rates.split(",")]
+        py_rows, paced = python_calls(procs, a.calls, rates, 1.0 if a.quick else 3.0, log)
         dns_rows = lookups(procs, a.lookups, Path(tmp), log)
-    text = report(py_rows, dns_rows, facts, a.calls)
+    text = report(py_rows, paced, dns_rows, facts, a.calls)
     print(text)
-    dump_json("toolbox", {"machine": facts, "python": py_rows, "lookups": dns_rows})
+    dump_json("toolbox", {"machine": facts, "python": py_rows, "paced": paced,
+                          "lookups": dns_rows})
     if not a.no_write and not a.quick:
         write_section("toolbox: ucalls, uflow, trace usdt:, gethostlatency (bench/toolbox.py)",
                       text)
