@@ -76,7 +76,9 @@ def format_value(cap: Capture, value) -> str:
     if cap.kind == "iface":
         typ, data = value
         return "nil" if typ == 0 else f"{cap.type_name or 'interface'}({typ:#x}, {data:#x})"
-    if isinstance(value, tuple):
+    if isinstance(value, tuple):  # raw words: one is a number, more a {..} list
+        if len(value) == 1:
+            return f"{value[0]:#x}"
         return "{" + ", ".join(f"{w:#x}" for w in value) + "}"
     return str(value)
 

@@ -24,10 +24,13 @@ from lumos.bpf.asm import (
     Add,
     Asm,
     Helper,
+    Jeq,
     Jle,
     Mov,
+    Or,
     Reg,
     call,
+    ld_imm64,
     ldx,
     stx,
 )
@@ -44,6 +47,9 @@ HEADER_RECORD = Record("event_header", [
     Field("frame", "s32", doc="g.stack.hi - SP at entry: the call's frame id"),
 ])
 HEADER = HEADER_RECORD.struct
+# Set in a string's length word when its bytes could not be read (Go lengths stay far
+# below 2^48, so the bit never belongs to a real length).
+READ_FAILED = 1 << 62
 HEADER_SIZE = HEADER_RECORD.size  # 32
 
 
@@ -195,6 +201,12 @@ def emit_capture(a: Asm, cap: Capture, rec_off: int) -> None:
     a.emit(ldx(8, R2, R8, rec_off + 8), Jle.imm(R2, cap.str_max, clamped),
            Mov.imm(R2, cap.str_max))
     a.label(clamped)
+    read = a.fresh("read")
     a.emit(Mov.reg(R1, R8), Add.imm(R1, rec_off + 8 * len(cap.words)),
            ldx(8, R3, R8, rec_off), call(Helper.probe_read_user))
+    a.comment(f"emit_capture: {cap.name}: the bytes could not be read (a page not yet "
+              f"mapped in): flag the length word with bit 62, so they are never shown")
+    a.emit(Jeq.imm(R0, 0, read), ldx(8, R1, R8, rec_off + 8), ld_imm64(R2, READ_FAILED),
+           Or.reg(R1, R2), stx(8, R8, rec_off + 8, R1))
+    a.label(read)
 

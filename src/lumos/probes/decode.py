@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from lumos.probes.capture import HEADER, Capture
+from lumos.probes.capture import HEADER, READ_FAILED, Capture
 from lumos.probes.eventprog import MAX_STACK_DEPTH, Variant
 from lumos.probes.probesite import ProbeSite
 
@@ -112,6 +112,8 @@ def convert(cap: Capture, words: tuple[int, ...], rec, bytes_off: int):
         return w0
     if kind in ("string", "bytes"):
         length = words[1]
+        if length & READ_FAILED and not length >> 63:
+            return UNREADABLE  # the kernel could not read the bytes: never show zeros
         if length >= 1 << 63:
             length -= 1 << 64
         n = max(0, min(length, cap.str_max))

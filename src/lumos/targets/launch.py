@@ -19,6 +19,9 @@ class Launched:
     def __init__(self, argv: list[str]):
         path = shutil.which(argv[0])
         if path is None:
+            if os.path.exists(argv[0]) or (os.sep not in argv[0] and _anywhere(argv[0])):
+                raise TargetError(f"{argv[0]}: not executable (chmod +x it, or run it through "
+                                  f"its interpreter)")
             raise TargetError(f"command not found: {argv[0]}")
         self.argv = argv
         self.exe = os.path.realpath(path)
@@ -78,3 +81,9 @@ class Launched:
             except ProcessLookupError:
                 pass
             self.wait()
+
+
+def _anywhere(name: str) -> bool:
+    """name is a file in some PATH directory (shutil.which skips non-executables)."""
+    return any(os.path.isfile(os.path.join(d, name))
+               for d in os.environ.get("PATH", "").split(os.pathsep) if d)
