@@ -54,7 +54,7 @@ class Session:
             print(f"lumos: {self.runner.target_note}", file=sys.stderr)
         launched = self.target.launched
         if self.runner is not None and launched is not None \
-                and launched.returncode not in (None, 0):  # (not when lumos stopped it)
+                and launched.returncode not in (None, 0) and not launched.stopped_by_lumos:
             status = launched.returncode
             what = f"killed by signal {-status}" if status < 0 else f"exited with status {status}"
             print(f"lumos: the command {what}", file=sys.stderr)

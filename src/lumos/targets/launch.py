@@ -46,6 +46,7 @@ class Launched:
         self._err_r = err_r
         self.pid = pid
         self.returncode: int | None = None
+        self.stopped_by_lumos = False
 
     def start(self) -> None:
         os.write(self._go_w, b"x")
@@ -76,6 +77,7 @@ class Launched:
             os.close(self._go_w)  # child reads EOF and exits 126
             self._go_w = -1
         if self.poll() is None:
+            self.stopped_by_lumos = True  # its end is lumos's doing, not its own failure
             try:
                 os.kill(self.pid, signal.SIGKILL)
             except ProcessLookupError:

@@ -105,6 +105,9 @@ def _run_c(path: str, patterns: list[str], args, out) -> int:
     from lumos.targets.csig import signature_from_prototype
     from lumos.targets.patterns import functions_of
     syms = functions_of(path)
+    if not syms:
+        raise TargetError(f"{path}: not a Go program, and it has no function symbols "
+                          f"(stripped): nothing to list")
     found = sorted({s.addr: s for s in syms for p in patterns
                     if fnmatch.fnmatchcase(s.name, p)}.values(), key=lambda s: s.name)
     if not found:
