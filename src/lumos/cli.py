@@ -22,6 +22,8 @@ TOOLS = {
     "latency": "lumos.tools.latency",
     "flow": "lumos.tools.flow",
     "goroutines": "lumos.tools.goroutines",
+    "execsnoop": "lumos.tools.execsnoop",
+    "opensnoop": "lumos.tools.opensnoop",
 }
 
 
