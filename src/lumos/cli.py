@@ -24,6 +24,10 @@ TOOLS = {
     "goroutines": "lumos.tools.goroutines",
     "execsnoop": "lumos.tools.execsnoop",
     "opensnoop": "lumos.tools.opensnoop",
+    "runqlat": "lumos.tools.runqlat",
+    "swapin": "lumos.tools.swapin",
+    "faults": "lumos.tools.faults",
+    "list": "lumos.tools.list",
 }
 
 

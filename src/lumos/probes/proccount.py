@@ -71,6 +71,7 @@ class ProcCounter:
         self.name = name
         self.counters = counters
         self.map: Map | None = None
+        self._seen: dict[tuple[int, str], list[int]] = {}
 
     def open(self, stack: ExitStack) -> ProcCounter:
         self.map = stack.enter_context(create_map(hash_spec(
@@ -111,6 +112,20 @@ class ProcCounter:
             sums = [sum(col) for col in zip(*(fmt.unpack(v) for v in values), strict=True)]
             out[(pid, comm.split(b"\0", 1)[0].decode("utf-8", "replace"))] = sums
         return out
+
+
+    def take_deltas(self) -> list[tuple[str, int, list[int]]]:
+        """(comm, pid, counts since the previous call), smallest first, from the kernel's
+        running totals: the map is never reset, so nothing counted between a read and a
+        reset can be lost. A row the LRU evicted and created again starts from zero."""
+        rows = []
+        for key, now in self.read().items():
+            before = self._seen.get(key, [0] * len(now))
+            delta = [n - b if n >= b else n for n, b in zip(now, before, strict=True)]
+            self._seen[key] = now
+            if any(delta):
+                rows.append((key[1], key[0], delta))
+        return sorted(rows, key=lambda r: (sum(r[2]), r[1]))
 
 
 class FaultsProbe:

@@ -17,6 +17,8 @@ def kernel_target(args: argparse.Namespace) -> Target:
     """-p PID or -c CMD when given (checked as every tool checks them), else the whole
     system: no binary, no process filter."""
     if getattr(args, "pid", None) is not None or getattr(args, "command", None):
+        if not hasattr(args, "command"):  # a tool with -p but no -c
+            args.command = None
         return resolve_target(args, need_patterns=False)
     features.require("privileges")
     return Target(None, None)

@@ -1,4 +1,4 @@
-/* openmix [-u UID] [-n ROUNDS] SPEC...: makes each open a SPEC names, ROUNDS times, and
+/* openmix [-w] [-u UID] [-n ROUNDS] SPEC...: makes each open a SPEC names, ROUNDS times, and
  * prints one line per open with what it asked and what the kernel answered:
  *
  *     call=openat flags=0101 mode=0640 fd=3 err=0 path=/tmp/x
@@ -6,7 +6,8 @@
  * SPEC is CALL:HOW:PATH with CALL open|openat|openat2 (raw syscalls: no libc wrapper
  * decides for us) and HOW r (O_RDONLY), w (O_WRONLY|O_CREAT|O_TRUNC, 0640),
  * x (O_WRONLY|O_CREAT|O_EXCL, 0600), d (O_RDONLY|O_DIRECTORY). -u drops to UID first
- * (so that root-only files fail with EACCES). Successful fds are closed at once.
+ * (so that root-only files fail with EACCES). -w prints "ready pid=N" and waits for a line
+ * on stdin before the first open. Successful fds are closed at once.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -19,18 +20,27 @@
 #include <errno.h>
 
 int main(int argc, char **argv) {
-    int rounds = 1, opt;
-    while ((opt = getopt(argc, argv, "u:n:")) != -1) {
+    int rounds = 1, opt, wait = 0;
+    while ((opt = getopt(argc, argv, "wu:n:")) != -1) {
         if (opt == 'u') {
             uid_t uid = atoi(optarg);
             if (setresgid(uid, uid, uid) || setresuid(uid, uid, uid)) { perror("setresuid"); return 1; }
+        } else if (opt == 'w') {
+            wait = 1;
         } else if (opt == 'n') {
             rounds = atoi(optarg);
         } else {
             return 2;
         }
     }
-    usleep(100000); /* let the tracer settle */
+    if (wait) {
+        char buf[16];
+        printf("ready pid=%d\n", getpid());
+        fflush(stdout);
+        if (!fgets(buf, sizeof buf, stdin)) return 0;
+    } else {
+        usleep(100000); /* let the tracer settle */
+    }
     for (int r = 0; r < rounds; r++) {
         for (int i = optind; i < argc; i++) {
             char call[16], how;
@@ -59,5 +69,6 @@ int main(int argc, char **argv) {
             if (fd >= 0) close(fd);
         }
     }
+    fflush(stdout);
     return 0;
 }
