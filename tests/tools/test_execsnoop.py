@@ -13,7 +13,7 @@ from conftest import LUMOS, run_lumos
 
 ARGV = ["/bin/echo", "two words", 'a "quoted" arg', "ünïcödé ✓", "", "tab\there",
         "back\\slash", "x" * 300]
-LONG = 7  # ARGV index of the argument longer than one argument's 255 bytes
+LONG = 7  # ARGV index of an argument longer than 255 bytes: cut only when read at entry
 
 
 def wait_for_banner(proc):
@@ -23,9 +23,10 @@ def wait_for_banner(proc):
     assert line.startswith("Tracing"), f"no banner: {line!r} {proc.stderr.read()}"
 
 
-def trace(lumos_args, work) -> tuple[list[str], str]:
-    """Run `lumos execsnoop ARGS` only for children of this test, do `work`, stop it."""
-    with subprocess.Popen([*LUMOS, "execsnoop", "-P", str(os.getpid()), *lumos_args],
+def trace(lumos_args, work, children_only=True) -> tuple[list[str], str]:
+    """Run `lumos execsnoop ARGS` (for children of this test), do `work`, stop it."""
+    only = ["-P", str(os.getpid())] if children_only else []
+    with subprocess.Popen([*LUMOS, "execsnoop", *only, *lumos_args],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as lum:
         wait_for_banner(lum)
         work()
@@ -54,21 +55,25 @@ def test_every_exec_with_full_argv_pid_and_errno(tmp_path, not_executable):
         for path in (str(tmp_path / "missing"), not_executable):
             for _ in range(3):
                 with pytest.raises(OSError) as e:
-                    subprocess.Popen([path, "an arg", "ü"])
-                failed.append(([path, "an arg", "ü"], -e.value.errno))
+                    subprocess.Popen([path, "an arg", "ü", "y" * 300])
+                failed.append(([path, "an arg", "ü", "y" * 255], -e.value.errno))
 
     lines, _ = trace(["--json"], work)
     events = [json.loads(x) for x in lines]
     assert events[-1] == {"lost": 0}
     execs = [e for e in events[:-1] if e["ret"] == 0]
     fails = [e for e in events[:-1] if e["ret"] != 0]
-    assert [(e["pid"], e["args"]) for e in execs] == [
-        (pid, argv[:LONG] + [argv[LONG][:255]] + argv[LONG + 1:]) for pid, argv in made]
+    # a successful exec: read from the new program's memory, whole
+    assert [(e["pid"], e["args"]) for e in execs] == made
     for e in execs:
-        assert e["cut"] == [LONG] and not e["more"] and not e["fault"]
-        assert e["ppid"] == os.getpid() and e["comm"] == "echo" and e["uid"] == 0
+        assert e["cut"] == [] and not e["more"] and not e["fault"] and e["complete"]
+        assert e["filename"] == "/bin/echo" and e["comm"] == "echo"
+        assert e["ppid"] == os.getpid() and e["uid"] == 0
         assert e["syscall"] == "execve" and e["tid"] == e["pid"]
+    # a failed one: as read from the caller at entry, an argument cut at 255 bytes
     assert [(e["args"], e["ret"]) for e in fails] == failed
+    assert all(e["cut"] == [3] and not e["complete"] and e["filename"] == e["args"][0]
+               for e in fails)
     assert {e["errno"] for e in fails} == {"ENOENT", "EACCES"}
     assert {e["ret"] for e in fails} == {-2, -13}
 
@@ -83,7 +88,6 @@ def test_quoted_text_splits_back_into_the_arguments():
     comm, pid, ppid, ret, args = row.split(None, 4)
     assert (comm, int(ppid), int(ret)) == ("echo", os.getpid(), 0)
     want = [*ARGV, "end"]
-    want[LONG] = want[LONG][:255] + "..."          # cut, and marked
     want[5] = "tab\\there"                           # control characters escaped
     assert shlex.split(args) == want
 
@@ -120,6 +124,16 @@ def test_max_args_uid_filter_and_uid_column():
     lines, _ = trace(["--max-args", "5", "--json"], work)
     first = json.loads(lines[0])
     assert first["args"] == ["/bin/echo", "0", "1", "2", "3"] and first["more"]
+
+    def huge():  # 20 x 300 bytes: more than the 4096 bytes of arguments kept
+        subprocess.run(["/bin/echo", *[f"{i:03d}" * 100 for i in range(20)]],
+                       stdout=subprocess.DEVNULL, check=True)
+
+    lines, _ = trace(["--json", "-q"], huge)
+    ev = json.loads(lines[0])
+    assert ev["more"] and ev["complete"] and ev["cut"] == [len(ev["args"]) - 1]
+    assert "".join(a + "\0" for a in ev["args"]).encode()[:-1] == (
+        "\0".join(["/bin/echo", *[f"{i:03d}" * 100 for i in range(20)]]).encode()[:4096])
     lines, _ = trace(["-u", "nobody", "-U"], work)
     assert lines[0].split()[0] == "UID"
     assert [x.split()[0] for x in lines[1:]] == ["65534"]
@@ -161,3 +175,23 @@ def test_bad_input_is_one_line_exit_2(argv, message):
     r = run_lumos("execsnoop", *argv)
     assert r.returncode == 2
     assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_arguments_the_caller_never_touched_are_read_after_the_exec():
+    """A forked child of a static binary has not mapped its .rodata yet: its argv strings
+    read as nothing at sys_enter_execve (BCC and bpftrace print empty arguments here),
+    lumos reads them again from the new program's stack."""
+    from support.programs import build_c
+    loops = build_c("loops", ("-O2", "-static"))
+
+    def work():
+        subprocess.run([loops, "exec", "5", mark], check=True, capture_output=True)
+
+    mark = f"mark-ünï-{os.getpid()}"
+    lines, _ = trace(["--json", "-l", mark], work, children_only=False)
+    events = [json.loads(x) for x in lines[:-1]]
+    children = [e for e in events if e["comm"] == "true"]
+    assert len(children) == 5
+    for e in children:
+        assert (e["filename"], e["args"], e["complete"]) == (
+            "/bin/true", ["/bin/true", mark, "arg two"], True)

@@ -123,6 +123,7 @@ def test_pid_and_name_filters_leave_other_processes_out(openmix, files, tmp_path
     (["-p", "999999999"], "999999999"),
     (["-n", ""], "a process name is 1 to 15 bytes"),
     (["-p", "1", "-c", "true"], "-p and -c cannot be combined"),
+    (["--ring-mb", "3"], "--ring-mb must be a power of two"),
 ])
 def test_bad_input_is_one_line_exit_2(argv, message):
     r = run_lumos("opensnoop", *argv)

@@ -3,18 +3,27 @@
 Three programs share one in-flight map keyed by thread id (libbpf-tools' execsnoop does
 the same with a hash of events):
 
-- at sys_enter_execve / sys_enter_execveat the filename and argv[1..] are copied from
-  the caller's memory into the map entry, each argument up to ARG_BYTES (a longer one
-  is cut and marked), up to max_args of them and ARGS_BYTES in all (marked when more);
+- at sys_enter_execve / sys_enter_execveat the filename and argv[0..] are copied from
+  the caller's memory, each argument up to ARG_BYTES (a longer one is cut and marked),
+  up to max_args of them and ARGS_BYTES in all. This is all BCC and bpftrace ever read,
+  and it misses every string whose page the caller has not touched yet (after fork, a
+  child's file-backed .rodata is not mapped until used: `/bin/true` in a static binary
+  reads as nothing);
 - at sched_process_exec, an exec from a thread other than the leader has just taken
   the leader's id (de_thread): the entry moves from the old thread id to the new one,
   so such execs are not lost (libbpf-tools drops them);
-- at sys_exit_execve / sys_exit_execveat the result and the new comm are added and the
-  whole entry is copied into the ring buffer, failures included (RET is -errno).
+- at sys_exit_execve / sys_exit_execveat the result and the new comm are added. When the
+  exec succeeded, the arguments are read again where the kernel has just copied them,
+  in the new program's stack: mm->arg_start..arg_end (what /proc/PID/cmdline shows, in
+  one read, no per-argument limit) and the filename just above the environment
+  (mm->env_end: the kernel copies it first). These pages were written by the kernel a
+  moment ago, so they are always there. For a script this is the argv the kernel made
+  (interpreter first), as ps shows it. Then the entry goes to the ring buffer, failures
+  included (RET is -errno, arguments as read at entry).
 
 Record field offsets come from EXEC_EVENT; tracepoint record offsets from tracefs
-`format` files; task_struct offsets from vmlinux BTF. Filters (-u, -P, -x, -n) are
-constants of the programs.
+`format` files; task_struct and mm_struct offsets from vmlinux BTF. Filters (-u, -P,
+-x, -n) are constants of the programs.
 """
 
 from __future__ import annotations
@@ -37,12 +46,14 @@ from lumos.bpf.asm import (
     Helper,
     Jeq,
     Jgt,
+    Jle,
     Jne,
     Jsgt,
     Lsh,
     Mov,
     Or,
     Rsh,
+    Sub,
     call,
     exit_,
     ja,
@@ -51,18 +62,22 @@ from lumos.bpf.asm import (
     st,
     stx,
 )
+from lumos.bpf.btf import load_vmlinux_btf
 from lumos.bpf.links import attach_tracepoint
 from lumos.bpf.maps import array_spec, create_map, hash_spec
 from lumos.bpf.prog import ProgramSpec, load_program
 from lumos.bpf.sys import BPF_ANY, BPF_PROG_TYPE_TRACEPOINT
 from lumos.bpf.tracefs import has_tracepoint, require_tracepoint
+from lumos.errors import NotSupportedError
 from lumos.probes.channel import EventChannel
 from lumos.probes.frame import Frame
 from lumos.probes.ktask import (
     TASK_COMM_LEN,
     TaskLayout,
+    btf_member,
     emit_comm_filter,
     emit_current_ppid,
+    emit_read_kernel,
     emit_uid_filter,
 )
 from lumos.probes.record import Field, Record
@@ -76,6 +91,7 @@ EXEC_MORE = 1        # argv has more than max_args arguments
 EXEC_TOOLONG = 2     # the arguments did not fit in ARGS_BYTES
 EXEC_FAULT = 4       # argv could not be read (unmapped or not paged in)
 EXEC_AT = 8          # execveat(2)
+EXEC_MM = 16         # arguments from the new program's memory (complete, see above)
 
 EXEC_EVENT = Record("exec_event", [
     Field("ts_ns", "u64", doc="bpf_ktime_get_ns() at execve entry"),
@@ -85,12 +101,13 @@ EXEC_EVENT = Record("exec_event", [
     Field("ppid", "u32", doc="current->real_parent->tgid (vmlinux BTF)"),
     Field("uid", "u32"),
     Field("ret", "s32", doc="sys_exit_execve ret: 0 or -errno"),
-    Field("flags", "u32", doc="EXEC_MORE 1 | EXEC_TOOLONG 2 | EXEC_FAULT 4 | EXEC_AT 8"),
-    Field("args_count", "u32"),
-    Field("args_size", "u32"),
+    Field("flags", "u32", doc="EXEC_MORE 1 | TOOLONG 2 | FAULT 4 | AT 8 | MM 16"),
+    Field("args_count", "u32", doc="arguments read at entry (with EXEC_MM: count the NULs)"),
+    Field("args_size", "u32", doc="bytes of args used"),
+    Field("args_total", "u32", doc="with EXEC_MM: mm->arg_end - mm->arg_start"),
     Field("comm", "bytes", TASK_COMM_LEN, doc="current->comm at exit: the new program's"),
-    Field("args", "bytes", ARGS_BYTES + ARG_BYTES,
-          doc="NUL-terminated: the filename, then argv[1], argv[2], ..."),
+    Field("filename", "bytes", ARG_BYTES, doc="the path execve was given"),
+    Field("args", "bytes", ARGS_BYTES + ARG_BYTES, doc="argv[0], argv[1], ... NUL-terminated"),
 ])
 OFF = EXEC_EVENT.offsets
 
@@ -113,6 +130,14 @@ class ExecProbe:
         self.channel = channel
         self.filt = filt
         self.task = TaskLayout.load()
+        btf = load_vmlinux_btf()
+        self.task_mm = btf_member(btf, "task_struct", "mm")[0]
+        self.mm = {f: btf_member(btf, "mm_struct", f)[0]
+                   for f in ("arg_start", "arg_end", "env_end")}
+        if (self.mm["arg_end"] - self.mm["arg_start"] != 8
+                or not 8 <= self.mm["env_end"] - self.mm["arg_start"] <= 24):
+            raise NotSupportedError("mm_struct arg_start..env_end", "",
+                                    f"not adjacent in this kernel's BTF: {self.mm}")
         self.notes: list[str] = []
         self.syscalls = ["execve"]
         require_tracepoint("syscalls", "sys_enter_execve", ("filename", "argv"))
@@ -141,6 +166,34 @@ class ExecProbe:
         return self
 
     # -- programs ------------------------------------------------------------------
+
+    def _emit_new_image_args(self, a: Asm, frame: Frame) -> None:
+        """After a successful exec: argv and the filename from the new program's stack."""
+        mm, area = frame.slot("mm", 8), frame.slot("mm_arg_env", 32)
+        m = self.mm
+        a.comment(f"emit_exec_args: current->mm (+{self.task_mm:#x}), its arg_start, arg_end, "
+                  f"env_end at +{m['arg_start']:#x} +{m['arg_end']:#x} +{m['env_end']:#x} "
+                  f"(vmlinux BTF mm_struct)")
+        a.emit(call(Helper.get_current_task))
+        emit_read_kernel(a, FP, mm, 8, R0, self.task_mm)
+        a.emit(ldx(8, R0, FP, mm))
+        emit_read_kernel(a, FP, area, 32, R0, m["arg_start"])
+        a.comment(f"emit_exec_args: mm->arg_start .. arg_end, at most {ARGS_BYTES} bytes, "
+                  f"in one read")
+        a.emit(ldx(8, R2, FP, area + m["arg_end"] - m["arg_start"]), ldx(8, R3, FP, area),
+               Sub.reg(R2, R3), stx(4, R7, OFF["args_total"], R2),
+               Jle.imm(R2, ARGS_BYTES, "mm.fits"), Mov.imm(R2, ARGS_BYTES))
+        a.label("mm.fits")
+        a.emit(Mov.reg(R8, R2), Mov.reg(R1, R7), Add.imm(R1, OFF["args"]),
+               call(Helper.probe_read_user), Jeq.imm(R0, 0, "mm.read"),
+               *_or_flag(EXEC_FAULT), ja("comm"))
+        a.label("mm.read")
+        a.emit(stx(4, R7, OFF["args_size"], R8), st(8, R7, OFF["cut_mask"], 0),
+               *_or_flag(EXEC_MM))
+        a.comment("emit_exec_args: the filename, just above the environment strings")
+        a.emit(ldx(8, R3, FP, area + m["env_end"] - m["arg_start"]), Mov.reg(R1, R7),
+               Add.imm(R1, OFF["filename"]), Mov.imm(R2, ARG_BYTES),
+               call(Helper.probe_read_user_str))
 
     def _about(self, frame: Frame) -> str:
         return (f"stack:\n{frame.layout()}\nmaps: lumos_execs (tid -> exec_event, LRU "
@@ -174,24 +227,20 @@ class ExecProbe:
             a.emit(ldx(4, R1, R7, OFF["ppid"]), Jne.imm(R1, f.ppid, "drop"))
         if syscall == "execveat":
             a.emit(st(4, R7, OFF["flags"], EXEC_AT))
-        a.comment(f"emit_exec_enter: argument 0 is the filename ({tp} field filename at "
+        a.comment(f"emit_exec_enter: the filename ({tp} field filename at "
                   f"+{fields['filename'].offset}, tracefs format)")
-        a.emit(ldx(8, R3, R6, fields["filename"].offset), stx(8, FP, argp, R3),
-               Mov.reg(R1, R7), Add.imm(R1, OFF["args"]), Mov.imm(R2, ARG_BYTES),
-               call(Helper.probe_read_user_str), Jsgt.imm(R0, 0, "arg0.ok"),
-               st(1, R7, OFF["args"], 0), Mov.imm(R0, 1), *_or_flag(EXEC_FAULT))
-        a.label("arg0.ok")
-        a.emit(Jgt.imm(R0, ARG_BYTES, "fault"), Mov.reg(R8, R0),
-               st(4, R7, OFF["args_count"], 1))
-        _emit_cut_check(a, 0, argp, byte)
+        a.emit(ldx(8, R3, R6, fields["filename"].offset), Mov.reg(R1, R7),
+               Add.imm(R1, OFF["filename"]), Mov.imm(R2, ARG_BYTES),
+               call(Helper.probe_read_user_str), Mov.imm(R8, 0))
         argv = fields["argv"].offset
-        for i in range(1, f.max_args):
+        for i in range(f.max_args):
             a.comment(f"emit_exec_enter: argv[{i}] (argv at +{argv} of {tp})")
             a.emit(ldx(8, R3, R6, argv), Add.imm(R3, 8 * i), Mov.reg(R1, FP),
                    Add.imm(R1, argp), Mov.imm(R2, 8), call(Helper.probe_read_user),
-                   Jne.imm(R0, 0, "fault"), ldx(8, R3, FP, argp), Jeq.imm(R3, 0, "done"),
-                   Jgt.imm(R8, ARGS_BYTES, "toolong"),
-                   Mov.reg(R1, R7), Add.imm(R1, OFF["args"]), Add.reg(R1, R8),
+                   Jne.imm(R0, 0, "fault"), ldx(8, R3, FP, argp), Jeq.imm(R3, 0, "done"))
+            if i:
+                a.emit(Jgt.imm(R8, ARGS_BYTES, "toolong"))
+            a.emit(Mov.reg(R1, R7), Add.imm(R1, OFF["args"]), Add.reg(R1, R8),
                    Mov.imm(R2, ARG_BYTES), call(Helper.probe_read_user_str),
                    Jsgt.imm(R0, 0, f"arg{i}.ok"), ja("fault"))
             a.label(f"arg{i}.ok")
@@ -256,6 +305,10 @@ class ExecProbe:
         if f.failed_only:
             a.comment("emit_exec_exit: failed execs only (-x)")
             a.emit(Jeq.imm(R1, 0, "drop"))
+        else:
+            a.emit(Jne.imm(R1, 0, "comm"))
+            self._emit_new_image_args(a, frame)
+        a.label("comm")
         a.emit(Mov.reg(R1, R7), Add.imm(R1, OFF["comm"]), Mov.imm(R2, TASK_COMM_LEN),
                call(Helper.get_current_comm))
         emit_comm_filter(a, R7, OFF["comm"], f.comm, "drop")
@@ -299,21 +352,38 @@ class ExecEvent:
     uid: int
     ret: int
     comm: str
-    args: list[bytes]
-    cut: list[bool]        # per argument: cut at ARG_BYTES - 1 bytes
+    filename: bytes
+    args: list[bytes]      # argv[0], argv[1], ...
+    cut: list[bool]        # per argument: cut (at ARG_BYTES - 1, or the end of ARGS_BYTES)
     more: bool             # arguments left out (--max-args, or ARGS_BYTES full)
     fault: bool            # argv could not be read to its end
     execveat: bool
+    complete: bool         # read from the new program's memory (EXEC_MM)
 
 
 _STRUCT = EXEC_EVENT.struct
 
 
-def decode_exec(rec) -> ExecEvent:
-    (ts, cut_mask, pid, tid, ppid, uid, ret, flags, count, size, comm,
+def decode_exec(rec, max_args: int = MAX_ARGS) -> ExecEvent:
+    (ts, cut_mask, pid, tid, ppid, uid, ret, flags, count, size, total, comm, filename,
      args) = _STRUCT.unpack_from(rec)
-    parts = args[:size].split(b"\0")[:count]
-    return ExecEvent(ts, pid, tid, ppid, uid, ret, comm.split(b"\0", 1)[0].decode(
-        "utf-8", "replace"), parts, [bool(cut_mask >> i & 1) for i in range(len(parts))],
-        bool(flags & (EXEC_MORE | EXEC_TOOLONG)), bool(flags & EXEC_FAULT),
-        bool(flags & EXEC_AT))
+    from_mm = bool(flags & EXEC_MM)
+    area = args[:size]
+    if from_mm:  # NUL-separated strings; a cut area ends inside the last one
+        parts = area.split(b"\0")
+        if area.endswith(b"\0"):
+            parts.pop()
+        cut = [False] * len(parts)
+        more = total > size
+        if more and parts and not area.endswith(b"\0"):
+            cut[-1] = True
+        if len(parts) > max_args:
+            parts, cut, more = parts[:max_args], cut[:max_args], True
+    else:
+        parts = area.split(b"\0")[:count]
+        cut = [bool(cut_mask >> i & 1) for i in range(len(parts))]
+        more = bool(flags & (EXEC_MORE | EXEC_TOOLONG))
+    return ExecEvent(ts, pid, tid, ppid, uid, ret,
+                     comm.split(b"\0", 1)[0].decode("utf-8", "replace"),
+                     filename.split(b"\0", 1)[0], parts, cut, more,
+                     bool(flags & EXEC_FAULT) and not from_mm, bool(flags & EXEC_AT), from_mm)

@@ -62,6 +62,7 @@ MAX_PROCS = 10240   # (pid, comm) rows; an LRU, so a long run keeps the active o
 KEY = Record("proc_key", [Field("pid", "u32"), Field("comm", "bytes", TASK_COMM_LEN)],
              align=4)
 SWAPIN_ITEMS = ("PSWPIN", "ZSWPIN", "SWPIN_ZERO")
+SWAPIN_TRACEPOINT = ("memcg", "count_memcg_events")
 
 
 class ProcCounter:
@@ -192,7 +193,7 @@ class SwapinProbe:
 
     def __init__(self, tgid: int | None = None):
         self.tgid = tgid
-        self.fields = require_tracepoint("memcg", "count_memcg_events", ("item", "val"))
+        self.fields = require_tracepoint(*SWAPIN_TRACEPOINT, ("item", "val"))
         if not memcg_enabled():
             raise NotSupportedError("the memory cgroup controller", "",
                                     "it is disabled (/proc/cgroups; booted with "
@@ -207,7 +208,7 @@ class SwapinProbe:
     def attach(self, stack: ExitStack) -> SwapinProbe:
         self.counter.open(stack)
         prog = stack.enter_context(load_program(self._program()))
-        stack.enter_context(attach_tracepoint(prog, "memcg", "count_memcg_events"))
+        stack.enter_context(attach_tracepoint(prog, *SWAPIN_TRACEPOINT))
         return self
 
     def read(self) -> dict[tuple[int, str], list[int]]:
@@ -217,7 +218,7 @@ class SwapinProbe:
         a, frame = Asm(), Frame()
         item, val = self.fields["item"], self.fields["val"]
         a.emit(Mov.reg(R6, R1))
-        a.comment(f"emit_swapin: item at +{item.offset} of memcg:count_memcg_events "
+        a.comment(f"emit_swapin: item at +{item.offset} of {':'.join(SWAPIN_TRACEPOINT)} "
                   f"(tracefs format) is one of " + ", ".join(
                       f"{k} {v}" for k, v in self.items.items()) + " (vmlinux BTF enum "
                   "vm_event_item)")

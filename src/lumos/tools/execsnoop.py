@@ -20,7 +20,7 @@ from lumos.probes.channel import EventChannel
 from lumos.probes.execsnoop import EXEC_EVENT, MAX_ARGS, ExecFilter, ExecProbe, decode_exec
 from lumos.probes.stream import Stream
 from lumos.session.args import add_timing_arguments
-from lumos.session.kernel import comm_needle, kernel_target, parse_uid
+from lumos.session.kernel import comm_needle, kernel_target, parse_uid, ring_bytes
 from lumos.session.report import report_lost
 from lumos.session.session import Session
 
@@ -55,6 +55,8 @@ def add_arguments(p) -> None:
     p.add_argument("-P", "--ppid", type=int, help="only children of this PID")
     p.add_argument("--max-args", type=int, default=20, metavar="N",
                    help=f"arguments read at most (1-{MAX_ARGS}, default 20; more: ' ...')")
+    p.add_argument("--ring-mb", type=int, default=32,
+                   help="ring buffer size in MiB (a power of two; default 32)")
     add_timing_arguments(p, interval=False)
 
 
@@ -65,7 +67,7 @@ def run(args) -> int:
                       comm=comm_needle(args.name), max_args=args.max_args)
     out = sys.stdout
     with Session(args, target=kernel_target(args)) as s:
-        channel = EventChannel(16 << 20).open(s.stack)
+        channel = EventChannel(ring_bytes(args.ring_mb)).open(s.stack)
         probe = ExecProbe(channel, filt).attach(s.stack)
         s.banner("exec() (" + ", ".join(probe.syscalls) + ")", probe.notes)
         printer = Printer(args, out)
@@ -100,8 +102,9 @@ class Printer:
 
     def batch(self, batch) -> None:
         for rec in batch.records():
-            ev = decode_exec(rec)
-            if self.line is not None and not any(self.line.search(x) for x in ev.args):
+            ev = decode_exec(rec, self.args.max_args)
+            if self.line is not None and not any(self.line.search(x)
+                                                 for x in (ev.filename, *ev.args)):
                 continue
             if self.args.json:
                 self.json(ev)
@@ -116,7 +119,12 @@ class Printer:
             cols += f"{(ev.ts_ns - self.start_ns) / 1e9:<8.3f} "
         if a.print_uid:
             cols += f"{ev.uid:<6} "
-        argv = format_args(ev.args, ev.cut, ev.more, a.quote)
+        # BCC's ARGS: the filename, then argv[1:] (argv[0] is often just a name)
+        if ev.filename:
+            shown, cut = [ev.filename, *ev.args[1:]], [False, *ev.cut[1:]]
+        else:
+            shown, cut = ev.args, ev.cut
+        argv = format_args(shown, cut, ev.more, a.quote)
         if ev.fault:
             argv += " [rest of argv unreadable]"
         self.out.write(cols + f"{ev.comm:<16} {ev.pid:<6} {ev.ppid:<6} {ev.ret:>3} {argv}\n")
@@ -125,7 +133,9 @@ class Printer:
         obj = {"time": round(ev.ts_ns / 1e9 + self.offset, 6), "pid": ev.pid, "tid": ev.tid,
                "ppid": ev.ppid, "uid": ev.uid, "comm": ev.comm, "ret": ev.ret,
                "errno": errno.errorcode.get(-ev.ret) if ev.ret < 0 else None,
+               "filename": ev.filename.decode("utf-8", "backslashreplace"),
                "args": [x.decode("utf-8", "backslashreplace") for x in ev.args],
                "cut": [i for i, c in enumerate(ev.cut) if c], "more": ev.more,
-               "fault": ev.fault, "syscall": "execveat" if ev.execveat else "execve"}
+               "fault": ev.fault, "complete": ev.complete,
+               "syscall": "execveat" if ev.execveat else "execve"}
         write_json(obj, self.out, flush=False)
