@@ -7,6 +7,15 @@ untraced in the same repetition. Delivered = events of this workload the tool pr
 (the workload marks them: a unique exec argument, a unique path, its own PID), against
 the number the workload made; events/s = delivered / the workload's wall time.
 
+- exec: delivered counts lines with the whole command line `/bin/true MARK arg two`.
+  The loop is a static binary: its forked child has not mapped the page of .rodata that
+  holds "/bin/true" and "arg two", so a tool reading argv at sys_enter_execve gets
+  nothing there (bpftrace prints an empty ARGS); lumos reads argv again from the new
+  program's stack after the exec.
+- runq: lumos -P counts the waits of the loop's two processes (each trip wakes both:
+  made = 2 x trips); runqlat.bt has one histogram for the whole machine, so its count
+  is everyone's waits, shown for scale only.
+
     exec    loops exec N MARK     lumos execsnoop      /usr/sbin/execsnoop.bt
     open    loops open N PATH x2  lumos opensnoop      /usr/sbin/opensnoop.bt
     runq    loops pingpong N      lumos runqlat        /usr/sbin/runqlat.bt (see below)
