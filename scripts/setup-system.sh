@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Installs what lumos's demo and tests need from Debian: the Go toolchain that builds the
-# example programs (Go 1.19), bpftrace (the benchmark baseline), gcc, tmux, curl.
+# example programs (Go 1.19), bpftrace (the benchmark baseline), gcc, tmux, curl; for the
+# USDT and Python tests: sys/sdt.h, Debian's python3.11 (USDT probes, semaphores) and its
+# debug symbols (python3.11-dbg: /usr/lib/debug/.build-id DWARF for the eval loop); perl
+# (runs flamegraph.pl for --svg), prometheus (scrapes `--prometheus` in the tests) and
+# chromium (opens the flame graphs in the tests).
 set -euo pipefail
 need=()
 command -v go >/dev/null || need+=(golang-go)
@@ -9,6 +13,12 @@ command -v gcc >/dev/null || need+=(gcc)
 command -v tmux >/dev/null || need+=(tmux)
 command -v curl >/dev/null || need+=(curl)
 command -v objdump >/dev/null || need+=(binutils)
+[ -e /usr/include/x86_64-linux-gnu/sys/sdt.h ] || need+=(systemtap-sdt-dev)
+command -v python3.11 >/dev/null || need+=(python3.11-minimal)
+dpkg -s python3.11-dbg >/dev/null 2>&1 || need+=(python3.11-dbg)
+command -v perl >/dev/null || need+=(perl)
+command -v prometheus >/dev/null || need+=(prometheus)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
     echo "setup: installing Debian packages: ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -84,7 +84,7 @@ def test_text_failed_only_as_nobody_with_extended_fields(openmix, files):
     assert head.split() == ["TIME", "UID", "PID", "COMM", "FD", "ERR", "FLAGS", "MODE", "PATH"]
     want = [w for w in truth(r.stdout) if w[3] == -1]
     assert len(rows) == len(want) and any(w[4] == 13 for w in want)  # EACCES as nobody
-    for row, (_call, flags, mode, fd, err, path) in zip(rows, want, strict=True):
+    for row, (_call, flags, mode, _fd, err, path) in zip(rows, want, strict=True):
         t, uid, pid, comm, rfd, rerr, rflags, rmode, rpath = row.split(None, 8)
         assert (uid, comm, int(rfd), int(rerr), int(rflags, 8)) == (
             "65534", os.path.basename(openmix)[:15], -1, err, flags)

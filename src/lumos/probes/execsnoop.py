@@ -63,6 +63,7 @@ from lumos.bpf.asm import (
     stx,
 )
 from lumos.bpf.btf import load_vmlinux_btf
+from lumos.bpf.frame import Frame
 from lumos.bpf.links import attach_tracepoint
 from lumos.bpf.maps import array_spec, create_map, hash_spec
 from lumos.bpf.prog import ProgramSpec, load_program
@@ -70,7 +71,6 @@ from lumos.bpf.sys import BPF_ANY, BPF_PROG_TYPE_TRACEPOINT
 from lumos.bpf.tracefs import has_tracepoint, require_tracepoint
 from lumos.errors import NotSupportedError
 from lumos.probes.channel import EventChannel
-from lumos.probes.frame import Frame
 from lumos.probes.ktask import (
     TASK_COMM_LEN,
     TaskLayout,
@@ -202,7 +202,8 @@ class ExecProbe:
 
     def _enter(self, syscall: str, fields) -> ProgramSpec:
         f, task = self.filt, self.task
-        a, frame = Asm(), Frame()
+        a = Asm()
+        frame = a.frame
         key, zkey = frame.slot("tid_key", 4), frame.slot("zero_key", 4)
         argp, byte = frame.slot("argp", 8), frame.slot("peek_byte", 8)
         tp = f"syscalls:sys_enter_{syscall}"
@@ -271,7 +272,8 @@ class ExecProbe:
 
     def _moved(self) -> ProgramSpec:
         """sched_process_exec: an exec from a non-leader thread took the leader's id."""
-        a, frame = Asm(), Frame()
+        a = Asm()
+        frame = a.frame
         old, new = frame.slot("old_tid", 4), frame.slot("new_tid", 4)
         pid, old_pid = self.exec_fields["pid"].offset, self.exec_fields["old_pid"].offset
         a.comment(f"emit_exec_moved: sched_process_exec old_pid at +{old_pid}, pid at +{pid} "
@@ -292,8 +294,9 @@ class ExecProbe:
 
     def _exit(self, syscall: str, ret_off: int) -> ProgramSpec:
         f = self.filt
-        a, frame = Asm(), Frame()
-        key, scratch = frame.slot("tid_key", 4), frame.slot("drop_scratch", 8)
+        a = Asm()
+        frame = a.frame
+        key = frame.slot("tid_key", 4)
         a.emit(Mov.reg(R6, R1))
         a.comment("emit_exec_exit: this thread's entry")
         a.emit(call(Helper.get_current_pid_tgid), stx(4, FP, key, R0),
@@ -313,7 +316,7 @@ class ExecProbe:
                call(Helper.get_current_comm))
         emit_comm_filter(a, R7, OFF["comm"], f.comm, "drop")
         a.comment("emit_exec_exit: the whole entry to the ring buffer")
-        self.channel.emit_reserve(a, EXEC_EVENT.size, R8, "drop", scratch)
+        self.channel.emit_reserve(a, EXEC_EVENT.size, R8, "drop")
         a.emit(Mov.reg(R1, R8), Mov.imm(R2, EXEC_EVENT.size), Mov.reg(R3, R7),
                call(Helper.probe_read_kernel))
         self.channel.emit_submit(a, R8)

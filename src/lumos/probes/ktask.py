@@ -4,7 +4,7 @@ kernel's layout, never a header's), and the filters these tools compile into the
 programs as constants.
 
     task = TaskLayout.load()                  # task_struct.pid/tgid/real_parent/comm/__state
-    emit_current_ppid(a, task, R8, 16, "scratch")   # *(u32 *)(R8 + 16) = current->real_parent->tgid
+    emit_current_ppid(a, task, R8, 16, a.frame)  # *(u32 *)(R8 + 16) = current->real_parent->tgid
     emit_comm_filter(a, FP, -24, b"sshd", "out")    # skip unless comm contains "sshd"
 
 Every emitter clobbers R0-R5 and keeps R6-R9 (the BPF calling convention).
@@ -23,7 +23,6 @@ from lumos.bpf.asm import (
     Add,
     Asm,
     Helper,
-    Jeq,
     Jne,
     Mov,
     Reg,
@@ -33,8 +32,8 @@ from lumos.bpf.asm import (
     ldx,
 )
 from lumos.bpf.btf import BTF, load_vmlinux_btf
+from lumos.bpf.frame import Frame
 from lumos.errors import NotSupportedError
-from lumos.probes.frame import Frame
 
 TASK_COMM_LEN = 16
 TASK_RUNNING = 0
@@ -140,14 +139,3 @@ def emit_comm_filter(a: Asm, base: Reg, off: int, needle: bytes | None, skip: st
         a.label(nxt)
     a.emit(ja(skip))
     a.label(found)
-
-
-def emit_log2(a: Asm) -> None:
-    """R1 = floor(log2(R0)) (0 for 0 and 1) in 6 halving steps; clobbers R0, R2 (the slot
-    libbpf-tools' log2l computes, and lumos.output.hist.log2_slot prints)."""
-    a.emit(Mov.imm(R1, 0))
-    for shift in (32, 16, 8, 4, 2, 1):
-        skip = a.fresh("log2")
-        a.emit(Mov.reg(R2, R0), Rsh.imm(R2, shift), Jeq.imm(R2, 0, skip),
-               Mov.reg(R0, R2), Add.imm(R1, shift))
-        a.label(skip)

@@ -41,13 +41,13 @@ from lumos.bpf.asm import (
     stx,
 )
 from lumos.bpf.btf import load_vmlinux_btf
+from lumos.bpf.frame import Frame
 from lumos.bpf.links import attach_tracepoint
 from lumos.bpf.maps import create_map, hash_spec
 from lumos.bpf.prog import ProgramSpec, load_program
 from lumos.bpf.sys import BPF_ANY, BPF_PROG_TYPE_TRACEPOINT
 from lumos.bpf.tracefs import has_tracepoint, require_tracepoint
 from lumos.probes.channel import EventChannel
-from lumos.probes.frame import Frame
 from lumos.probes.ktask import (
     TASK_COMM_LEN,
     btf_member,
@@ -118,7 +118,8 @@ class OpenProbe:
 
     def _enter(self, sc: str) -> ProgramSpec:
         f = self.filt
-        a, frame = Asm(), Frame()
+        a = Asm()
+        frame = a.frame
         key, stash = frame.slot("tid_key", 4), frame.slot("stash", STASH.size)
         tp = f"syscalls:sys_enter_{sc}"
         if sc == "openat2":
@@ -166,9 +167,9 @@ class OpenProbe:
                            about=self._about(frame))
 
     def _exit(self, sc: str, ret_off: int) -> ProgramSpec:
-        a, frame = Asm(), Frame()
-        key, scratch = frame.slot("tid_key", 4), frame.slot("drop_scratch", 8)
-        byte = frame.slot("peek_byte", 8)
+        a = Asm()
+        frame = a.frame
+        key, byte = frame.slot("tid_key", 4), frame.slot("peek_byte", 8)
         s = STASH.offsets
         a.emit(Mov.reg(R6, R1))
         a.comment("emit_open_exit: this thread's stash")
@@ -179,7 +180,7 @@ class OpenProbe:
         a.emit(ldx(8, R9, R6, ret_off))
         if self.filt.failed_only:
             a.emit(Jsge.imm(R9, 0, "drop"))
-        self.channel.emit_reserve(a, OPEN_EVENT.size, R8, "drop", scratch)
+        self.channel.emit_reserve(a, OPEN_EVENT.size, R8, "drop")
         a.comment("emit_open_exit: the record")
         a.emit(ldx(8, R1, R7, s["ts_ns"]), stx(8, R8, OFF["ts_ns"], R1),
                call(Helper.get_current_pid_tgid), stx(4, R8, OFF["tid"], R0),

@@ -48,13 +48,13 @@ from lumos.bpf.asm import (
     stx,
 )
 from lumos.bpf.btf import load_vmlinux_btf
+from lumos.bpf.frame import Frame
 from lumos.bpf.links import Link, LinkGroup, attach_perf_event, attach_tracepoint
 from lumos.bpf.maps import Map, create_map, hash_spec
 from lumos.bpf.prog import ProgramSpec, load_program
 from lumos.bpf.sys import BPF_NOEXIST, BPF_PROG_TYPE_PERF_EVENT, BPF_PROG_TYPE_TRACEPOINT
 from lumos.bpf.tracefs import require_tracepoint
 from lumos.errors import NotSupportedError
-from lumos.probes.frame import Frame
 from lumos.probes.ktask import TASK_COMM_LEN, emit_tgid_filter
 from lumos.probes.record import Field, Record
 
@@ -159,7 +159,8 @@ class FaultsProbe:
         return self.counter.read()
 
     def _program(self) -> ProgramSpec:
-        a, frame = Asm(), Frame()
+        a = Asm()
+        frame = a.frame
         a.emit(Mov.reg(R6, R1))
         emit_tgid_filter(a, self.tgid, "out")
         a.comment("emit_faults: the attach cookie says which event fired: 0 minor, 1 major")
@@ -215,7 +216,8 @@ class SwapinProbe:
         return self.counter.read()
 
     def _program(self) -> ProgramSpec:
-        a, frame = Asm(), Frame()
+        a = Asm()
+        frame = a.frame
         item, val = self.fields["item"], self.fields["val"]
         a.emit(Mov.reg(R6, R1))
         a.comment(f"emit_swapin: item at +{item.offset} of {':'.join(SWAPIN_TRACEPOINT)} "

@@ -51,13 +51,14 @@ from lumos.bpf.asm import (
     stx,
 )
 from lumos.bpf.btf import load_vmlinux_btf, raw_tracepoint_args
+from lumos.bpf.frame import Frame
 from lumos.bpf.links import attach_raw_tracepoint
-from lumos.bpf.maps import create_map, hash_spec
+from lumos.bpf.maps import array_spec, create_map, hash_spec
 from lumos.bpf.prog import ProgramSpec, load_program
 from lumos.bpf.sys import BPF_ANY, BPF_NOEXIST, BPF_PROG_TYPE_RAW_TRACEPOINT
 from lumos.errors import NotSupportedError
-from lumos.probes.frame import Frame
-from lumos.probes.ktask import TASK_COMM_LEN, TaskLayout, emit_log2, emit_read_kernel
+from lumos.probes.codegen import emit_counter_add, emit_log2
+from lumos.probes.ktask import TASK_COMM_LEN, TaskLayout, emit_read_kernel
 from lumos.probes.record import Field, Record
 
 MAX_SLOTS = 32            # log2 buckets (libbpf-tools: 26); slot 31 holds all above 2^31
@@ -119,6 +120,8 @@ class RunqProbe:
             hash_spec("lumos_runq_start", 4, 8, MAX_TASKS, lru=True)))
         self.hists = stack.enter_context(create_map(
             hash_spec("lumos_runq_hists", 4, HIST.size, MAX_HISTS)))
+        self.full = stack.enter_context(create_map(array_spec("lumos_runq_full", 8, 1,
+                                                              percpu=True)))
         wakeup = stack.enter_context(load_program(self._wakeup()))
         for name in ("sched_wakeup", "sched_wakeup_new"):
             stack.enter_context(attach_raw_tracepoint(wakeup, name))
@@ -138,11 +141,18 @@ class RunqProbe:
     def clear(self) -> None:
         self.hists.clear()
 
+    @property
+    def unrecorded(self) -> int:
+        """Waits not counted because the histogram map was full (-L on a busy machine)."""
+        return sum(struct.unpack("<Q", v)[0]
+                   for v in self.full.lookup_percpu(struct.pack("<I", 0)) or [])
+
     # -- programs ------------------------------------------------------------------
 
     def _about(self, frame: Frame) -> str:
         return (f"stack:\n{frame.layout()}\nmaps: lumos_runq_start (tid -> ns, LRU "
-                f"{MAX_TASKS}), lumos_runq_hists (key -> runq_hist)\n{HIST.c_struct()}")
+                f"{MAX_TASKS}), lumos_runq_hists (key -> runq_hist), lumos_runq_full "
+                f"(per-CPU count of waits the full map could not take)\n{HIST.c_struct()}")
 
     def _emit_enqueue(self, a: Asm, frame: Frame, task_reg, skip: str) -> None:
         """lumos_runq_start[task->pid] = now, for the traced processes (task in task_reg)."""
@@ -162,7 +172,8 @@ class RunqProbe:
                call(Helper.map_update_elem))
 
     def _wakeup(self) -> ProgramSpec:
-        a, frame = Asm(), Frame()
+        a = Asm()
+        frame = a.frame
         a.comment("emit_wakeup: ctx->args[0] is the task woken (btf_trace_sched_wakeup)")
         a.emit(ldx(8, R7, R1, 0))
         self._emit_enqueue(a, frame, R7, "out")
@@ -173,7 +184,8 @@ class RunqProbe:
 
     def _switch(self) -> ProgramSpec:
         t, o = self.task, self.opts
-        a, frame = Asm(), Frame()
+        a = Asm()
+        frame = a.frame
         state = frame.slot("prev_state", 4)
         a.emit(Mov.reg(R6, R1))
         a.comment(f"emit_switch: args (preempt, prev, next) (btf_trace_sched_switch); prev "
@@ -210,7 +222,10 @@ class RunqProbe:
                Mov.reg(R3, FP), Add.imm(R3, zero), Mov.imm(R4, BPF_NOEXIST),
                call(Helper.map_update_elem),
                ld_map_fd(R1, self.hists), Mov.reg(R2, FP), Add.imm(R2, hkey),
-               call(Helper.map_lookup_elem), Jeq.imm(R0, 0, "cleanup"))
+               call(Helper.map_lookup_elem), Jne.imm(R0, 0, "have"))
+        a.comment(f"emit_switch: lumos_runq_hists is full ({MAX_HISTS}): count the wait "
+                  f"as not recorded")
+        emit_counter_add(a, self.full, 0, "cleanup")
         a.label("have")
         a.comment(f"emit_switch: next->comm (+{t.comm:#x}), the latest one (exec renames)")
         a.emit(Mov.reg(R9, R0))
@@ -218,7 +233,7 @@ class RunqProbe:
         a.comment(f"emit_switch: wait / {o.unit_ns} ns into the sum and its log2 slot "
                   f"(at most {MAX_SLOTS - 1})")
         a.emit(Div.imm(R8, o.unit_ns), atomic_add(8, R9, OFF["sum"], R8), Mov.reg(R0, R8))
-        emit_log2(a)
+        emit_log2(a, R0, R1)
         a.emit(Jle.imm(R1, MAX_SLOTS - 1, "slot"), Mov.imm(R1, MAX_SLOTS - 1))
         a.label("slot")
         a.emit(Lsh.imm(R1, 2), Mov.reg(R2, R9), Add.imm(R2, OFF["slots"]), Add.reg(R2, R1),

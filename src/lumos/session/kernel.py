@@ -81,9 +81,3 @@ def comm_needle(name: str | None) -> bytes | None:
         raise UsageError(f"-n {name!r}: a process name is 1 to 15 bytes (the kernel's comm)")
     return raw
 
-
-def ring_bytes(mb: int) -> int:
-    """--ring-mb as bytes: a power of two (the kernel's ring buffers are)."""
-    if mb < 1 or mb & (mb - 1) or mb > 1024:
-        raise UsageError(f"--ring-mb must be a power of two from 1 to 1024, not {mb}")
-    return mb << 20

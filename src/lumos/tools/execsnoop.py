@@ -19,8 +19,8 @@ from lumos.output.jsonl import write_json
 from lumos.probes.channel import EventChannel
 from lumos.probes.execsnoop import EXEC_EVENT, MAX_ARGS, ExecFilter, ExecProbe, decode_exec
 from lumos.probes.stream import Stream
-from lumos.session.args import add_timing_arguments
-from lumos.session.kernel import comm_needle, kernel_target, parse_uid, ring_bytes
+from lumos.session.args import add_ring_argument, add_timing_arguments, ring_bytes
+from lumos.session.kernel import comm_needle, kernel_target, parse_uid
 from lumos.session.report import report_lost
 from lumos.session.session import Session
 
@@ -55,8 +55,7 @@ def add_arguments(p) -> None:
     p.add_argument("-P", "--ppid", type=int, help="only children of this PID")
     p.add_argument("--max-args", type=int, default=20, metavar="N",
                    help=f"arguments read at most (1-{MAX_ARGS}, default 20; more: ' ...')")
-    p.add_argument("--ring-mb", type=int, default=32,
-                   help="ring buffer size in MiB (a power of two; default 32)")
+    add_ring_argument(p)
     add_timing_arguments(p, interval=False)
 
 
@@ -67,7 +66,7 @@ def run(args) -> int:
                       comm=comm_needle(args.name), max_args=args.max_args)
     out = sys.stdout
     with Session(args, target=kernel_target(args)) as s:
-        channel = EventChannel(ring_bytes(args.ring_mb)).open(s.stack)
+        channel = EventChannel(ring_bytes(args)).open(s.stack)
         probe = ExecProbe(channel, filt).attach(s.stack)
         s.banner("exec() (" + ", ".join(probe.syscalls) + ")", probe.notes)
         printer = Printer(args, out)

@@ -71,7 +71,9 @@ def run(args) -> int:
                             on_tick=tracker.report_leaks if args.leaks else None,
                             interval=args.interval, out=sys.stdout)
         if args.leaks:
-            tracker.report_leaks()
+            ended = runner.target_note or ("the command exited" if runner.stop_reason ==
+                                           "command exited" else None)
+            tracker.report_leaks(ended)
         report_lost(stream, args.json)
     return 0
 
@@ -98,6 +100,8 @@ class Tracker:
         self.alive: dict[tuple[int, int], Goroutine] = {}       # (pid, goid) -> goroutine
         self.out = sys.stdout
         self.last_ns = 0
+        self._gobins: dict = {}                                  # path -> GoBinary
+        self._starts: dict[tuple[str, int], str | None] = {}     # (path, vaddr) -> name
 
     def symbolizer(self, pid: int) -> Symbolizer:
         if pid not in self.symbolizers:
@@ -106,6 +110,26 @@ class Tracker:
 
     def _name(self, pid: int, pc: int) -> str:
         return self.symbolizer(pid).name(pc) or f"{pc:#x}"
+
+    def _start_name(self, pid: int, pc: int) -> str:
+        """The function Go's traceback shows the goroutine in: GoBinary.reported_start
+        sees through the compiler's go-statement wrappers (main.main.gowrap1)."""
+        where = self.symbolizer(pid).vaddr_in_file(pc)
+        if where is not None:
+            if where not in self._starts:
+                from lumos.errors import LumosError
+                from lumos.golang.gobinary import open_go_binary
+                fn = None
+                try:
+                    if where[0] not in self._gobins:
+                        self._gobins[where[0]] = open_go_binary(where[0])
+                    fn = self._gobins[where[0]].reported_start(where[1])
+                except LumosError:
+                    self._gobins.setdefault(where[0], None)
+                self._starts[where] = fn.name if fn is not None else None
+            if self._starts[where]:
+                return self._starts[where]
+        return self._name(pid, pc)
 
     def handle(self, rec) -> None:
         ev = self.decoder.decode(rec)
@@ -120,7 +144,7 @@ class Tracker:
             if info is None:
                 return  # its entry was before tracing began
             startpc, parent, callerpc = info
-            g = Goroutine(ev.values[0], parent, self._name(ev.pid, startpc),
+            g = Goroutine(ev.values[0], parent, self._start_name(ev.pid, startpc),
                           self._name(ev.pid, callerpc), ev.ts_ns)
             self.alive[(ev.pid, g.goid)] = g
             self._emit(ev, "create", g.parent, g.goid, f"{g.creator} -> {g.start}", g)
@@ -149,7 +173,7 @@ class Tracker:
         label = text if kind == "create" else f"exit {text}"
         self.out.write(f"{stamp:<15} {ev.pid:>7} {par:>7} {arrow} {goid:<7} {label}\n")
 
-    def report_leaks(self) -> None:
+    def report_leaks(self, ended: str | None = None) -> None:
         now = time.monotonic_ns()
         groups: dict[tuple[int, str, str], list[Goroutine]] = defaultdict(list)
         for (pid, _), g in self.alive.items():
@@ -163,7 +187,9 @@ class Tracker:
                             "oldest": age}, self.out)
             self.out.flush()
             return
-        print(f"\n{len(self.alive)} goroutines created while tracing are still alive"
+        state = f"were still alive when {ended[0].lower() + ended[1:]}" if ended \
+            else "are still alive"
+        print(f"\n{len(self.alive)} goroutines created while tracing {state}"
               + (":" if rows else "."), file=self.out)
         if rows:
             print_table(["PID", "COUNT", "OLDEST", "START FUNCTION", "CREATED BY"], rows,

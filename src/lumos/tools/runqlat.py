@@ -13,7 +13,7 @@ import time
 from lumos.errors import UsageError
 from lumos.output.hist import format_log2_hist, slot_range
 from lumos.output.jsonl import write_json
-from lumos.probes.runqlat import RunqOptions, RunqProbe
+from lumos.probes.runqlat import MAX_HISTS, RunqOptions, RunqProbe
 from lumos.session.args import add_timing_arguments
 from lumos.session.kernel import (
     add_kernel_intervals,
@@ -58,6 +58,9 @@ def run(args) -> int:
         s.banner("run queue latency")
         report_loop(s, lambda: _take(probe, args.interval),
                     lambda hists, final: report(hists, unit, args))
+        if probe.unrecorded:
+            print(f"lumos: {probe.unrecorded} waits not counted: more than "
+                  f"{MAX_HISTS} histograms (try -P instead of -L, or -p)", file=sys.stderr)
     return 0
 
 
