@@ -195,3 +195,17 @@ def test_arguments_the_caller_never_touched_are_read_after_the_exec():
     for e in children:
         assert (e["filename"], e["args"], e["complete"]) == (
             "/bin/true", ["/bin/true", mark, "arg two"], True)
+
+
+def test_execveat_is_seen_too():
+    """fexecve(3) is execveat(fd, "", argv, envp, AT_EMPTY_PATH)."""
+    code = ("import os\nfd = os.open('/bin/echo', os.O_RDONLY)\n"
+            "os.execve(fd, ['echo', 'via', 'fexecve'], {})\n")
+
+    def work():
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+    lines, _ = trace(["--json"], work)
+    (ev,) = [json.loads(x) for x in lines[:-1] if '"comm":"echo"' in x]
+    assert (ev["syscall"], ev["ret"], ev["args"]) == ("execveat", 0, ["echo", "via", "fexecve"])
+    assert ev["filename"].startswith("/dev/fd/")  # the kernel's name for an exec by fd

@@ -125,3 +125,11 @@ def test_bad_input_is_one_line_exit_2(argv, message):
     r = run_lumos("runqlat", *argv)
     assert r.returncode == 2
     assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_dump_prog_says_where_offsets_come_from():
+    r = run_lumos("runqlat", "--dump-prog", "-d", "0.1")
+    assert r.returncode == 0, r.stderr
+    assert "program lumos_runq_switch" in r.stderr and "program lumos_runq_wake" in r.stderr
+    assert "(vmlinux BTF task_struct)" in r.stderr and "btf_trace_sched_switch" in r.stderr
+    assert "struct runq_hist {" in r.stderr

@@ -8,20 +8,37 @@ from __future__ import annotations
 import argparse
 import pwd
 
+from lumos.binary.procmaps import check_pid, exe_of
 from lumos.bpf import features
-from lumos.errors import UsageError
+from lumos.errors import TargetError, UsageError
 from lumos.targets.target import Target, resolve_target
 
 
 def kernel_target(args: argparse.Namespace) -> Target:
-    """-p PID or -c CMD when given (checked as every tool checks them), else the whole
-    system: no binary, no process filter."""
-    if getattr(args, "pid", None) is not None or getattr(args, "command", None):
-        if not hasattr(args, "command"):  # a tool with -p but no -c
-            args.command = None
+    """-p PID, -c CMD, or else the whole system (no binary, no process filter).
+
+    A kernel tool needs only the PID: a process whose executable cannot be read (PID 1
+    in a container, a kernel thread) is traced all the same, named by its comm."""
+    pid, command = getattr(args, "pid", None), getattr(args, "command", None)
+    if command:
         return resolve_target(args, need_patterns=False)
     features.require("privileges")
-    return Target(None, None)
+    if pid is None:
+        return Target(None, None)
+    check_pid(pid)
+    try:
+        exe = exe_of(pid)
+    except TargetError:
+        exe = f"[{_comm(pid)}]"
+    return Target(exe, pid)
+
+
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
 
 
 def resolve_intervals(args: argparse.Namespace) -> None:
