@@ -17,7 +17,7 @@ from lumos.output.govalues import format_value, json_value
 from lumos.probes.capture import Capture
 from lumos.probes.decode import UNREADABLE, Text
 
-FAST_KINDS = ("int", "uint", "bool", "pointer", "string", "bytes")
+FAST_KINDS = ("int", "uint", "bool", "pointer", "string", "bytes", "hex")
 
 
 def _word(rec, cap: Capture, i: int) -> np.ndarray:
@@ -47,6 +47,14 @@ def python_values(rec, cap: Capture, rows) -> list:
     if not all(w.readable for w in cap.words):
         return [UNREADABLE] * len(rows)
     words = [_word(rec, cap, i)[rows].tolist() for i in range(len(cap.words))]
+    if cap.kind == "cstring":
+        n = rec[f"{cap.name}.n"][rows].tolist()
+        buf = rec[f"{cap.name}.bytes"][rows]
+        return [None if p == 0 else UNREADABLE if k <= 0 else
+                Text(buf[j, :k - 1].tobytes(), k - 1 + (k == cap.str_max))
+                for j, (p, k) in enumerate(zip(words[0], n, strict=True))]
+    if cap.kind == "hex":
+        return words[0]
     if cap.kind in ("string", "bytes"):
         buf, copied, full = _string_parts(rec, cap)
         return [Text(buf[r, :copied[r]].tobytes(), int(full[r])) for r in rows]
@@ -88,9 +96,12 @@ def text_piece(rec, cap: Capture) -> C.Piece:
     if cap.kind == "bool":
         v = _int_values(rec, cap) != 0
         return C.select(v, C.const(b"true", n), C.const(b"false", n))
+    if cap.kind == "hex":
+        return C.hexadecimal(_word(rec, cap, 0))
     if cap.kind == "pointer":
         w = _word(rec, cap, 0)
-        return C.select(w == 0, C.const(b"nil", n), C.hexadecimal(w))
+        null = b"NULL" if cap.type_name.endswith("*") else b"nil"  # C 'char *', Go '*T'
+        return C.select(w == 0, C.const(null, n), C.hexadecimal(w))
     buf, copied, full = _string_parts(rec, cap)
     safe = C.safe_text_rows(buf, copied) & (full <= cap.str_max)
     opener = b'"' if cap.kind == "string" else b'[]byte("'
@@ -108,8 +119,9 @@ def json_piece(rec, cap: Capture) -> C.Piece:
     n = len(rec)
     if cap.kind not in FAST_KINDS or not all(w.readable for w in cap.words):
         return _slow(rec, cap, np.arange(n), _json_render)
-    if cap.kind in ("int", "uint", "pointer"):
-        return C.decimal(_int_values(rec, cap) if cap.kind != "pointer" else _word(rec, cap, 0))
+    if cap.kind in ("int", "uint", "pointer", "hex"):
+        return C.decimal(_int_values(rec, cap) if cap.kind in ("int", "uint")
+                         else _word(rec, cap, 0))
     if cap.kind == "bool":
         v = _int_values(rec, cap) != 0
         return C.select(v, C.const(b"true", n), C.const(b"false", n))

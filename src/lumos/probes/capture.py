@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lumos.bpf.asm import (
+    R0,
     R1,
     R2,
     R3,
@@ -86,8 +87,10 @@ class WordLoc:
 
 
 # How a capture's words are turned into a value in user space.
+# cstring: a C string behind a pointer, copied up to its NUL (its record slots: the
+# pointer, the copied length from bpf_probe_read_user_str, the bytes); hex: a raw word.
 KINDS = ("int", "uint", "bool", "float", "pointer", "string", "bytes", "slice", "iface",
-         "words")
+         "words", "cstring", "hex")
 
 
 @dataclass(frozen=True)
@@ -102,11 +105,12 @@ class Capture:
 
     @property
     def copies_bytes(self) -> bool:
-        return self.kind in ("string", "bytes") and self.str_max > 0
+        return self.kind in ("string", "bytes", "cstring") and self.str_max > 0
 
     @property
     def record_size(self) -> int:
-        return 8 * len(self.words) + (_align8(self.str_max) if self.copies_bytes else 0)
+        extra = 8 if self.kind == "cstring" else 0  # the copied length
+        return 8 * len(self.words) + extra + (_align8(self.str_max) if self.copies_bytes else 0)
 
 
 @dataclass
@@ -124,6 +128,9 @@ class RecordLayout:
         for c in self.captures:
             fields += [Field(f"{c.name}.w{i}", "u64", doc=f"{c.type_name} word {i}")
                        for i in range(len(c.words))]
+            if c.kind == "cstring":
+                fields.append(Field(f"{c.name}.n", "s64", doc="bytes copied with the NUL, "
+                                    "or -errno (bpf_probe_read_user_str)"))
             if c.copies_bytes:
                 fields.append(Field(f"{c.name}.bytes", "bytes", _align8(c.str_max),
                                     doc=f"up to {c.str_max} bytes behind w0"))
@@ -171,6 +178,14 @@ def emit_capture(a: Asm, cap: Capture, rec_off: int) -> None:
                   f"-> record+{rec_off + 8 * i}")
         emit_read_word(a, loc, R8, rec_off + 8 * i)
     if not cap.copies_bytes:
+        return
+    if cap.kind == "cstring":
+        a.comment(f"emit_capture: {cap.name}: the C string up to its NUL, at most "
+                  f"{cap.str_max} bytes -> record+{rec_off + 16}; copied length (or -errno) "
+                  f"-> record+{rec_off + 8}")
+        a.emit(Mov.reg(R1, R8), Add.imm(R1, rec_off + 16), Mov.imm(R2, cap.str_max),
+               ldx(8, R3, R8, rec_off), call(Helper.probe_read_user_str),
+               stx(8, R8, rec_off + 8, R0))
         return
     # Copy min(len, str_max) bytes from ptr. The unsigned compare also clamps a
     # negative length; the verifier learns the bound [0, str_max] from the jump.

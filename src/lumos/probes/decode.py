@@ -100,6 +100,16 @@ def convert(cap: Capture, words: tuple[int, ...], rec, bytes_off: int):
         if cap.size == 4:
             return struct.unpack("<f", struct.pack("<I", w0 & 0xFFFFFFFF))[0]
         return struct.unpack("<d", struct.pack("<Q", w0))[0]
+    if kind == "cstring":
+        n = struct.unpack_from("<q", rec, bytes_off)[0]
+        if w0 == 0:
+            return None  # NULL
+        if n <= 0:
+            return UNREADABLE  # the pointer did not lead to readable memory
+        data = bytes(rec[bytes_off + 8: bytes_off + 8 + n - 1])
+        return Text(data, len(data) + (n == cap.str_max))  # full: it may go on
+    if kind == "hex":
+        return w0
     if kind in ("string", "bytes"):
         length = words[1]
         if length >= 1 << 63:

@@ -53,7 +53,8 @@ class Session:
         if self.runner is not None and self.runner.target_note:
             print(f"lumos: {self.runner.target_note}", file=sys.stderr)
         launched = self.target.launched
-        if launched is not None and launched.returncode not in (None, 0):
+        if self.runner is not None and launched is not None \
+                and launched.returncode not in (None, 0):  # (not when lumos stopped it)
             status = launched.returncode
             what = f"killed by signal {-status}" if status < 0 else f"exited with status {status}"
             print(f"lumos: the command {what}", file=sys.stderr)

@@ -146,7 +146,8 @@ def build_variants(functions, expr, want_ret: bool, user_stack: bool):
         if want_ret:
             for k, site in enumerate(f.exits):
                 v = Variant("return", f.results[k] if k < len(f.results) else (), None, (),
-                            f.goroutine, frame=False, pairing="exit" if paired else "")
+                            f.goroutine, frame=False, pairing="exit" if paired else "",
+                            sp_delta=-8 if site.retprobe else 0)  # uretprobe: RA popped
                 sites.append(_with_variant(site, vid(v)))
                 meta.append((fi, k))
     return sites, variants, meta
