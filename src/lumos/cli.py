@@ -27,6 +27,12 @@ TOOLS = {
     "stacks": "lumos.tools.stacks",
     "profile": "lumos.tools.profile",
     "allocs": "lumos.tools.allocs",
+    "execsnoop": "lumos.tools.execsnoop",
+    "opensnoop": "lumos.tools.opensnoop",
+    "runqlat": "lumos.tools.runqlat",
+    "swapin": "lumos.tools.swapin",
+    "faults": "lumos.tools.faults",
+    "list": "lumos.tools.list",
 }
 
 

@@ -49,9 +49,9 @@ def add_strlen_argument(p: argparse.ArgumentParser, default: int) -> None:
 RING_MB_DEFAULT = 16   # a ring's pages are all resident: 16 MiB holds ~0.1 s at 1M events/s
 
 
-def add_ring_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ring-mb", type=int, default=RING_MB_DEFAULT, metavar="MB",
-                   help=f"ring buffer size in MiB, a power of two (default {RING_MB_DEFAULT}; "
+def add_ring_argument(p: argparse.ArgumentParser, default: int = RING_MB_DEFAULT) -> None:
+    p.add_argument("--ring-mb", type=int, default=default, metavar="MB",
+                   help=f"ring buffer size in MiB, a power of two (default {default}; "
                         f"events that find it full are counted as lost)")
 
 
