@@ -40,7 +40,6 @@ from lumos.bpf.asm import (
     ldx,
     stx,
 )
-from lumos.bpf.frame import Frame
 from lumos.bpf.maps import Map, create_map, hash_spec
 from lumos.bpf.prog import ProgramSpec
 from lumos.bpf.sys import BPF_PROG_TYPE_KPROBE
