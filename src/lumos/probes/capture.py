@@ -131,19 +131,25 @@ class RecordLayout:
 
     def __post_init__(self):
         fields: list[Field] = []
+        self.keys = []   # each capture's field prefix: its name, made unique ('_', '_#1')
+        seen: dict[str, int] = {}
         for c in self.captures:
-            fields += [Field(f"{c.name}.w{i}", "u64", doc=f"{c.type_name} word {i}")
+            k = seen.get(c.name, 0)
+            seen[c.name] = k + 1
+            key = c.name if k == 0 else f"{c.name}#{k}"
+            self.keys.append(key)
+            fields += [Field(f"{key}.w{i}", "u64", doc=f"{c.type_name} word {i}")
                        for i in range(len(c.words))]
             if c.kind == "cstring":
-                fields.append(Field(f"{c.name}.n", "s64", doc="bytes copied with the NUL, "
+                fields.append(Field(f"{key}.n", "s64", doc="bytes copied with the NUL, "
                                     "or -errno (bpf_probe_read_user_str)"))
             if c.copies_bytes:
-                fields.append(Field(f"{c.name}.bytes", "bytes", _align8(c.str_max),
+                fields.append(Field(f"{key}.bytes", "bytes", _align8(c.str_max),
                                     doc=f"up to {c.str_max} bytes behind w0"))
         self.record = HEADER_RECORD.extend("event", fields)
-        self.offsets = [self.record.offset(f"{c.name}.w0") if c.words
-                        else self.record.offset(f"{c.name}.bytes") if c.copies_bytes
-                        else HEADER_SIZE for c in self.captures]
+        self.offsets = [self.record.offset(f"{k}.w0") if c.words
+                        else self.record.offset(f"{k}.bytes") if c.copies_bytes
+                        else HEADER_SIZE for c, k in zip(self.captures, self.keys, strict=True)]
         self.size = self.record.size
 
 
