@@ -136,6 +136,9 @@ def _apply_filter(functions: list[PlannedFunction], expr) -> list[PlannedFunctio
     return kept
 
 
+NAMED_UP_TO = 64  # functions whose variants keep argument names (see build_variants)
+
+
 def build_variants(functions, expr, want_ret: bool, user_stack: bool):
     """Sites and the deduplicated variants they run; meta[site] = (function, 'entry'|exit#)."""
     variants: list[Variant] = []
@@ -152,16 +155,18 @@ def build_variants(functions, expr, want_ret: bool, user_stack: bool):
         # With a filter, returns are sent only for the calls it accepted (paired in the
         # kernel by goroutine and frame). Otherwise no frame is read: one user read less.
         paired = expr is not None and want_ret
-        # the kernel side needs no names (only a filter does): one body per shape
-        args = f.args if expr is not None else shape_of(f.args)
+        # the kernel side needs no names (only a filter does): at package scale one body
+        # per shape; a few functions keep their names, for --dump-prog listings
+        named = expr is not None or len(functions) <= NAMED_UP_TO
+        args = f.args if named else shape_of(f.args)
         entry = Variant("entry", args, expr, f.args if expr else (), f.goroutine, user_stack,
                         f.entry_sp_delta, frame=False, pairing="entry" if paired else "")
         sites.append(_with_variant(f.entry, vid(entry)))
         meta.append((fi, -1))
         if want_ret:
             for k, site in enumerate(f.exits):
-                v = Variant("return", shape_of(f.results[k] if k < len(f.results) else ()),
-                            None, (),
+                results = f.results[k] if k < len(f.results) else ()
+                v = Variant("return", results if named else shape_of(results), None, (),
                             f.goroutine, frame=False, pairing="exit" if paired else "",
                             sp_delta=-8 if site.retprobe else 0)  # uretprobe: RA popped
                 sites.append(_with_variant(site, vid(v)))
