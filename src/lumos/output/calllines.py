@@ -90,7 +90,8 @@ def _render(rec, template, piece_of) -> list[C.Piece]:
         if text:
             out.append(C.const(text, n))
             text = b""
-        out.append(piece_of(rec, item))
+        got = piece_of(rec, item)
+        out.extend(got if isinstance(got, list) else [got])
     if text:
         out.append(C.const(text, n))
     return out

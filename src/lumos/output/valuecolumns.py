@@ -76,18 +76,20 @@ def _slow(rec, cap: Capture, rows, render) -> C.Piece:
     return C.from_bytes_list([render(cap, v) for v in python_values(rec, cap, rows)])
 
 
-def _with_slow_rows(fast: C.Piece, safe: np.ndarray, rec, cap, render) -> C.Piece:
+def _with_slow_rows(fast: list[C.Piece], safe: np.ndarray, rec, cap, render):
+    """The fast pieces (kept apart: the line builder lays them out without a join), or,
+    when some rows need Python, one piece with those rows replaced."""
     if safe.all():
         return fast
     rows = np.flatnonzero(~safe)
-    return C.merge(fast, rows, _slow(rec, cap, rows, render))
+    return C.merge(C.join(fast), rows, _slow(rec, cap, rows, render))
 
 
 def _text_render(cap: Capture, value) -> bytes:
     return format_value(cap, value).encode()
 
 
-def text_piece(rec, cap: Capture) -> C.Piece:
+def text_piece(rec, cap: Capture) -> C.Piece | list[C.Piece]:
     """The value as `lumos trace` prints it: 2021, "Gopher"...(+12), true, nil, 0xc000..."""
     n = len(rec)
     if cap.kind not in FAST_KINDS or not all(w.readable for w in cap.words):
@@ -111,7 +113,7 @@ def text_piece(rec, cap: Capture) -> C.Piece:
     if cut.any():  # "abc"...(+123): what --strlen left out
         more = C.join([C.const(b"...(+", n), C.decimal(full - copied), C.const(b")", n)])
         pieces.append(C.select(cut, more, C.empty(n)))
-    return _with_slow_rows(C.join(pieces), safe, rec, cap, _text_render)
+    return _with_slow_rows(pieces, safe, rec, cap, _text_render)
 
 
 def _plain_strings(buf, copied, full, cap: Capture):
@@ -125,7 +127,7 @@ def _json_render(cap: Capture, value) -> bytes:
     return orjson.dumps(json_value(cap, value))
 
 
-def json_piece(rec, cap: Capture) -> C.Piece:
+def json_piece(rec, cap: Capture) -> C.Piece | list[C.Piece]:
     """The value as `--json` writes it: 2021, {"len":6,"str":"Gopher"}, true, null..."""
     n = len(rec)
     if cap.kind not in FAST_KINDS or not all(w.readable for w in cap.words):
@@ -143,4 +145,4 @@ def json_piece(rec, cap: Capture) -> C.Piece:
     if cut.any():
         pieces.append(C.select(cut, C.const(b',"truncated":true', n), C.empty(n)))
     pieces.append(C.const(b"}", n))
-    return _with_slow_rows(C.join(pieces), safe, rec, cap, _json_render)
+    return _with_slow_rows(pieces, safe, rec, cap, _json_render)
