@@ -56,6 +56,29 @@ def tgid_filter(a: Asm, tgid: int | None, skip: str) -> None:
     a.emit(call(Helper.get_current_pid_tgid), Rsh.imm(R0, 32), Jne.imm(R0, tgid, skip))
 
 
+def prologue(a: Asm, tgid: int | None, skip: str) -> None:
+    """save_ctx, then bpf_get_current_pid_tgid() once into the stack slot "pid_tgid" (the
+    header and call keys read it from there: one helper call per hit, not three), then
+    the -p check against it."""
+    save_ctx(a)
+    slot = a.frame.slot("pid_tgid", 8)
+    a.comment("prologue: pid_tgid = bpf_get_current_pid_tgid(), once per hit")
+    a.emit(call(Helper.get_current_pid_tgid), stx(8, FP, slot, R0))
+    if tgid is not None:
+        a.comment(f"prologue: only PID {tgid} (-p)")
+        a.emit(Rsh.imm(R0, 32), Jne.imm(R0, tgid, skip))
+
+
+def load_pid_tgid(a: Asm, dst: Reg) -> None:
+    """dst = pid_tgid: from the prologue's slot, or the helper (R0 clobbered)."""
+    if a.frame.has("pid_tgid"):
+        a.emit(ldx(8, dst, FP, a.frame["pid_tgid"]))
+    else:
+        a.emit(call(Helper.get_current_pid_tgid))
+        if dst != R0:
+            a.emit(Mov.reg(dst, R0))
+
+
 def load_cookie(a: Asm, skip: str, check_flags: bool = True) -> None:
     """R7 = the site's whole cookie (sites.ProbeSite.cookie); ignore the hit when
     pt_regs->flags meets the cookie's flag mask (bits 32-39).

@@ -150,8 +150,7 @@ class EventProgram:
 
     def build(self, attach_type: int) -> ProgramSpec:
         a = Asm()
-        codegen.save_ctx(a)
-        codegen.tgid_filter(a, self.tgid, "out")
+        codegen.prologue(a, self.tgid, "out")
         codegen.load_cookie(a, "out")
         a.comment("EventProgram.build: R0 = variant (cookie bits 40-63), R7 = site index "
                   "(bits 0-31)")
@@ -254,13 +253,15 @@ def emit_call_key(a: Asm, key: int, go: bool, sp_delta: int) -> None:
     entry) for C, whose stacks do not move."""
     if go:
         a.comment("emit_call_key: (goid, pid << 32 | frame)")
-        a.emit(call(Helper.get_current_pid_tgid), Rsh.imm(R0, 32), Lsh.imm(R0, 32),
+        codegen.load_pid_tgid(a, R0)
+        a.emit(Rsh.imm(R0, 32), Lsh.imm(R0, 32),
                ldx(8, R1, FP, goid_slot(a)), stx(8, FP, key, R1),
                ldx(8, R1, FP, frame_slot(a)), Mov.reg32(R1, R1), Or.reg(R1, R0),
                stx(8, FP, key + 8, R1))
     else:
         a.comment(f"emit_call_key: (tid, SP{sp_delta:+d} = SP at entry)")
-        a.emit(call(Helper.get_current_pid_tgid), Mov.reg32(R0, R0),
+        codegen.load_pid_tgid(a, R0)
+        a.emit(Mov.reg32(R0, R0),
                stx(8, FP, key, R0), Mov.reg(R1, R_SP), Add.imm(R1, sp_delta),
                stx(8, FP, key + 8, R1))
 
@@ -327,8 +328,9 @@ def emit_header(a: Asm) -> None:
     site index (R7), frame."""
     h = HEADER_RECORD.offset
     a.comment("emit_header: ts_ns, pid/tid, goid, site, frame (capture.HEADER_RECORD)")
-    a.emit(call(Helper.ktime_get_ns), stx(8, R8, h("ts_ns"), R0),
-           call(Helper.get_current_pid_tgid), stx(4, R8, h("tid"), R0),
+    a.emit(call(Helper.ktime_get_ns), stx(8, R8, h("ts_ns"), R0))
+    codegen.load_pid_tgid(a, R0)
+    a.emit(stx(4, R8, h("tid"), R0),
            Rsh.imm(R0, 32), stx(4, R8, h("pid"), R0), stx(4, R8, h("site"), R7),
            ldx(8, R1, FP, goid_slot(a)), stx(8, R8, h("goid"), R1),
            ldx(8, R1, FP, frame_slot(a)), stx(4, R8, h("frame"), R1))
