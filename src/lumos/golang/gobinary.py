@@ -137,6 +137,13 @@ class GoBinary:
                 raise GoBinaryError(f"{self.path}: corrupt pclntab: {e}") from e
         return self._tab
 
+    @property
+    def moduledata(self):
+        """runtime.firstmoduledata (moduledata.ModuleData), or None if not found."""
+        with self._parse_errors():
+            self._table()
+        return self._md
+
     def close(self) -> None:
         """Save what was learnt to the cache and close the file."""
         self.save_cache()
