@@ -82,6 +82,10 @@ def _server_entry(p: ReqProgram, a: Asm, v: ReqVariant) -> None:
 def _server_exit(p: ReqProgram, a: Asm, v: ReqVariant) -> None:
     o, f = p.off, p.frame
     p._goroutine(a, 0)
+    if not p.emit_server:  # lumos sql: the request is over, its goroutine serves no more
+        p._delete(a, "calls", "key")
+        p._delete(a, "requests", "gkey")
+        return
     p._take_call(a)
     a.emit(ldx(8, R1, FP, f["gptr"]), Jeq.imm(R1, 0, "out"),
            ldx(8, R1, R7, W0), stx(8, FP, f["ptr"], R1), ldx(8, R1, R7, W2))

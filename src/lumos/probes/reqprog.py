@@ -114,8 +114,9 @@ class Offsets:
 class ReqProgram:
     def __init__(self, variants: list[ReqVariant], offsets: Offsets, maps: dict, channel,
                  record, tgid: int | None, slow_ns: int = 0, user_stack: bool = False,
-                 name: str = "lumos_http"):
+                 name: str = "lumos_http", emit_server: bool = True):
         self.variants, self.off, self.maps = variants, offsets, maps
+        self.emit_server = emit_server
         self.channel, self.record, self.tgid = channel, record, tgid
         self.slow_ns, self.user_stack, self.name = slow_ns, user_stack, name
         self.frame = Frame()

@@ -117,7 +117,7 @@ def plan_requests(target: Target, server: bool = True, client: bool = False,
                              f"{', '.join(unknown)} unknown (shown as ?, never guessed)")
         rt = layout
     if server:
-        _plan_server(target, out)
+        _plan_server(target, out, required=not sql)
     if client:
         _plan_client(target, out)
     if sql:
@@ -140,8 +140,10 @@ def _one(target: Target, sig: str):
     return found[0] if found else None
 
 
-def _plan_server(target: Target, out: ReqPlan) -> None:
+def _plan_server(target: Target, out: ReqPlan, required: bool) -> None:
     pf = _one(target, SERVER_SIG)
+    if pf is None and not required:
+        return
     if pf is None:
         raise GoBinaryError(f"{target.exe}: no net/http.serverHandler.ServeHTTP: this "
                             "program serves no HTTP with net/http")
