@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what lumos's demo and tests need from Debian: the Go toolchain that builds the
-# example programs (Go 1.19), bpftrace (the benchmark baseline), gcc, tmux, curl.
+# example programs (Go 1.19), bpftrace (the benchmark baseline), gcc, tmux, curl; for
+# lumos http/sql tests: PostgreSQL, wrk, openssl, and the Go sources of lib/pq and
+# mattn/go-sqlite3 (built offline from /usr/share/gocode).
 set -euo pipefail
 need=()
 command -v go >/dev/null || need+=(golang-go)
@@ -9,6 +11,12 @@ command -v gcc >/dev/null || need+=(gcc)
 command -v tmux >/dev/null || need+=(tmux)
 command -v curl >/dev/null || need+=(curl)
 command -v objdump >/dev/null || need+=(binutils)
+command -v wrk >/dev/null || need+=(wrk)
+command -v openssl >/dev/null || need+=(openssl)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+[ -d /usr/share/gocode/src/github.com/lib/pq ] || need+=(golang-github-lib-pq-dev)
+[ -d /usr/share/gocode/src/github.com/mattn/go-sqlite3 ] || \
+    need+=(golang-github-mattn-go-sqlite3-dev)
 if [ ${#need[@]} -gt 0 ]; then
     echo "setup: installing Debian packages: ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
