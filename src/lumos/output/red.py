@@ -3,9 +3,11 @@
 The kernel keeps one log2 histogram of microseconds per (kind, status, method, path or
 SQL text prefix); this module merges them per route, with ids folded the way
 dashboards group them (`/user/123` -> `/user/{id}`), and estimates p50/p90/p99 from the
-buckets: within a bucket [2^i, 2^(i+1)) the value is interpolated linearly, so an
-estimate is within a factor of two of the truth, and exact in count. Prometheus'
-histogram_quantile() does the same with its buckets.
+buckets. The kernel keeps each bucket's sum too, so within a bucket [2^i, 2^(i+1)) the
+values are taken as spread evenly around the bucket's own mean (as widely as the bucket
+allows): a bucket of one call gives that call's duration exactly, and any estimate stays
+inside its bucket, within a factor of two of the truth. (Prometheus' histogram_quantile()
+interpolates over the whole bucket, without the mean.)
 """
 
 from __future__ import annotations
@@ -34,8 +36,12 @@ def fold_path(path: str) -> str:
 @dataclass
 class Stats:
     slots: list[int] = field(default_factory=lambda: [0] * NUM_SLOTS)
-    sum_ns: int = 0
+    sums: list[int] = field(default_factory=lambda: [0] * NUM_SLOTS)   # ns, per bucket
     errors: int = 0
+
+    @property
+    def sum_ns(self) -> int:
+        return sum(self.sums)
 
     @property
     def count(self) -> int:
@@ -43,7 +49,7 @@ class Stats:
 
     def add(self, slot: int, count: int, sum_ns: int, error: bool) -> None:
         self.slots[min(slot, NUM_SLOTS - 1)] += count
-        self.sum_ns += sum_ns
+        self.sums[min(slot, NUM_SLOTS - 1)] += sum_ns
         if error:
             self.errors += count
 
@@ -56,7 +62,11 @@ class Stats:
         for i, c in enumerate(self.slots):
             if c and seen + c >= rank:
                 low, high = (0, 2) if i == 0 else (1 << i, 1 << (i + 1))
-                return low + (high - low) * max(0.0, rank - seen) / c
+                mean = min(max(self.sums[i] / c / 1000, low), high)
+                if c == 1:
+                    return mean
+                half = min(mean - low, high - mean)
+                return mean - half + 2 * half * max(0.0, rank - seen) / c
             seen += c
         return float(1 << NUM_SLOTS)
 
