@@ -25,6 +25,7 @@ from lumos.bpf.asm import (
     Jne,
     Mov,
     Rsh,
+    Sub,
     call,
     ja,
     ldx,
@@ -51,15 +52,15 @@ def _field(p: ReqProgram, a: Asm, base_slot: str, offset: int | None, size: int,
 
 
 def _server_entry(p: ReqProgram, a: Asm, v: ReqVariant) -> None:
+    """ServeHTTP: the goroutine now serves req; its id is the start time."""
     o, f = p.off, p.frame
-    p._goroutine(a, v.sp_delta)
-    a.comment("server entry: rw (its data word) and req from the ServeHTTP arguments")
-    emit_read_word(a, v.words[0], FP, f["r0"])
-    emit_read_word(a, v.words[1], FP, f["r1"])
-    a.emit(ldx(8, R1, FP, f["r1"]), Jeq.imm(R1, 0, "out"), st(8, FP, f["r2"], 0))
+    p._goroutine(a, v.sp_delta, with_frame=False)
+    a.comment("server entry: req from the ServeHTTP arguments")
+    emit_read_word(a, v.words[0], FP, f["r1"])
+    a.emit(ldx(8, R1, FP, f["r1"]), Jeq.imm(R1, 0, "out"))
     p._zero(a, R7, S_REQ, REQ.size)
     a.comment(f"server entry: req.Method at +{o.req_method}, req.URL at +{o.req_url}, "
-              f"URL.Path at +{o.url_path}, req.ProtoMajor at +{o.req_proto} (golang.fields)")
+              f"URL.Path at +{o.url_path} (golang.fields)")
     m = a.fresh("method")
     _field(p, a, "r1", o.req_method, 16, R7, S_TMP, m)
     a.emit(ldx(8, R1, R7, S_TMP + 8), stx(4, R7, S_REQ + REQ.offset("method_len"), R1))
@@ -71,37 +72,36 @@ def _server_entry(p: ReqProgram, a: Asm, v: ReqVariant) -> None:
     a.emit(ldx(8, R1, R7, S_TMP + 24), stx(4, R7, S_REQ + REQ.offset("path_len"), R1))
     emit_copy_string(a, R7, S_TMP + 16, rr.PATH_BYTES, R7, S_REQ + REQ.offset("path"))
     a.label(u)
-    pr = a.fresh("proto")
-    _field(p, a, "r1", o.req_proto, 8, FP, f["r2"], pr)
-    a.label(pr)
     a.emit(call(Helper.ktime_get_ns), stx(8, R7, S_REQ + REQ.offset("id"), R0))
     p._update(a, "requests", "gkey", S_REQ)
-    p._save_call(a, v, (("w0", "r0"), ("w1", "r1"), ("w2", "r2")))
 
 
-def _server_exit(p: ReqProgram, a: Asm, v: ReqVariant) -> None:
+def _server_done(p: ReqProgram, a: Asm, v: ReqVariant) -> None:
+    """finishRequest (HTTP/1.x, w *response) or handlerDone (HTTP/2, w *responseWriter)
+    on the goroutine that served the request: its status, bytes and duration."""
     o, f = p.off, p.frame
-    p._goroutine(a, 0)
+    h2 = bool(v.op)
+    p._goroutine(a, v.sp_delta, with_frame=False)
     if not p.emit_server:  # lumos sql: the request is over, its goroutine serves no more
-        p._delete(a, "calls", "key")
         p._delete(a, "requests", "gkey")
         return
-    p._take_call(a)
-    a.emit(ldx(8, R1, FP, f["gptr"]), Jeq.imm(R1, 0, "out"),
-           ldx(8, R1, R7, W0), stx(8, FP, f["ptr"], R1), ldx(8, R1, R7, W2))
-    h1, done = a.fresh("h1"), a.fresh("status")
-    a.emit(Jne.imm(R1, 2, h1))
-    a.comment(f"server RET, HTTP/2: rw -> rws at +{o.h2_rws}, status at +{o.h2_status}, "
-              f"wroteBytes at +{o.h2_bytes}")
-    p._set_flag(a, rr.F_H2)
-    _field(p, a, "ptr", o.h2_rws, 8, FP, f["ptr"], done)
-    _status_bytes(p, a, o.h2_status, o.h2_bytes, done)
-    a.emit(ja(done))
-    a.label(h1)
-    a.comment(f"server RET, HTTP/1.x: response.status at +{o.resp_status}, "
-              f"response.written at +{o.resp_written}")
-    a.emit(Jeq.imm(R1, 0, done))   # ProtoMajor unknown: which writer it is, unknown
-    _status_bytes(p, a, o.resp_status, o.resp_written, done)
+    p._lookup(a, "requests", "gkey")
+    a.emit(Jeq.imm(R0, 0, "out"), stx(8, FP, f["gptr"], R0), ldx(8, R1, R0, REQ.offset("id")),
+           stx(8, FP, f["dur"], R1), call(Helper.ktime_get_ns), ldx(8, R1, FP, f["dur"]),
+           Sub.reg(R0, R1), stx(8, FP, f["dur"], R0), st(8, FP, f["flags"], 0),
+           st(8, FP, f["status"], 0), st(8, FP, f["bytes"], 0))
+    emit_read_word(a, v.words[0], FP, f["ptr"])
+    done = a.fresh("status")
+    if h2:
+        a.comment(f"server done, HTTP/2: w.rws at +{o.h2_rws}, rws.status at +{o.h2_status},"
+                  f" rws.wroteBytes at +{o.h2_bytes}")
+        p._set_flag(a, rr.F_H2)
+        _field(p, a, "ptr", o.h2_rws, 8, FP, f["ptr"], done)
+        _status_bytes(p, a, o.h2_status, o.h2_bytes, done)
+    else:
+        a.comment(f"server done, HTTP/1.x: w.status at +{o.resp_status}, w.written at "
+                  f"+{o.resp_written}")
+        _status_bytes(p, a, o.resp_status, o.resp_written, done)
     a.label(done)
     a.emit(Mov.imm(R0, 0))
 
@@ -337,7 +337,7 @@ def _spawn_exit(p: ReqProgram, a: Asm, v: ReqVariant) -> None:
     p._update(a, "requests", "gkey", S_REQ)
 
 
-BODIES = {"server_entry": _server_entry, "server_exit": _server_exit,
+BODIES = {"server_entry": _server_entry, "server_done": _server_done,
           "client_entry": _client_entry, "client_exit": _client_exit,
           "sql_entry": _sql_entry, "sql_exit": _sql_exit,
           "spawn_entry": _spawn_entry, "spawn_exit": _spawn_exit}

@@ -170,6 +170,8 @@ class ReqProgram:
                    Mov.reg(R1, FP), Add.imm(R1, f("frame")), Mov.imm(R2, 8),
                    call(Helper.probe_read_user), ldx(8, R1, FP, f("frame")),
                    Sub.reg(R1, R_SP), Add.imm(R1, -sp_delta), stx(8, FP, f("frame"), R1))
+        else:
+            a.emit(st(8, FP, f("frame"), 0))
         a.emit(call(Helper.get_current_pid_tgid), Rsh.imm(R0, 32), stx(8, FP, f("gkey"), R0),
                ldx(8, R1, FP, f("goid")), stx(8, FP, f("gkey") + 8, R1),
                stx(8, FP, f("key"), R1), Lsh.imm(R0, 32), ldx(8, R1, FP, f("frame")),

@@ -24,16 +24,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from lumos.errors import GoBinaryError, TargetError, UsageError
+from lumos.golang.abi import INT_REGS
 from lumos.golang.fields import H2_STATE, H2_WRITER, FieldResolver
 from lumos.probes import reqrecord as rr
 from lumos.probes.capture import WordLoc
 from lumos.probes.probesite import ProbeSite
 from lumos.probes.reqprog import OP_STMT, Offsets, ReqVariant
-from lumos.targets.entry import open_go, site_flags_mask
+from lumos.targets.entry import open_go
 from lumos.targets.plan import plan
 from lumos.targets.target import Target
 
 SERVER_SIG = "net/http.serverHandler.ServeHTTP(sh uintptr, rw any, req uintptr)"
+# Where a served request ends, on the goroutine that served it: conn.serve calls
+# finishRequest right after ServeHTTP returns (HTTP/1.x); the HTTP/2 handler goroutine's
+# deferred code calls handlerDone. Their entries are emulated jumps (one trap, ~1 µs
+# here) where ServeHTTP's RETs are single-stepped (two traps): see DESIGN.md.
+DONE_SIGS = (("net/http.(*response).finishRequest(w uintptr)", False),
+             ("net/http.(*http2responseWriter).handlerDone(w uintptr)", True),
+             ("net/http/internal/http2.(*responseWriter).handlerDone(w uintptr)", True))
 CLIENT_SIG = "net/http.(*Transport).roundTrip(t uintptr, req uintptr) (uintptr, error)"
 SQL_SIGS = (
     ("database/sql.(*DB).queryDC(db uintptr, ctx any, txctx any, dc uintptr, "
@@ -115,7 +123,6 @@ def plan_requests(target: Target, server: bool = True, client: bool = False,
         if unknown:
             out.notes.append(f"{gobin.go_version or 'this Go'} without DWARF: offsets of "
                              f"{', '.join(unknown)} unknown (shown as ?, never guessed)")
-        rt = layout
     if server:
         _plan_server(target, out, required=not sql)
     if client:
@@ -123,7 +130,7 @@ def plan_requests(target: Target, server: bool = True, client: bool = False,
     if sql:
         _plan_sql(target, out)
     if client or sql:
-        _plan_spawn(exe, rt, out)
+        _plan_spawn(exe, out)
     return out
 
 
@@ -147,12 +154,18 @@ def _plan_server(target: Target, out: ReqPlan, required: bool) -> None:
     if pf is None:
         raise GoBinaryError(f"{target.exe}: no net/http.serverHandler.ServeHTTP: this "
                             "program serves no HTTP with net/http")
-    rw, req = pf.args[1], pf.args[2]
-    out.add(pf.entry, ReqVariant("server_entry", (rw.words[1], req.words[0]),
-                                 pf.entry_sp_delta))
-    for site in pf.exits:
-        out.add(site, ReqVariant("server_exit"))
+    out.add(pf.entry, ReqVariant("server_entry", (pf.args[2].words[0],), pf.entry_sp_delta))
     out.functions.append(pf.name)
+    for sig, h2 in DONE_SIGS:
+        done = _one(target, sig)
+        if done is None:
+            continue
+        out.add(done.entry, ReqVariant("server_done", (done.args[0].words[0],),
+                                       done.entry_sp_delta, op=int(h2)))
+        out.functions.append(done.name)
+    if not any(f.endswith("finishRequest") for f in out.functions):
+        raise GoBinaryError(f"{target.exe}: no net/http.(*response).finishRequest: lumos "
+                            "cannot see where this net/http's requests end")
 
 
 def _plan_client(target: Target, out: ReqPlan) -> None:
@@ -187,24 +200,36 @@ def _plan_sql(target: Target, out: ReqPlan) -> None:
                             "does not use database/sql")
 
 
-def _plan_spawn(exe: str, rt, out: ReqPlan) -> None:
-    np = rt.newproc1
-    if np is None or len(np.entry_site.locs) < 2:
-        out.notes.append("runtime.newproc1 not found: calls made from goroutines a "
-                         "handler starts are not tied to its request")
+def _plan_spawn(exe: str, out: ReqPlan) -> None:
+    """runtime.newproc's closure calls newproc1(fn, callergp, ...) and then runqput(pp,
+    newg, ...): probes on those two CALL instructions (emulated, one trap each) see the
+    parent (callergp in the second argument register) and the child (newg, likewise),
+    for every `go` statement."""
+    gobin = open_go(exe)
+    with gobin:
+        closure = gobin.get_functions("runtime.newproc.func1")
+        np = gobin.get_functions("runtime.newproc1")
+        rq = gobin.get_functions("runtime.runqput")
+        calls = _calls(gobin, closure[0], {f.entry for f in np + rq}) if (
+            closure and np and rq) else []
+    entry = [off for off, t in calls if t == np[0].entry]
+    put = [off for off, t in calls if t == rq[0].entry]
+    if len(entry) != 1 or len(put) != 1:
+        out.notes.append("runtime.newproc's calls of newproc1 and runqput not found: calls "
+                         "made from goroutines a handler starts are not tied to its request")
         return
-    gp = np.entry_site.locs[1]
-    if len(gp) != 1 or gp[0].kind != "reg":
-        out.notes.append("runtime.newproc1's callergp is not in a register: goroutines "
-                         "are not tied to requests")
-        return
-    out.add(ProbeSite(exe, np.entry_site.offset, np.name, "entry",
-                      site_flags_mask(np.entry_site)),
-            ReqVariant("spawn_entry", (WordLoc.register(gp[0].reg),)))
-    for ret in np.ret_sites:
-        res = ret.locs[0][0] if ret.locs and ret.locs[0] else None
-        if res is None or res.kind != "reg":
-            continue
-        out.add(ProbeSite(exe, ret.offset, np.name, "return"),
-                ReqVariant("spawn_exit", (WordLoc.register(res.reg),)))
-    out.functions.append(np.name)
+    arg2 = WordLoc.register(INT_REGS[1])   # the second integer argument (BX)
+    out.add(ProbeSite(exe, entry[0], "runtime.newproc.func1", "call"),
+            ReqVariant("spawn_entry", (arg2,)))
+    out.add(ProbeSite(exe, put[0], "runtime.newproc.func1", "call"),
+            ReqVariant("spawn_exit", (arg2,)))
+    out.functions.append("runtime.newproc.func1")
+
+
+def _calls(gobin, fn, targets: set[int]) -> list[tuple[int, int]]:
+    """(file offset, target) of the direct CALLs from fn to any of `targets`."""
+    from lumos.binary.disasm import iter_insns
+    elf = gobin.elf
+    code = elf.read_vaddr(fn.entry, fn.size)
+    return [(elf.vaddr_to_offset(i.address), i.target) for i in iter_insns(code, fn.entry)
+            if i.is_call and i.target in targets]

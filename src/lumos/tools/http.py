@@ -70,6 +70,7 @@ def run(args) -> int:
     return run_requests(args, sql=False)
 
 
+QUIET_NS = (1 << 63) - 1
 FILTER_NAMES = {"status": "int", "ms": "int", "bytes": "int", "method": "string",
                 "path": "string", "text": "string", "op": "string", "rows": "int"}
 
@@ -91,8 +92,10 @@ def run_requests(args, sql: bool) -> int:
         maps = open_request_maps(s.stack)
         channel = EventChannel(args.ring_mb << 20, "lumos_requests").open(s.stack)
         # the SQL tool tracks server requests only to tie queries to them
+        # --quiet: summaries only, so the kernel sends no record at all
+        slow_ns = QUIET_NS if args.quiet else int(args.slow * 1e6)
         program = ReqProgram(rplan.variants, rplan.offsets, maps, channel, record,
-                             target.pid, int(args.slow * 1e6), args.stack,
+                             target.pid, slow_ns, args.stack,
                              "lumos_sql" if sql else "lumos_http", emit_server=not sql)
         attached = attach_sites(program.build, rplan.sites, target.pid, s.stack)
         names = _TypeNamer(target)

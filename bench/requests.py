@@ -1,0 +1,173 @@
+"""What `lumos http` and `lumos sql` cost a busy Go server: requests/s and p99 from wrk at
+full speed on loopback, untraced and traced, in one run, rounds interleaved.
+
+Servers: the goserver (each request: its handler, a goroutine, an HTTP client call to
+/ping, a second server request), and reqsvc's /db/query against a real PostgreSQL
+(one query per request) for `lumos sql` with queries to see. Side by side: bpftrace
+counting ServeHTTP calls with one uprobe (the cheapest thing it can do here; a
+uretprobe would crash the Go server, see the reliability section). OBI/Beyla, the
+field's leader, cannot be installed here; its users report +40% CPU on busy servers.
+
+    .venv/bin/python bench/requests.py          # ~4 min, updates the "requests" section
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from common import (  # noqa: E402
+    BPFTRACE,
+    CACHE,
+    LUMOS,
+    ROOT,
+    Log,
+    Procs,
+    build_go,
+    free_port,
+    go_toolchain,
+    machine,
+    markdown_table,
+    stop,
+    write_section,
+)
+
+GOSERVER = ROOT / "examples" / "goserver"
+log = Log()
+
+
+def wrk(procs: Procs, url: str, seconds: int, connections: int) -> dict:
+    rc, out, err = procs.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s",
+                              "--latency", url], "wrk", timeout=seconds + 30)
+    if rc != 0:
+        raise RuntimeError(f"wrk failed: {err}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    m = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
+    p99_ms = float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    return {"rps": rps, "p99_ms": p99_ms, "requests": total}
+
+
+def attach(procs: Procs, argv: list[str], name: str):
+    tool = procs.start(argv, name)
+    mark = "Attaching" if name.startswith("bpftrace") else "Tracing"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if mark in tool.read_err() + tool.read_out():
+            time.sleep(1.0 if name.startswith("bpftrace") else 0.3)
+            return tool
+        if tool.popen.poll() is not None:
+            raise RuntimeError(f"{name} exited: {tool.read_err()[-400:]}")
+        time.sleep(0.05)
+    raise RuntimeError(f"{name} did not attach")
+
+
+def rounds(procs: Procs, url: str, configs: dict, runs: int, seconds: int,
+           connections: int) -> dict:
+    results = {name: [] for name in configs}
+    for r in range(runs):
+        for name, argv in configs.items():
+            tool = attach(procs, argv, name) if argv else None
+            res = wrk(procs, url, seconds, connections)
+            if tool is not None:
+                stop(tool, 60)
+                res["tool_out"] = tool.read_out()[-2000:]
+                procs.forget(tool)
+            log(f"round {r} {name}: {res['rps']:.0f} req/s, p99 {res['p99_ms']:.2f} ms")
+            results[name].append(res)
+    return results
+
+
+def table(results: dict) -> tuple[str, dict]:
+    base = results["untraced"]
+    b_rps = statistics.median(x["rps"] for x in base)
+    b_p99 = statistics.median(x["p99_ms"] for x in base)
+    rows, summary = [], {}
+    for name, rs in results.items():
+        rps = statistics.median(x["rps"] for x in rs)
+        p99 = statistics.median(x["p99_ms"] for x in rs)
+        summary[name] = (rps, p99)
+        rows.append([name, f"{rps:,.0f}", f"{(rps / b_rps - 1) * 100:+.1f}%",
+                     f"{p99:.2f}", f"{(p99 / b_p99 - 1) * 100:+.1f}%",
+                     " / ".join(f"{x['rps']:,.0f}" for x in rs)])
+    return markdown_table(["tracing", "req/s (median)", "vs untraced", "p99 ms",
+                           "vs untraced", "req/s per round"], rows, "lrrrrl"), summary
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=8)
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--no-sql", action="store_true", help="skip the PostgreSQL part")
+    ap.add_argument("--no-results", action="store_true")
+    args = ap.parse_args()
+    binary = build_go(GOSERVER, go_toolchain("system"))
+    info = machine()
+    body = [f"Run {info['date']} on kernel {info['kernel']}, {info['bpftrace']}, lumos at "
+            f"{info['lumos_commit']}; `.venv/bin/python bench/requests.py`. wrk -t2 "
+            f"-c{args.connections} -d{args.seconds}s on loopback, {args.runs} rounds with "
+            "the configurations interleaved; medians. 2 CPUs shared by wrk, the server "
+            "and the tracer."]
+    with Procs(CACHE / "work-requests") as procs:
+        port = free_port()
+        srv = procs.start([binary, "-addr", f"127.0.0.1:{port}"], "goserver", capture=False)
+        time.sleep(0.5)
+        pid = str(srv.pid)
+        configs = {
+            "untraced": None,
+            "lumos http": [*LUMOS, "http", "-p", pid, "--json"],
+            "lumos http --client": [*LUMOS, "http", "-p", pid, "--client", "--json"],
+            "lumos http --quiet": [*LUMOS, "http", "-p", pid, "--client", "--quiet"],
+            "bpftrace (count ServeHTTP)": [
+                BPFTRACE, "-p", pid, "-e",
+                f'uprobe:{binary}:"net/http.serverHandler.ServeHTTP" {{ @n = count(); }}'],
+        }
+        url = f"http://127.0.0.1:{port}/?name=bench&year=2020"
+        res = rounds(procs, url, configs, args.runs, args.seconds, args.connections)
+        text, _ = table(res)
+        body += ["", "**goserver** (Go 1.19; per request: 2 server requests, 1 client call, "
+                 "2 goroutines; `/?name=bench&year=2020`):", "", text]
+        stop(srv, 5)
+        procs.forget(srv)
+        if not args.no_sql:
+            body += ["", *sql_part(procs, args)]
+    text = "\n".join(body)
+    print(text)
+    if not args.no_results:
+        write_section("requests: lumos http and lumos sql on a busy Go server", text)
+    return 0
+
+
+def sql_part(procs: Procs, args) -> list[str]:
+    from support.gobuild import build
+    from support.reqsvc import Postgres, Service
+    exe = build("reqsvc", "1.19", "cgo")
+    pg = Postgres().start()
+    try:
+        svc = Service(exe, pg, CACHE / "work-requests", tls=False, quiet=True)
+        try:
+            pid = str(svc.pid)
+            configs = {"untraced": None,
+                       "lumos sql": [*LUMOS, "sql", "-p", pid, "--json"],
+                       "lumos sql --quiet": [*LUMOS, "sql", "-p", pid, "--quiet"]}
+            res = rounds(procs, svc.http + "/db/query?id=1", configs, args.runs,
+                         args.seconds, args.connections)
+            text, _ = table(res)
+        finally:
+            svc.stop()
+    finally:
+        pg.stop()
+    return ["**reqsvc /db/query** (Go 1.19, lib/pq, PostgreSQL 15 on loopback; one "
+            "`SELECT ($1::int + 1)::text` per request):", "", text]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
