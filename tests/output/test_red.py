@@ -14,7 +14,8 @@ def test_ids_are_folded():
     assert fold_path("/user/123/orders/9f86d081884c7d65") == "/user/{id}/orders/{id}"
     assert fold_path("/v2/items/550e8400-e29b-41d4-a716-446655440000") == "/v2/items/{id}"
     assert fold_path("/v2/api") == "/v2/api" and fold_path("/") == "/"
-    assert fold_path("/a/deadbee") == "/a/deadbee"      # 7 hex digits: a word, not an id
+    assert fold_path("/a/deadbeef") == "/a/deadbeef"    # hex letters only: a word
+    assert fold_path("/a/1e2f") == "/a/1e2f"            # short: a word
 
 
 def _stats(durations_ns):

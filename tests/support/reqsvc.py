@@ -105,8 +105,8 @@ class Service:
             argv += ["-cert", str(cert), "-key", str(key)]
         if quiet:
             argv.append("-quiet")
-        self.outf = open(self.out, "w")
-        self.proc = subprocess.Popen(argv, stdout=self.outf, stderr=subprocess.STDOUT)
+        with open(self.out, "w") as outf:   # the child keeps its own copy of the fd
+            self.proc = subprocess.Popen(argv, stdout=outf, stderr=subprocess.STDOUT)
         self.http = self.https = ""
         for _ in range(200):
             text = self.out.read_text()
@@ -130,4 +130,3 @@ class Service:
     def stop(self) -> None:
         self.proc.kill()
         self.proc.wait()
-        self.outf.close()

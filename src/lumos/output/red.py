@@ -18,19 +18,26 @@ from dataclasses import dataclass, field
 from lumos.output.table import format_table
 
 NUM_SLOTS = 64
-_ID = re.compile(r"^(\d+|[0-9a-fA-F]{8,}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-                 r"[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")
+_DIGITS = re.compile(r"^\d+$")
+_HEXDASH = re.compile(r"^[0-9a-fA-F-]{8,}$")
+
+
+def is_id(segment: str) -> bool:
+    """All decimal digits, or 8+ hex digits and '-' with a decimal digit among them
+    (hashes, UUIDs; "deadbeef" stays a word): probes/routefold's rule, in the kernel."""
+    return bool(_DIGITS.match(segment) or (_HEXDASH.match(segment)
+                                           and any(c.isdigit() for c in segment)))
 
 
 def fold_path(path: str) -> str:
-    """/user/123/orders/9f86d081884c7d65 -> /user/{id}/orders/{id} (numbers, hex ids of
-    8+ digits, UUIDs); a path cut short keeps its '...'."""
+    """/user/123/orders/9f86d081884c7d65 -> /user/{id}/orders/{id}; a path cut short
+    keeps its '...'."""
     cut = path.endswith("...")
     body = path[:-3] if cut else path
     parts = body.split("/")
     if cut and parts:
         parts[-1] = parts[-1] + "..."
-    return "/".join("{id}" if _ID.match(p) else p for p in parts)
+    return "/".join("{id}" if is_id(p) else p for p in parts)
 
 
 @dataclass

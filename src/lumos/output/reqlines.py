@@ -162,7 +162,9 @@ class Printer:
         elif ev.kind == rr.SERVER:
             obj.update(kind="server", proto="HTTP/2" if ev.flags & rr.F_H2 else "HTTP/1",
                        method=request["method"] if request else None,
-                       path=request["path"] if request else None, status=ev.status,
+                       path=request["path"] if request else None,
+                       route=show_text(req.route) if req and req.route else None,
+                       status=ev.status,
                        bytes=ev.bytes, request_id=req.id if req else None)
         else:
             obj.update(kind="client", method=show_text(ev.method), url=ev.url,

@@ -35,7 +35,8 @@ from lumos.bpf.asm import (
 from lumos.probes import reqrecord as rr
 from lumos.probes.capture import emit_read_word
 from lumos.probes.fieldpath import emit_copy_string, emit_read_at
-from lumos.probes.reqprog import OP_STMT, S_CALL, S_REQ, S_TMP, ReqProgram, ReqVariant
+from lumos.probes.reqprog import OP_STMT, S_CALL, S_FOLD, S_REQ, S_TMP, ReqProgram, ReqVariant
+from lumos.probes.routefold import emit_fold
 
 W0, W1, W2, W3 = (S_CALL + rr.CALL.offset(f"w{i}") for i in range(4))
 REQ = rr.REQUEST
@@ -72,6 +73,10 @@ def _server_entry(p: ReqProgram, a: Asm, v: ReqVariant) -> None:
     a.emit(ldx(8, R1, R7, S_TMP + 24), stx(4, R7, S_REQ + REQ.offset("path_len"), R1))
     emit_copy_string(a, R7, S_TMP + 16, rr.PATH_BYTES, R7, S_REQ + REQ.offset("path"))
     a.label(u)
+    a.emit(Mov.imm(R0, 0))
+    emit_fold(a, R7, S_REQ + REQ.offset("path"), S_REQ + REQ.offset("path_len"),
+              rr.PATH_BYTES, S_REQ + REQ.offset("route"), S_REQ + REQ.offset("route_len"),
+              rr.ROUTE_BYTES, S_FOLD)
     a.emit(call(Helper.ktime_get_ns), stx(8, R7, S_REQ + REQ.offset("id"), R0))
     p._update(a, "requests", "gkey", S_REQ)
 
@@ -108,9 +113,9 @@ def _server_done(p: ReqProgram, a: Asm, v: ReqVariant) -> None:
     def fill(a: Asm, h: int) -> None:
         a.emit(ldx(8, R2, FP, f["gptr"]), ldx(8, R1, R2, REQ.offset("method")),
                stx(8, R7, h + rr.HIST_KEY.offset("method"), R1),
-               ldx(4, R1, R2, REQ.offset("path_len")),
+               ldx(4, R1, R2, REQ.offset("route_len")),
                stx(4, R7, h + rr.HIST_KEY.offset("text_len"), R1))
-        p._copy(a, R7, h + rr.HIST_KEY.offset("text"), R2, REQ.offset("path"), rr.HIST_TEXT)
+        p._copy(a, R7, h + rr.HIST_KEY.offset("text"), R2, REQ.offset("route"), rr.HIST_TEXT)
 
     p._histogram(a, rr.SERVER, fill)
     p._reserve(a, rr.SERVER)

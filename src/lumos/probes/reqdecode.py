@@ -26,6 +26,7 @@ class Request:
     id: int
     method: Text
     path: Text
+    route: Text | None = None     # the path with ids folded (probes/routefold)
 
 
 @dataclass
@@ -78,7 +79,9 @@ class ReqDecoder:
         v = dict(zip(self.names, self.struct.unpack_from(rec, 0), strict=True))
         flags = v["flags"]
         req = (Request(v["req_id"], _text(v["pmethod"], v["pmethod_len"]),
-                       _text(v["ppath"], v["ppath_len"])) if flags & rr.F_PARENT else None)
+                       _text(v["ppath"], v["ppath_len"]),
+                       route_text(v["proute"], v["proute_len"]))
+               if flags & rr.F_PARENT else None)
         ev = Event(v["ts"], v["dur"], v["pid"], v["tid"], v["goid"], v["kind"], flags, req)
         if ev.kind in (rr.SERVER, rr.CLIENT):
             self._http(ev, v)
@@ -197,6 +200,13 @@ def _show(t: Text) -> str:
     return s + "..." if t.truncated else s
 
 
+def route_text(data: bytes, length: int) -> Text:
+    """A route from routefold: its length, with ROUTE_CUT set when it goes on."""
+    from lumos.probes.routefold import ROUTE_CUT
+    n = length & (ROUTE_CUT - 1)
+    return Text(bytes(data[:n]), n + 1 if length & ROUTE_CUT else n)
+
+
 def _stack(v: dict) -> list[int]:
     n = v["stack_bytes"]
     if n <= 0:
@@ -236,6 +246,8 @@ def read_histograms(hist) -> list[Bucket]:
             count += c
             total += s
         if count:
-            out.append(Bucket(kind, slot, status, method.rstrip(b"\0").decode("utf-8", "replace"),
-                              _show(_text(text, text_len)), count, total))
+            shown = route_text(text, text_len) if kind == rr.SERVER else _text(text, text_len)
+            out.append(Bucket(kind, slot, status,
+                              method.rstrip(b"\0").decode("utf-8", "replace"), _show(shown),
+                              count, total))
     return out

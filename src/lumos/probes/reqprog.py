@@ -70,7 +70,8 @@ from lumos.probes.frame import Frame
 
 BPF_F_USER_STACK = 1 << 8
 SCRATCH_BYTES = 512
-S_REQ, S_CALL, S_HKEY, S_TMP, S_HVAL = 0, 96, 160, 256, 448   # scratch regions
+S_REQ, S_CALL, S_HKEY, S_TMP, S_HVAL = 0, 176, 224, 320, 448   # scratch regions
+S_FOLD = S_TMP + 96   # routefold's state (32 bytes)
 assert rr.REQUEST.size <= S_CALL and S_CALL + rr.CALL.size <= S_HKEY
 assert S_HKEY + rr.HIST_KEY.size <= S_TMP
 OP_STMT = 8

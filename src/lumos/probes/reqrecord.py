@@ -11,6 +11,7 @@ from lumos.probes.record import Field, Record
 METHOD_BYTES = 8       # GET, POST, OPTIONS, PROPFIND (cut, with its length kept)
 PATH_BYTES = 64        # request path kept per goroutine and in each record
 HOST_BYTES = 48
+ROUTE_BYTES = 72       # 64 + room for the last "{id}" (probes/routefold)
 TEXT_BYTES = 4096      # SQL text
 HIST_TEXT = 64         # bytes of path / SQL text in a summary key
 MAX_ARGS = 8           # SQL arguments decoded (the count is always exact)
@@ -30,6 +31,8 @@ REQUEST = Record("lumos_request", [
     Field("id", "u64", doc="the server request's id (its start time, ns)"),
     Field("method_len", "u32"), Field("path_len", "u32"),
     Field("method", "bytes", METHOD_BYTES), Field("path", "bytes", PATH_BYTES),
+    Field("route_len", "u32", doc="> ROUTE_BYTES - 8: cut"), Field("route_pad", "u32"),
+    Field("route", "bytes", ROUTE_BYTES, doc="the path with ids folded (probes/routefold)"),
 ])
 # One call in flight: (goid, pid << 32 | g.stack.hi - SP) -> this, entry to RET.
 CALL = Record("lumos_call", [
@@ -49,6 +52,8 @@ _COMMON = [
     Field("req_id", "u64", doc="the server request (own id for a server request)"),
     Field("pmethod_len", "u32"), Field("ppath_len", "u32"),
     Field("pmethod", "bytes", METHOD_BYTES), Field("ppath", "bytes", PATH_BYTES),
+    Field("proute_len", "u32"), Field("proute_pad", "u32"),
+    Field("proute", "bytes", ROUTE_BYTES),
 ]
 _STACK = [Field("stack_bytes", "s64"), Field("stack", "bytes", 8 * STACK_DEPTH),
           Field("stack_ret", "u64", doc="[SP] at the RET: the caller"),
