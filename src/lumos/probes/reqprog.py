@@ -266,7 +266,11 @@ class ReqProgram:
         a.emit(st(8, R7, S_HVAL, 1), ldx(8, R1, FP, f("dur")), stx(8, R7, S_HVAL + 8, R1),
                ld_map_fd(R1, self.maps["hist"]), Mov.reg(R2, R7), Add.imm(R2, h),
                Mov.reg(R3, R7), Add.imm(R3, S_HVAL), Mov.imm(R4, BPF_NOEXIST),
-               call(Helper.map_update_elem))
+               call(Helper.map_update_elem), Jeq.imm(R0, 0, done))
+        a.comment(f"{self.name}: the summary map is full: count the call as left out")
+        a.emit(st(4, FP, f("drop"), 0), ld_map_fd(R1, self.maps["hist_lost"]),
+               Mov.reg(R2, FP), Add.imm(R2, f("drop")), call(Helper.map_lookup_elem),
+               Jeq.imm(R0, 0, done), ldx(8, R1, R0, 0), Add.imm(R1, 1), stx(8, R0, 0, R1))
         a.label(done)
         if self.slow_ns:
             a.comment(f"{self.name}: --slow: records only for calls of {self.slow_ns} ns "
@@ -351,4 +355,13 @@ def open_request_maps(stack) -> dict:
             "lumos_req_spawning", 8, 8, 4096, lru=True))),
         "hist": stack.enter_context(create_map(hash_spec(
             "lumos_req_hist", rr.HIST_KEY.size, 16, HIST_KEYS, percpu=True))),
+        "hist_lost": stack.enter_context(create_map(array_spec(
+            "lumos_req_hist_lost", 8, 1, percpu=True))),
     }
+
+
+def summary_left_out(maps) -> int:
+    """Calls the summary could not count: its map was full (HIST_KEYS buckets)."""
+    import struct
+    return sum(struct.unpack("<Q", v)[0]
+               for v in maps["hist_lost"].lookup_percpu(struct.pack("<I", 0)) or [])

@@ -23,7 +23,7 @@ from lumos.probes.attach import attach_sites
 from lumos.probes.channel import EventChannel
 from lumos.probes.filter import check_filter, parse_filter
 from lumos.probes.reqdecode import ReqDecoder, read_histograms, show_text
-from lumos.probes.reqprog import ReqProgram, open_request_maps
+from lumos.probes.reqprog import HIST_KEYS, ReqProgram, open_request_maps, summary_left_out
 from lumos.probes.stream import Stream
 from lumos.session.args import add_target_arguments, add_timing_arguments
 from lumos.session.report import report_lost
@@ -110,7 +110,7 @@ def run_requests(args, sql: bool) -> int:
         runner = s.start()
         if target.launched:
             names.symbolizer(target.pid).load_maps()
-        summary = Summary(maps["hist"], sql, args.json)
+        summary = Summary(maps, sql, args.json)
         stream = Stream(channel, record.size)
 
         def on_batch(batch) -> None:
@@ -164,8 +164,8 @@ class _TypeNamer:
 class Summary:
     """Per-route (or per-query) RED tables from the kernel's histograms."""
 
-    def __init__(self, hist, sql: bool, json_out: bool):
-        self.hist, self.sql, self.json = hist, sql, json_out
+    def __init__(self, maps, sql: bool, json_out: bool):
+        self.maps, self.hist, self.sql, self.json = maps, maps["hist"], sql, json_out
         self.started = time.monotonic()
 
     def report(self, final: bool = False) -> None:
@@ -185,6 +185,10 @@ class Summary:
             groups.setdefault(title, {}).setdefault(name, Stats()).add(
                 b.slot, b.count, b.sum_ns, err)
         out = sys.stdout
+        left_out = summary_left_out(self.maps)
+        if left_out:
+            print(f"lumos: {left_out} calls left out of the summary (more than {HIST_KEYS} "
+                  "distinct routes or queries and latency buckets)", file=sys.stderr)
         if self.json:
             for title, g in groups.items():
                 for obj in summary_json(g, title, seconds):
