@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what lumos's demo and tests need from Debian: the Go toolchain that builds the
-# example programs (Go 1.19), bpftrace (the benchmark baseline), gcc, tmux, curl; for
-# lumos http/sql tests: PostgreSQL, wrk, openssl, and the Go sources of lib/pq and
+# example programs (Go 1.19), bpftrace (the benchmark baseline), gcc, tmux, curl; for the
+# USDT and Python tests: sys/sdt.h, Debian's python3.11 (USDT probes, semaphores) and its
+# debug symbols (python3.11-dbg: /usr/lib/debug/.build-id DWARF for the eval loop); for
+# the lumos http/sql tests: PostgreSQL, wrk, openssl, and the Go sources of lib/pq and
 # mattn/go-sqlite3 (built offline from /usr/share/gocode).
 set -euo pipefail
 need=()
@@ -17,6 +19,9 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 [ -d /usr/share/gocode/src/github.com/lib/pq ] || need+=(golang-github-lib-pq-dev)
 [ -d /usr/share/gocode/src/github.com/mattn/go-sqlite3 ] || \
     need+=(golang-github-mattn-go-sqlite3-dev)
+[ -e /usr/include/x86_64-linux-gnu/sys/sdt.h ] || need+=(systemtap-sdt-dev)
+command -v python3.11 >/dev/null || need+=(python3.11-minimal)
+dpkg -s python3.11-dbg >/dev/null 2>&1 || need+=(python3.11-dbg)
 if [ ${#need[@]} -gt 0 ]; then
     echo "setup: installing Debian packages: ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive

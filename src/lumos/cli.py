@@ -24,6 +24,8 @@ TOOLS = {
     "goroutines": "lumos.tools.goroutines",
     "http": "lumos.tools.http",
     "sql": "lumos.tools.sql",
+    "usdt": "lumos.tools.usdt",
+    "uflow": "lumos.tools.uflow",
 }
 
 

@@ -48,16 +48,20 @@ class Attached:
 
 
 def attach_sites(build: Callable[[int], ProgramSpec], sites: list[ProbeSite],
-                 pid: int | None, stack: ExitStack, mode: str | None = None) -> Attached:
+                 pid: int | None, stack: ExitStack, mode: str | None = None,
+                 indexes: list[int] | None = None) -> Attached:
     """Load build(attach_type) and attach it at every site; everything goes on `stack`.
 
-    Cookies are site indexes (see ProbeSite.cookie). Sites whose instruction the
-    kernel cannot probe are skipped and listed in the result, never silently.
+    Cookies are site indexes (see ProbeSite.cookie): positions in `sites`, or
+    `indexes[i]` for sites[i] when given (attaching part of a larger list). Sites whose
+    instruction the kernel cannot probe are skipped and listed in the result, never
+    silently.
     """
     mode = choose_mode(mode)
     attach_type = bsys.BPF_TRACE_UPROBE_MULTI if mode == MULTI else 0
     prog = stack.enter_context(load_program(build(attach_type)))
-    indexed = sorted(enumerate(sites), key=lambda t: t[1].path)
+    numbered = zip(indexes, sites, strict=True) if indexes is not None else enumerate(sites)
+    indexed = sorted(numbered, key=lambda t: t[1].path)
     links: list[Link] = []
     skipped: list[ProbeSite] = []
     if mode == PER_SITE:
@@ -84,7 +88,8 @@ def _attach_multi(prog, path, group, pid) -> tuple[list[Link], list[ProbeSite]]:
     """One link for the group; if the kernel refuses a site, bisect to isolate it."""
     try:
         return [attach_uprobe_multi(prog, path, [s.offset for _, s in group],
-                                    [s.cookie(i) for i, s in group], pid or -1)], []
+                                    [s.cookie(i) for i, s in group], pid or -1,
+                                    ref_ctr_offsets=[s.ref_ctr_offset for _, s in group])], []
     except AttachError as e:
         if not _refused(e):
             raise
@@ -110,7 +115,8 @@ def _attach_each(prog, path, group, pid) -> tuple[list[Link], list[ProbeSite]]:
     try:
         for i, s in group:
             try:
-                per.append(attach_uprobe(prog, path, s.offset, pid or -1, s.cookie(i)))
+                per.append(attach_uprobe(prog, path, s.offset, pid or -1, s.cookie(i),
+                                         ref_ctr_offset=s.ref_ctr_offset))
             except AttachError as e:
                 if not _refused(e):
                     raise

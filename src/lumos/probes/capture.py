@@ -12,7 +12,6 @@ decoding a single struct.unpack per record.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 
 from lumos.bpf.asm import (
@@ -32,10 +31,19 @@ from lumos.bpf.asm import (
     stx,
 )
 from lumos.probes.codegen import PT_REGS
+from lumos.probes.record import Field, Record
 
-# Header of every event record.
-HEADER = struct.Struct("<QIIQIi")  # ts_ns, pid, tid, goid, site index, frame (stack.hi - sp)
-HEADER_SIZE = HEADER.size  # 32
+# The header of every event record (written by eventprog.emit_header).
+HEADER_RECORD = Record("event_header", [
+    Field("ts_ns", "u64", doc="bpf_ktime_get_ns()"),
+    Field("pid", "u32", doc="tgid"),
+    Field("tid", "u32"),
+    Field("goid", "u64", doc="g.goid, 0 outside Go code"),
+    Field("site", "u32", doc="the site's index (cookie bits 0-31)"),
+    Field("frame", "s32", doc="g.stack.hi - SP at entry: the call's frame id"),
+])
+HEADER = HEADER_RECORD.struct
+HEADER_SIZE = HEADER_RECORD.size  # 32
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,16 @@ class WordLoc:
     def readable(self) -> bool:
         return self.kind != "none"
 
+    def describe(self) -> str:
+        """Where the word is read, for listings: 'CX', 'SP+0x20', '*(DI+0x98)'."""
+        if self.kind == "reg":
+            return self.reg.upper()
+        if self.kind == "stack":
+            return f"SP{self.sp_offset:+#x}"
+        if self.kind == "deref":
+            return f"*({self.reg.upper()}{self.sp_offset:+#x})"
+        return "unreadable"
+
 
 # How a capture's words are turned into a value in user space.
 KINDS = ("int", "uint", "bool", "float", "pointer", "string", "bytes", "slice", "iface",
@@ -80,6 +98,7 @@ class Capture:
     size: int = 8                   # int/uint/float: value size in bytes
     str_max: int = 0                # string/bytes: bytes copied at most
     type_name: str = ""             # as the user wrote it ("string", "[]byte", "*main.T")
+    source: str = field(default="", compare=False)  # where the locations come from
 
     @property
     def copies_bytes(self) -> bool:
@@ -92,19 +111,27 @@ class Capture:
 
 @dataclass
 class RecordLayout:
-    """Where each capture lands in a record, and how to unpack it."""
+    """Where each capture lands in a record, and how to unpack it: the header, then per
+    capture its words (u64 each) and, for strings, the copied bytes (8-aligned)."""
 
     captures: tuple[Capture, ...]
     offsets: list[int] = field(default_factory=list)
     size: int = HEADER_SIZE
+    record: Record | None = None
 
     def __post_init__(self):
-        off = HEADER_SIZE
-        self.offsets = []
+        fields: list[Field] = []
         for c in self.captures:
-            self.offsets.append(off)
-            off += c.record_size
-        self.size = off
+            fields += [Field(f"{c.name}.w{i}", "u64", doc=f"{c.type_name} word {i}")
+                       for i in range(len(c.words))]
+            if c.copies_bytes:
+                fields.append(Field(f"{c.name}.bytes", "bytes", _align8(c.str_max),
+                                    doc=f"up to {c.str_max} bytes behind w0"))
+        self.record = HEADER_RECORD.extend("event", fields)
+        self.offsets = [self.record.offset(f"{c.name}.w0") if c.words
+                        else self.record.offset(f"{c.name}.bytes") if c.copies_bytes
+                        else HEADER_SIZE for c in self.captures]
+        self.size = self.record.size
 
 
 def _align8(n: int) -> int:
@@ -138,12 +165,18 @@ def emit_read_word(a: Asm, loc: WordLoc, dst_base: Reg, dst_off: int) -> None:
 def emit_capture(a: Asm, cap: Capture, rec_off: int) -> None:
     """Fill a capture's slots in the record at R8 + rec_off."""
     for i, loc in enumerate(cap.words):
+        part = f" word {i}" if len(cap.words) > 1 else ""
+        a.comment(f"emit_capture: {cap.name}{part} ({cap.type_name or cap.kind}) from "
+                  f"{loc.describe()}{' (' + cap.source + ')' if cap.source else ''} "
+                  f"-> record+{rec_off + 8 * i}")
         emit_read_word(a, loc, R8, rec_off + 8 * i)
     if not cap.copies_bytes:
         return
     # Copy min(len, str_max) bytes from ptr. The unsigned compare also clamps a
     # negative length; the verifier learns the bound [0, str_max] from the jump.
     clamped = a.fresh("clamped")
+    a.comment(f"emit_capture: {cap.name}: copy min(len, --strlen {cap.str_max}) bytes "
+              f"-> record+{rec_off + 8 * len(cap.words)}")
     a.emit(ldx(8, R2, R8, rec_off + 8), Jle.imm(R2, cap.str_max, clamped),
            Mov.imm(R2, cap.str_max))
     a.label(clamped)

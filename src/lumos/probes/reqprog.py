@@ -66,7 +66,6 @@ from lumos.bpf.sys import BPF_NOEXIST, BPF_PROG_TYPE_KPROBE
 from lumos.probes import codegen
 from lumos.probes import reqrecord as rr
 from lumos.probes.capture import R_SP, WordLoc, emit_read_word, load_sp
-from lumos.probes.frame import Frame
 
 BPF_F_USER_STACK = 1 << 8
 SCRATCH_BYTES = 512
@@ -120,16 +119,16 @@ class ReqProgram:
         self.emit_server = emit_server
         self.channel, self.record, self.tgid = channel, record, tgid
         self.slow_ns, self.user_stack, self.name = slow_ns, user_stack, name
-        self.frame = Frame()
+        self.frame = None   # the Asm's Frame, while a program is built
+
+    def build(self, attach_type: int) -> ProgramSpec:
+        a = Asm()
+        self.frame = a.frame
         for slot in ("drop", "goid", "frame", "tmp", "gptr", "dur", "status", "bytes",
                      "flags", "r0", "r1", "r2", "r3", "ptr"):
             self.frame.slot(slot, 8)
         self.frame.slot("key", 16)
         self.frame.slot("gkey", 16)
-        assert self.frame["drop"] == -8  # channel.emit_reserve's drop-path scratch
-
-    def build(self, attach_type: int) -> ProgramSpec:
-        a = Asm()
         codegen.save_ctx(a)
         codegen.tgid_filter(a, self.tgid, "out")
         codegen.load_cookie(a, "out")
@@ -150,7 +149,21 @@ class ReqProgram:
         a.emit(Mov.imm(R0, 0), exit_())
         return ProgramSpec(self.name, BPF_PROG_TYPE_KPROBE, tuple(a.finish()),
                            expected_attach_type=attach_type,
-                           about=self.frame.layout() + "\n" + self.record.c_struct())
+                           about=self._about())
+
+    def _about(self) -> str:
+        maps = {"scratch": f"per-CPU array, {SCRATCH_BYTES} bytes: request copy at +{S_REQ}, "
+                           f"call state at +{S_CALL}, summary key at +{S_HKEY}, reads at "
+                           f"+{S_TMP}",
+                "calls": "LRU hash (goid, pid << 32 | frame) -> lumos_call (entry to RET)",
+                "requests": "LRU hash (pid, goid) -> lumos_request (what it serves)",
+                "pending": "LRU hash pid_tgid -> parent goid (newproc1 to runqput)",
+                "hist": "per-CPU hash lumos_hist_key -> (count, sum ns)",
+                "hist_lost": "per-CPU array: calls a full summary map left out"}
+        return "\n".join(["stack slots:", self.frame.layout(), "maps:",
+                          *(f"  lumos_req_{k}: {v}" for k, v in maps.items()),
+                          rr.REQUEST.c_struct(), rr.CALL.c_struct(), rr.HIST_KEY.c_struct(),
+                          self.record.c_struct()])
 
     # -- shared pieces ---------------------------------------------------------------
 
@@ -283,7 +296,7 @@ class ReqProgram:
     def _reserve(self, a: Asm, kind_slot_or_imm) -> None:
         """R8 = a record with the common fields filled (and the request's if any)."""
         f, r = self._slot, self.record
-        self.channel.emit_reserve(a, r.size, R8, "out", scratch_off=f("drop"))
+        self.channel.emit_reserve(a, r.size, R8, "out")
         a.comment(f"{self.name}: the record's common part ({r.name})")
         a.emit(call(Helper.ktime_get_ns), stx(8, R8, r.offset("ts"), R0),
                call(Helper.get_current_pid_tgid), stx(4, R8, r.offset("tid"), R0),

@@ -32,3 +32,19 @@ def validate_timing(args: argparse.Namespace) -> None:
         value = getattr(args, name, None)
         if value is not None and value <= 0:
             raise UsageError(f"{flag} must be a positive number of seconds")
+
+
+RING_MB_DEFAULT = 16   # a ring's pages are all resident: 16 MiB holds ~0.1 s at 1M events/s
+
+
+def add_ring_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ring-mb", type=int, default=RING_MB_DEFAULT, metavar="MB",
+                   help=f"ring buffer size in MiB, a power of two (default {RING_MB_DEFAULT}; "
+                        f"events that find it full are counted as lost)")
+
+
+def ring_bytes(args: argparse.Namespace) -> int:
+    mb = args.ring_mb
+    if not 1 <= mb <= 1024 or mb & (mb - 1):
+        raise UsageError("--ring-mb must be a power of two between 1 and 1024")
+    return mb << 20

@@ -8,6 +8,8 @@ pieces stays unreadable ('?'), never half-read.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from lumos.golang.model import Loc
 from lumos.golang.types import GoType
 from lumos.probes.capture import Capture, WordLoc
@@ -25,12 +27,18 @@ def word_loc(loc: Loc) -> WordLoc:
     return WordLoc("none", size=min(loc.size, 8) or 8)
 
 
-def param_captures(params, locs_per_param, strlen: int) -> tuple[Capture, ...]:
+# FuncSpec.source -> where the locations of its values come from (for listings)
+LOCATION_SOURCES = {"dwarf": "DWARF", "signature": "ABI rules on the given signature",
+                    "raw": "traceback ArgInfo words"}
+
+
+def param_captures(params, locs_per_param, strlen: int, source: str = "") -> tuple[Capture, ...]:
     out: list[Capture] = []
+    why = LOCATION_SOURCES.get(source, source)
     for i, p in enumerate(params):
         locs = list(locs_per_param[i]) if i < len(locs_per_param) else []
         name = p.name or (f"~r{i}" if p.is_result else f"arg{i}")
-        out.extend(captures_for(name, p.type, locs, strlen))
+        out.extend(replace(c, source=why) for c in captures_for(name, p.type, locs, strlen))
     return tuple(out)
 
 

@@ -102,14 +102,17 @@ def _plan_go(gobin, elf, m: FunctionMatch, index: int, strlen: int,
     if entry is None:
         return None
     exits = [ProbeSite(m.path, s.offset, m.name, "return", 0, index) for s in spec.ret_sites]
-    args = param_captures(spec.params, es.locs, strlen)
-    results = [param_captures(spec.results, s.locs, strlen) for s in spec.ret_sites]
+    args = param_captures(spec.params, es.locs, strlen, spec.source)
+    results = [param_captures(spec.results, s.locs, strlen, spec.source)
+               for s in spec.ret_sites]
     # Go code under ABIInternal has g in R14; assembly (ABI0) reads it from TLS.
     goroutine = GoroutineSource(layout.goid_offset, reg=layout.g_register
                                 if spec.abi == "ABIInternal" else "",
                                 tls_offset=layout.g_tls_offset,
                                 fsbase_offset=_fsbase_offset() if spec.abi != "ABIInternal"
-                                else 0)
+                                else 0,
+                                goid_source="DWARF runtime.g" if layout.goid_source == "dwarf"
+                                else f"per-version table, {gobin.go_version}")
     # The binary's caveats (no DWARF, a newer Go than lumos knows); "no DWARF" only
     # where it shows: a function decoded from raw words rather than a signature.
     notes = spec.notes + tuple(n for n in gobin.notices

@@ -17,7 +17,12 @@ from lumos.probes.channel import EventChannel
 from lumos.probes.decode import Decoder
 from lumos.probes.eventprog import EventProgram, Variant
 from lumos.probes.stream import run_stream
-from lumos.session.args import add_target_arguments, add_timing_arguments
+from lumos.session.args import (
+    add_ring_argument,
+    add_target_arguments,
+    add_timing_arguments,
+    ring_bytes,
+)
 from lumos.session.report import report_lost
 from lumos.session.session import Session
 from lumos.targets.plan import plan
@@ -39,11 +44,11 @@ def add_arguments(p) -> None:
     p.add_argument("--args", dest="show_args", action="store_true",
                    help="show decoded arguments on entry")
     p.add_argument("--strlen", type=int, default=32, help="bytes of each string (default 32)")
-    p.add_argument("--ring-mb", type=int, default=32,
-                   help="ring buffer size in MiB (a power of two; default 32)")
+    add_ring_argument(p)
 
 
 def run(args) -> int:
+    ring = ring_bytes(args)  # checked before anything is attached
     with Session(args) as s:
         target = s.target
         functions = plan(target, target.patterns, args.strlen)
@@ -60,7 +65,7 @@ def run(args) -> int:
                     variants.append(v)
                 sites.append(replace(site, variant=vid))
                 meta.append((fi, kind))
-        channel = EventChannel(args.ring_mb << 20).open(s.stack)
+        channel = EventChannel(ring).open(s.stack)
         program = EventProgram(variants, channel, target.pid, "lumos_flow")
         attached = attach_sites(program.build, sites, target.pid, s.stack)
         flow = Flow(functions, sites, variants, meta, args)

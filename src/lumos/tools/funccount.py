@@ -16,6 +16,7 @@ from lumos.session.args import add_target_arguments, add_timing_arguments
 from lumos.session.session import Session
 from lumos.targets.entry import entry_sites
 from lumos.targets.patterns import classify_pattern, resolve_patterns
+from lumos.targets.usdt import find_probes, is_usdt, parse_pattern, usdt_sites
 
 HELP = "count calls of functions matching patterns (C and Go, in-kernel counting)"
 EXAMPLES = """\
@@ -25,6 +26,7 @@ EXAMPLES = """\
   lumos funccount -p 1234 'libc:str*'           # functions of a library the process maps
   lumos funccount ./goserver 'main.*' -i 1 -d 10   # print every second for 10 seconds
   lumos funccount -p 1234 't:syscalls:sys_enter_*' # kernel tracepoints hit by a process
+  lumos funccount -p 1234 'usdt:python:*'       # USDT probes (semaphores set while counting)
 """
 
 
@@ -37,16 +39,27 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     out = sys.stdout
-    with Session(args, is_kernel_pattern=lambda p: classify_pattern(p)[0] != "user") as s:
+    with Session(args, is_kernel_pattern=lambda p: classify_pattern(p)[0] != "user"
+                 or (is_usdt(p) and parse_pattern(p).file is not None)) as s:
         target = s.target
         user, tracepoints = split_kinds(target.patterns)
+        usdt = [p for p in user if is_usdt(p)]
+        user = [p for p in user if not is_usdt(p)]
         functions = resolve_patterns(target, user) if user else []
         sites, unprobeable = entry_sites(functions)
+        notes: list[str] = []
+        if usdt:  # USDT probes count like functions; their semaphores via ref_ctr_offset
+            probes = find_probes(target, usdt)
+            more, _ = usdt_sites(probes, len(functions))
+            sites += more
+            notes = [f"{len(more)} USDT site(s); semaphores set by the kernel "
+                     f"(ref_ctr_offset)"] if any(x.ref_ctr_offset for x in more) else []
         probe = CountProbe(sites, tracepoints, target.pid).attach(
             s.stack, mode="perf_event" if args.per_site else None)
         what = " ".join(repr(p) for p in target.patterns)
         attached = len(sites) - len(probe.skipped) + len(tracepoints)
-        s.banner(f"{attached} functions for {what}", skipped=unprobeable + probe.skipped)
+        s.banner(f"{attached} functions for {what}", notes,
+                 skipped=unprobeable + probe.skipped)
         s.report_intervals(probe.read, probe.reset,
                            lambda counts: report(functions, sites + tracepoints, counts,
                                                  args, out))

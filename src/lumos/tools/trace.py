@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from lumos.bpf.maps import create_map, hash_spec
 from lumos.errors import UsageError
+from lumos.output.calllines import CallLines
 from lumos.output.clock import Clock, time_offset
 from lumos.output.govalues import format_values, json_value
 from lumos.output.jsonl import write_json
@@ -15,8 +16,13 @@ from lumos.probes.channel import EventChannel
 from lumos.probes.decode import Decoder
 from lumos.probes.eventprog import EventProgram, Variant
 from lumos.probes.filter import check_filter, names_in, parse_filter
-from lumos.probes.stream import run_stream
-from lumos.session.args import add_target_arguments, add_timing_arguments
+from lumos.probes.stream import Stream, run_stream
+from lumos.session.args import (
+    add_ring_argument,
+    add_target_arguments,
+    add_timing_arguments,
+    ring_bytes,
+)
 from lumos.session.report import report_lost
 from lumos.session.session import Session
 from lumos.targets.plan import PlannedFunction, plan
@@ -30,6 +36,7 @@ EXAMPLES = """\
   lumos trace -p 1234 'main.handler' --stack            # with the user stack
   lumos trace -p 1234 'parser.ParseExpr(input string)'  # stripped binary: give the signature
   lumos trace -c './app' 'main.*' --json > calls.jsonl  # JSON lines for scripts
+  lumos trace -p 1234 'usdt:python:function__entry' --str 0,1  # USDT probe arguments
 """
 
 
@@ -46,21 +53,27 @@ def add_arguments(p) -> None:
     p.add_argument("--strlen", type=int, default=64, metavar="N",
                    help="bytes of each string to copy (default 64; longer ones are cut)")
     p.add_argument("--stack", action="store_true", help="print the user stack of each call")
-    p.add_argument("--ring-mb", type=int, default=32,
-                   help="ring buffer size in MiB (a power of two; default 32)")
+    add_ring_argument(p)
+    p.add_argument("--str", metavar="N,N", help="usdt: probes: print these arguments "
+                   "(arg numbers) as the C strings they point to")
+    p.add_argument("--semaphores", choices=("kernel", "mem"), default="kernel",
+                   help="usdt: probes: set semaphores by the kernel's ref_ctr_offset "
+                        "(default) or by writing /proc/PID/mem (needs -p)")
 
 
 def run(args) -> int:
+    if any(str(a).startswith("usdt:") for a in args.args or ()):  # USDT: its own program
+        from lumos.tools.usdt_trace import run as run_usdt
+        return run_usdt(args)
     if not 0 < args.strlen <= 4096:
         raise UsageError("--strlen must be between 1 and 4096")
-    if args.ring_mb < 1 or args.ring_mb & (args.ring_mb - 1):
-        raise UsageError("--ring-mb must be a power of two")
+    ring = ring_bytes(args)  # checked before anything is attached
     expr = parse_filter(args.filter) if args.filter else None
     with Session(args) as s:
         target = s.target
         functions = _apply_filter(plan(target, target.patterns, args.strlen), expr)
         sites, variants, meta = build_variants(functions, expr, args.ret, args.stack)
-        channel = EventChannel(args.ring_mb << 20).open(s.stack)
+        channel = EventChannel(ring).open(s.stack)
         pairs = None
         if expr is not None and args.ret:
             pairs = s.enter(create_map(hash_spec("lumos_pairs", 16, 8, MAX_OPEN_CALLS,
@@ -73,12 +86,27 @@ def run(args) -> int:
         if not args.json:
             printer.header()
         runner = s.start()
-        if target.launched and args.stack:
-            printer.symbolizer(target.pid).load_maps()
-        stream = run_stream(channel, runner, printer.handle, program.record_size,
-                            out=sys.stdout)
+        if args.stack:  # symbolizing stacks is per event: the one-at-a-time printer
+            if target.launched:
+                printer.symbolizer(target.pid).load_maps()
+            stream = run_stream(channel, runner, printer.handle, program.record_size,
+                                out=sys.stdout)
+        else:
+            stream = _stream_lines(channel, runner, program, printer)
         report_lost(stream, args.json)
     return 0
+
+
+def _stream_lines(channel, runner, program, printer) -> Stream:
+    """Every record decoded and written a batch at a time (output/calllines.py)."""
+    lines = CallLines([printer.functions[fi].name for fi, _ in printer.meta],
+                      [k < 0 for _, k in printer.meta], [s.variant for s in printer.sites],
+                      printer.variants, printer.args.json, printer.go, printer.offset)
+    sys.stdout.flush()
+    out = sys.stdout.buffer
+    stream = Stream(channel, program.record_size)
+    stream.run(runner, lambda batch: out.write(lines.lines(batch)), flush=out.flush)
+    return stream
 
 
 def _apply_filter(functions: list[PlannedFunction], expr) -> list[PlannedFunction]:
