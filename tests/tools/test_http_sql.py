@@ -62,13 +62,14 @@ class Lumos:
                 break
         assert self.err.startswith("Tracing"), self.err
 
-    def stop(self) -> list[dict]:
+    def stop(self, parse: bool = True) -> list[dict]:
         time.sleep(0.3)
         self.proc.send_signal(signal.SIGINT)
         out, err = self.proc.communicate(timeout=60)
         self.err += err
         assert self.proc.returncode == 0, self.err
-        return [json.loads(line) for line in out.splitlines() if line.strip()]
+        self.out = out
+        return [json.loads(line) for line in out.splitlines() if line.strip()] if parse else []
 
 
 def curl(url: str, *extra: str) -> None:
@@ -212,3 +213,30 @@ def test_load_every_request_counted(service, tmp_path: Path):
     assert seen + lost == served
     summary = {e["name"]: e for e in events if e.get("summary") == "requests served"}
     assert summary["GET /user/{id}"]["count"] == served
+
+
+def test_prometheus_histograms_count_every_request(service):
+    """--prometheus: the kernel's histograms as Prometheus histograms, scraped live."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+    from support.reqsvc import free_port
+    port = free_port()
+    since = len(service.log())
+    lumos = Lumos("sql", "-p", str(service.pid), "--quiet", "--prometheus", str(port))
+    for i in range(5):
+        curl(service.http + f"/db/query?id={i}")
+    curl(service.http + "/db/bad")
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    lumos.stop(parse=False)
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for fam in text_string_to_metric_families(text) for s in fam.samples}
+    q = (("error", "false"), ("op", "query"), ("query", "SELECT ($1::int + 1)::text"))
+    logged = sum(1 for ln in service.log()[since:] if "SELECT ($1::int + 1)::text" in ln)
+    assert samples[("lumos_sql_query_duration_seconds_count", q)] == logged == 5
+    assert samples[("lumos_sql_query_duration_seconds_bucket",
+                    tuple(sorted((("le", "+Inf"), *q))))] == 5
+    bad = (("error", "true"), ("op", "query"), ("query", "SELEC 1"))
+    assert samples[("lumos_sql_query_duration_seconds_count", bad)] == 1
+    assert 0 < samples[("lumos_sql_query_duration_seconds_sum", q)] < 5

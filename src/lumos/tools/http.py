@@ -41,6 +41,7 @@ EXAMPLES = """\
   lumos http -p 1234 --filter 'status >= 500'   # only server errors
   lumos http -p 1234 -i 10 --quiet     # every 10 s: per-route count, errors, p50/p90/p99
   lumos http -c './server' --json      # JSON lines, summary at the end
+  lumos http -p 1234 --quiet --prometheus 9464   # RED histograms at :9464/metrics
 """
 
 
@@ -64,6 +65,9 @@ def add_request_arguments(p) -> None:
                         "(text, op, rows for sql): status >= 500 && method == \"POST\"")
     p.add_argument("--quiet", action="store_true", help="no per-event lines, summaries only")
     p.add_argument("--ring-mb", type=int, default=16, help="ring buffer MiB (default 16)")
+    p.add_argument("--prometheus", metavar="[HOST:]PORT",
+                   help="serve the summaries as Prometheus histograms on HOST:PORT "
+                        "(127.0.0.1 by default); -i then prints running totals")
 
 
 def run(args) -> int:
@@ -110,7 +114,14 @@ def run_requests(args, sql: bool) -> int:
         runner = s.start()
         if target.launched:
             names.symbolizer(target.pid).load_maps()
-        summary = Summary(maps, sql, args.json)
+        summary = Summary(maps, sql, args.json, keep=bool(args.prometheus))
+        if args.prometheus:
+            from lumos.output.redmetrics import serve
+            host, port, server = serve(lambda: read_histograms(maps["hist"]),
+                                       args.prometheus)
+            s.stack.callback(server.shutdown)
+            print(f"lumos: Prometheus metrics on http://{host}:{port}/metrics",
+                  file=sys.stderr, flush=True)
         stream = Stream(channel, record.size)
 
         def on_batch(batch) -> None:
@@ -164,15 +175,16 @@ class _TypeNamer:
 class Summary:
     """Per-route (or per-query) RED tables from the kernel's histograms."""
 
-    def __init__(self, maps, sql: bool, json_out: bool):
+    def __init__(self, maps, sql: bool, json_out: bool, keep: bool = False):
         self.maps, self.hist, self.sql, self.json = maps, maps["hist"], sql, json_out
+        self.keep = keep   # --prometheus: never clear (its counters only grow)
         self.started = time.monotonic()
 
     def report(self, final: bool = False) -> None:
         now = time.monotonic()
         seconds = now - self.started
         buckets = read_histograms(self.hist)
-        if not final:
+        if not final and not self.keep:
             self.hist.clear()
             self.started = now
         groups: dict[str, dict[str, Stats]] = {}

@@ -21,6 +21,7 @@ EXAMPLES = """\
   lumos sql -p 1234 --filter 'rows > 100 || op == "exec"'
   lumos sql -p 1234 -i 10 --quiet      # every 10 s: per query count, errors, p50/p90/p99
   lumos sql -c './app' --json          # JSON lines (args as values), summary at the end
+  lumos sql -p 1234 --quiet --prometheus 0.0.0.0:9465   # query histograms for Prometheus
 """
 
 
