@@ -26,7 +26,8 @@ BUILDS = [("1.19", "cgo"), ("1.19", "cgo-stripped"), ("1.27.3", "cgo"),
           ("1.27.3", "cgo-stripped")]
 IDS = [f"go{v}-{var}" for v, var in BUILDS]
 
-HTTP_PATHS = ["/user/1", "/user/22", "/user/333", "/teapot", "/nothere", "/", "/ping"]
+HTTP_PATHS = ["/user/1", "/user/22", "/user/333", "/teapot", "/nothere", "/", "/ping",
+              "/user/550e8400-e29b-41d4-a716-446655440000", "/user/deadbeef"]
 SQL_PATHS = ["/db/query?id=41", "/db/types", "/db/sleep", "/db/bad", "/db/tx", "/db/stmt",
              "/db/conn", "/db/lite?k=1", "/db/litebad"]
 
@@ -112,8 +113,11 @@ def test_http_every_request_served_and_client_calls_linked(service):
         assert roots[c["request"]["id"]] == c["request"]["path"]
     assert {c["request"]["id"] for c in clients} == set(roots)
     assert {"lost": 0} in events
+    routes = {e["path"]: e["route"] for e in events if e.get("kind") == "server"}
+    assert routes["/user/22"] == routes["/user/550e8400-e29b-41d4-a716-446655440000"] == \
+        "/user/{id}" and routes["/user/deadbeef"] == "/user/deadbeef"   # folded in the kernel
     summary = {e["name"]: e for e in events if e.get("summary") == "requests served"}
-    assert summary["GET /user/{id}"]["count"] == 4 and summary["GET /teapot"]["count"] == 2
+    assert summary["GET /user/{id}"]["count"] == 5 and summary["GET /teapot"]["count"] == 2
     assert summary["POST /user/{id}"]["count"] == 1
 
 
@@ -180,6 +184,24 @@ def test_sql_every_query_with_args_rows_errors_and_request(service):
     assert summary["query SELECT name FROM items WHERE id = $1"]["count"] == 2
     assert summary["query SELEC 1"]["errors"] == 1
     assert summary["query SELECT pg_sleep(0.05)::text"]["p50_ms"] >= 50
+
+
+def test_http_filter_and_slow(service):
+    lumos = Lumos("http", "-p", str(service.pid), "--json", "--filter",
+                  'status >= 400 && method == "GET"')
+    for p in ("/user/1", "/teapot", "/nothere/x", "/db/nothing"):
+        curl(service.http + p)
+    curl(service.http + "/teapot", "-X", "POST")
+    events = [e for e in lumos.stop() if e.get("kind") == "server"]
+    assert sorted((e["method"], e["path"], e["status"]) for e in events) == [
+        ("GET", "/db/nothing", 404), ("GET", "/teapot", 418)]
+    lumos = Lumos("http", "-p", str(service.pid), "--json", "--slow", "40")
+    for p in ("/user/1", "/db/sleep", "/user/2"):
+        curl(service.http + p)
+    events = lumos.stop()
+    assert [e["path"] for e in events if e.get("kind") == "server"] == ["/db/sleep"]
+    summary = {e["name"]: e for e in events if e.get("summary") == "requests served"}
+    assert summary["GET /user/{id}"]["count"] == 2     # the summary counts every request
 
 
 def test_slow_and_stack_show_only_slow_queries_with_their_callers(service):
