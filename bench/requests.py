@@ -14,6 +14,7 @@ field's leader, cannot be installed here; its users report +40% CPU on busy serv
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import sys
@@ -69,18 +70,30 @@ def attach(procs: Procs, argv: list[str], name: str):
     raise RuntimeError(f"{name} did not attach")
 
 
+def cpu_s(pid: int) -> float:
+    """utime + stime of a process (uprobe traps count as the traced process's time)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rounds(procs: Procs, url: str, configs: dict, runs: int, seconds: int,
-           connections: int) -> dict:
+           connections: int, server_pid: int) -> dict:
     results = {name: [] for name in configs}
     for r in range(runs):
         for name, argv in configs.items():
             tool = attach(procs, argv, name) if argv else None
+            c0, t0 = cpu_s(server_pid), cpu_s(tool.pid) if tool else 0.0
             res = wrk(procs, url, seconds, connections)
+            c1, t1 = cpu_s(server_pid), cpu_s(tool.pid) if tool else 0.0
+            res["server_us"] = 1e6 * (c1 - c0) / res["requests"]
+            res["tool_us"] = 1e6 * (t1 - t0) / res["requests"]
             if tool is not None:
                 stop(tool, 60)
                 res["tool_out"] = tool.read_out()[-2000:]
                 procs.forget(tool)
-            log(f"round {r} {name}: {res['rps']:.0f} req/s, p99 {res['p99_ms']:.2f} ms")
+            log(f"round {r} {name}: {res['rps']:.0f} req/s, p99 {res['p99_ms']:.2f} ms, "
+                f"server {res['server_us']:.1f} µs/req, tracer {res['tool_us']:.1f} µs/req")
             results[name].append(res)
     return results
 
@@ -89,16 +102,21 @@ def table(results: dict) -> tuple[str, dict]:
     base = results["untraced"]
     b_rps = statistics.median(x["rps"] for x in base)
     b_p99 = statistics.median(x["p99_ms"] for x in base)
+    b_cpu = statistics.median(x["server_us"] for x in base)
     rows, summary = [], {}
     for name, rs in results.items():
         rps = statistics.median(x["rps"] for x in rs)
         p99 = statistics.median(x["p99_ms"] for x in rs)
+        cpu = statistics.median(x["server_us"] for x in rs)
+        tool = statistics.median(x["tool_us"] for x in rs)
         summary[name] = (rps, p99)
         rows.append([name, f"{rps:,.0f}", f"{(rps / b_rps - 1) * 100:+.1f}%",
                      f"{p99:.2f}", f"{(p99 / b_p99 - 1) * 100:+.1f}%",
+                     f"{cpu:.0f} ({cpu - b_cpu:+.0f})", f"{tool:.1f}",
                      " / ".join(f"{x['rps']:,.0f}" for x in rs)])
-    return markdown_table(["tracing", "req/s (median)", "vs untraced", "p99 ms",
-                           "vs untraced", "req/s per round"], rows, "lrrrrl"), summary
+    return markdown_table(["tracing", "req/s", "vs untraced", "p99 ms", "vs untraced",
+                           "server CPU µs/req (added)", "tracer CPU µs/req",
+                           "req/s per round"], rows, "lrrrrrrl"), summary
 
 
 def main() -> int:
@@ -115,7 +133,10 @@ def main() -> int:
             f"{info['lumos_commit']}; `.venv/bin/python bench/requests.py`. wrk -t2 "
             f"-c{args.connections} -d{args.seconds}s on loopback, {args.runs} rounds with "
             "the configurations interleaved; medians. 2 CPUs shared by wrk, the server "
-            "and the tracer."]
+            "and the tracer, and by other work on this machine: req/s moves by ±30% between "
+            "rounds, so the CPU the server spends per request (its utime + stime, which "
+            "includes the uprobe traps, over the requests wrk completed) is the steadier "
+            "figure."]
     with Procs(CACHE / "work-requests") as procs:
         port = free_port()
         srv = procs.start([binary, "-addr", f"127.0.0.1:{port}"], "goserver", capture=False)
@@ -125,13 +146,18 @@ def main() -> int:
             "untraced": None,
             "lumos http": [*LUMOS, "http", "-p", pid, "--json"],
             "lumos http --client": [*LUMOS, "http", "-p", pid, "--client", "--json"],
-            "lumos http --quiet": [*LUMOS, "http", "-p", pid, "--client", "--quiet"],
+            "lumos http --quiet": [*LUMOS, "http", "-p", pid, "--quiet"],
+            "lumos http --client --quiet": [*LUMOS, "http", "-p", pid, "--client", "--quiet"],
+            "lumos funccount (the same 2 sites)": [
+                *LUMOS, "funccount", "-p", pid, "net/http.serverHandler.ServeHTTP",
+                "net/http.(*response).finishRequest"],
             "bpftrace (count ServeHTTP)": [
                 BPFTRACE, "-p", pid, "-e",
                 f'uprobe:{binary}:"net/http.serverHandler.ServeHTTP" {{ @n = count(); }}'],
         }
         url = f"http://127.0.0.1:{port}/?name=bench&year=2020"
-        res = rounds(procs, url, configs, args.runs, args.seconds, args.connections)
+        res = rounds(procs, url, configs, args.runs, args.seconds, args.connections,
+                     srv.pid)
         text, _ = table(res)
         body += ["", "**goserver** (Go 1.19; per request: 2 server requests, 1 client call, "
                  "2 goroutines; `/?name=bench&year=2020`):", "", text]
@@ -159,7 +185,7 @@ def sql_part(procs: Procs, args) -> list[str]:
                        "lumos sql": [*LUMOS, "sql", "-p", pid, "--json"],
                        "lumos sql --quiet": [*LUMOS, "sql", "-p", pid, "--quiet"]}
             res = rounds(procs, svc.http + "/db/query?id=1", configs, args.runs,
-                         args.seconds, args.connections)
+                         args.seconds, args.connections, svc.pid)
             text, _ = table(res)
         finally:
             svc.stop()

@@ -11,8 +11,9 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 
+import orjson
+
 from lumos.output.clock import Clock, time_offset
-from lumos.output.jsonl import write_json
 from lumos.probes import reqrecord as rr
 from lumos.probes.decode import Text
 from lumos.probes.filter import BoolOp, Compare, Not
@@ -171,4 +172,4 @@ class Printer:
                        status=ev.status, error=ev.error, request=request)
         if ev.stack:
             obj["stack"] = [self.symbolizer(ev.pid).describe(a) for a in ev.stack]
-        write_json(obj, self.out, flush=False)
+        self.out.write(orjson.dumps(obj).decode() + "\n")   # 5x the stdlib encoder

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from lumos.probes import reqrecord as rr
 from lumos.probes.decode import Text
+from lumos.probes.routefold import ROUTE_CUT
 
 WALL_HAS_MONOTONIC = 1 << 63
 WALL_NSEC_MASK = (1 << 30) - 1
@@ -55,7 +57,10 @@ class Event:
         return bool(self.flags & rr.F_ERR)
 
 
+@lru_cache(maxsize=8192)
 def _text(data: bytes, length: int) -> Text:
+    """The same method, path or query comes back again and again: one Text each
+    (a frozen dataclass costs ~2 µs to build, a cache hit ~0.1 µs)."""
     if length >= 1 << 63:
         length -= 1 << 64
     return Text(bytes(data[:max(0, min(length, len(data)))]), length)
@@ -69,6 +74,7 @@ class ReqDecoder:
         self.record = record
         self.struct = record.struct
         self.names = [f.name for f in record.fields]
+        self.index = {n: i for i, n in enumerate(self.names)}
         self.type_name = type_name
         self.error_offsets = error_offsets
         self.err_strings = err_strings
@@ -76,7 +82,7 @@ class ReqDecoder:
         self.stack = stack
 
     def decode(self, rec) -> Event:
-        v = dict(zip(self.names, self.struct.unpack_from(rec, 0), strict=True))
+        v = _Fields(self.index, self.struct.unpack_from(rec, 0))
         flags = v["flags"]
         req = (Request(v["req_id"], _text(v["pmethod"], v["pmethod_len"]),
                        _text(v["ppath"], v["ppath_len"]),
@@ -91,7 +97,7 @@ class ReqDecoder:
             ev.stack = _stack(v)
         return ev
 
-    def _http(self, ev: Event, v: dict) -> None:
+    def _http(self, ev: Event, v) -> None:
         if ev.flags & rr.F_STATUS:
             # a handler that wrote nothing answers 200 (http.response.finishRequest)
             ev.status = v["status"] or (200 if ev.kind == rr.SERVER else 0)
@@ -111,7 +117,7 @@ class ReqDecoder:
         t = self.type_name(ptr) if ptr else None
         return f"({t[0]})" if t else f"(type at {ptr:#x})"
 
-    def _sql(self, ev: Event, v: dict) -> None:
+    def _sql(self, ev: Event, v) -> None:
         ev.text = _text(v["text"], v["text_len"])
         ev.nargs = v["nargs"]
         raw = v["args"]
@@ -125,7 +131,7 @@ class ReqDecoder:
             if word is not None:
                 ev.rows = struct.unpack_from("<q", v["res_val"], 8 * word)[0]
 
-    def _error(self, v: dict) -> str:
+    def _error(self, v) -> str:
         t = self.type_name(v["err_type"]) if v["err_type"] else None
         if t is None:
             return self._type_label(v["err_type"])
@@ -195,19 +201,32 @@ class GoTime:
         return (sec - UNIX_TO_INTERNAL) * 1_000_000_000 + nsec
 
 
+@lru_cache(maxsize=8192)
 def _show(t: Text) -> str:
     s = t.data.decode("utf-8", "backslashreplace")
     return s + "..." if t.truncated else s
 
 
+class _Fields:
+    """A record's unpacked values by field name, without building a dict per record."""
+
+    __slots__ = ("index", "values")
+
+    def __init__(self, index: dict[str, int], values: tuple):
+        self.index, self.values = index, values
+
+    def __getitem__(self, name: str):
+        return self.values[self.index[name]]
+
+
+@lru_cache(maxsize=8192)
 def route_text(data: bytes, length: int) -> Text:
     """A route from routefold: its length, with ROUTE_CUT set when it goes on."""
-    from lumos.probes.routefold import ROUTE_CUT
     n = length & (ROUTE_CUT - 1)
     return Text(bytes(data[:n]), n + 1 if length & ROUTE_CUT else n)
 
 
-def _stack(v: dict) -> list[int]:
+def _stack(v) -> list[int]:
     n = v["stack_bytes"]
     if n <= 0:
         return []
