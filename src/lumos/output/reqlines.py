@@ -26,6 +26,13 @@ def _q(v) -> str:
     return "?" if v is None else str(v)
 
 
+def format_ms(dur_ns: int) -> str:
+    """Milliseconds with 2 decimals, hundredths rounded half up (reqcolumns does the same
+    in numpy)."""
+    h = (dur_ns + 5000) // 10000
+    return f"{h // 100}.{h % 100:02d}"
+
+
 def format_arg(v) -> str:
     """An SQL argument as Go would print it in a %#v-ish way: strings quoted."""
     if v is None:
@@ -125,7 +132,7 @@ class Printer:
 
     def _http(self, ev) -> None:
         stamp = self.clock.stamp(ev.ts_ns)
-        ms = ev.dur_ns / 1e6
+        ms = format_ms(ev.dur_ns)
         if ev.kind == rr.SERVER:
             kind = "HTTP/2" if ev.flags & rr.F_H2 else "HTTP/1"
             req = ev.request
@@ -137,7 +144,7 @@ class Printer:
             status = ev.error if ev.error else _q(ev.status)
             size, tail = "-", self._for(ev)
         self.out.write(f"{stamp:<15} {ev.pid:>7} {ev.goid:>7} {kind:<6} {method:<6} "
-                       f"{status:>6} {size:>8} {ms:>8.2f} {target}{tail}\n")
+                       f"{status:>6} {size:>8} {ms:>8} {target}{tail}\n")
 
     def _sql(self, ev) -> None:
         stamp = self.clock.stamp(ev.ts_ns)
@@ -147,7 +154,7 @@ class Printer:
         err = f" error: {ev.error}" if ev.error is not None else ""
         text = show_text(ev.text) if ev.text.length or ev.text.data else "?"
         self.out.write(f"{stamp:<15} {ev.pid:>7} {ev.goid:>7} {OPS.get(ev.kind, '?'):<5} "
-                       f"{ev.dur_ns / 1e6:>8.2f} {rows:>5} {text} [{args}{more}]{err}"
+                       f"{format_ms(ev.dur_ns):>8} {rows:>5} {text} [{args}{more}]{err}"
                        f"{self._for(ev)}\n")
 
     def _json(self, ev) -> None:

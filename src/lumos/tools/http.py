@@ -18,6 +18,7 @@ from lumos.errors import UsageError
 from lumos.golang.typenames import TypeNames
 from lumos.output.jsonl import write_json
 from lumos.output.red import Stats, fold_path, format_summary, summary_json
+from lumos.output.reqcolumns import write_batch
 from lumos.probes import reqrecord as rr
 from lumos.probes.attach import attach_sites
 from lumos.probes.channel import EventChannel
@@ -124,8 +125,13 @@ def run_requests(args, sql: bool) -> int:
                   file=sys.stderr, flush=True)
         stream = Stream(channel, record.size)
 
+        columns = not sql and not args.stack and expr is None   # the numpy fast path
+
         def on_batch(batch) -> None:
             if args.quiet:
+                return
+            if columns:
+                write_batch(batch, record, printer, decoder, sys.stdout)
                 return
             for rec in batch.records():
                 printer.event(decoder.decode(rec))
