@@ -104,24 +104,33 @@ def _ms(dur_ns) -> C.Piece:
 
 
 def write_batch(batch, record, printer, decoder, out) -> None:
-    """The batch's lines in record order: runs of fast rows with numpy, the rest through
-    the Printer (one record at a time)."""
+    """The batch's lines in record order: the fast rows with numpy in one go, the others
+    through the Printer (one line per record: no --stack here), merged back in order."""
+    import io
     rec = batch.records_as(record.dtype)
     n = len(rec)
     if n == 0:
         return
     ok = fast_rows(rec)
-    # boundaries of runs of equal ok values
-    edges = np.flatnonzero(np.diff(ok.astype(np.int8))) + 1
-    starts = np.concatenate(([0], edges))
-    ends = np.concatenate((edges, [n]))
-    views = None
-    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-        if ok[start]:
-            out.write(C.lines(server_pieces(rec[start:end], printer.offset,
-                                            printer.args.json)).decode("ascii"))
-            continue
-        if views is None:
-            views = list(batch.records())
-        for i in range(start, end):
+    fast = np.flatnonzero(ok)
+    json_out = printer.args.json
+    if len(fast) == n:
+        out.write(C.lines(server_pieces(rec, printer.offset, json_out)).decode("ascii"))
+        return
+    views = list(batch.records())
+    saved, lines = printer.out, []
+    try:
+        for i in np.flatnonzero(~ok).tolist():
+            printer.out = io.StringIO()
             printer.event(decoder.decode(views[i]))
+            lines.append(printer.out.getvalue().encode())
+    finally:
+        printer.out = saved
+    if len(fast) == 0:
+        out.write(b"".join(lines).decode())
+        return
+    data, lens = C.line_parts(server_pieces(rec[fast], printer.offset, json_out))
+    slow_lens = np.fromiter((len(b) for b in lines), np.int64, len(lines))
+    parts = [(fast, data, lens),
+             (np.flatnonzero(~ok), np.frombuffer(b"".join(lines), np.uint8), slow_lens)]
+    out.write(C.interleave(parts, n).decode())
