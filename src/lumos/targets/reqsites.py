@@ -31,7 +31,7 @@ from lumos.probes.capture import WordLoc
 from lumos.probes.probesite import ProbeSite
 from lumos.probes.reqprog import OP_STMT, Offsets, ReqVariant
 from lumos.targets.entry import open_go
-from lumos.targets.plan import plan
+from lumos.targets.plan import plan, split_signature
 from lumos.targets.target import Target
 
 SERVER_SIG = "net/http.serverHandler.ServeHTTP(sh uintptr, rw any, req uintptr)"
@@ -140,6 +140,11 @@ def _offset(fields: FieldResolver, name: str) -> int | None:
 
 
 def _one(target: Target, sig: str):
+    """The planned function for a signature, None when the binary does not have it."""
+    gobin = open_go(target.exe)
+    with gobin:
+        if not gobin.get_functions(split_signature(sig)[0]):
+            return None
     try:
         found = plan(target, [sig], strlen=1)
     except TargetError:

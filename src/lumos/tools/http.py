@@ -18,7 +18,7 @@ from lumos.errors import UsageError
 from lumos.golang.typenames import TypeNames
 from lumos.output.jsonl import write_json
 from lumos.output.red import Stats, fold_path, format_summary, summary_json
-from lumos.output.reqcolumns import write_batch
+from lumos.output.reqcolumns import ColumnWriter
 from lumos.probes import reqrecord as rr
 from lumos.probes.attach import attach_sites
 from lumos.probes.channel import EventChannel
@@ -125,19 +125,26 @@ def run_requests(args, sql: bool) -> int:
                   file=sys.stderr, flush=True)
         stream = Stream(channel, record.size)
 
-        columns = not sql and not args.stack and expr is None   # the numpy fast path
+        # the numpy fast path for served requests (not with --stack or --filter)
+        columns = (ColumnWriter(record, printer, decoder, sys.stdout)
+                   if not sql and not args.stack and expr is None else None)
 
         def on_batch(batch) -> None:
             if args.quiet:
                 return
-            if columns:
-                write_batch(batch, record, printer, decoder, sys.stdout)
+            if columns is not None:
+                columns.add(batch)
                 return
             for rec in batch.records():
                 printer.event(decoder.decode(rec))
 
-        stream.run(runner, on_batch, summary.report if args.interval else None,
-                   args.interval, flush=sys.stdout.flush)
+        def on_tick() -> None:
+            if columns is not None:
+                columns.flush()
+            summary.report()
+
+        stream.run(runner, on_batch, on_tick if args.interval else None, args.interval,
+                   flush=columns.flush if columns is not None else sys.stdout.flush)
         summary.report(final=True)
         report_lost(stream, args.json)
     return 0
