@@ -11,6 +11,7 @@ from log2 histograms kept in the kernel: on Ctrl-C, at -d, or every -i seconds.
 
 from __future__ import annotations
 
+import io
 import sys
 import time
 
@@ -18,7 +19,7 @@ from lumos.errors import UsageError
 from lumos.golang.typenames import TypeNames
 from lumos.output.jsonl import write_json
 from lumos.output.red import Stats, fold_path, format_summary, summary_json
-from lumos.output.reqcolumns import ColumnWriter
+from lumos.output.reqcolumns import ColumnWriter, write_all
 from lumos.probes import reqrecord as rr
 from lumos.probes.attach import attach_sites
 from lumos.probes.channel import EventChannel
@@ -110,24 +111,27 @@ def run_requests(args, sql: bool) -> int:
         printer = Printer(args, sql, names.symbolizer, expr)
         what = "SQL queries" if sql else "HTTP requests" + (" and client calls" if client
                                                             else "")
-        s.banner(f"{what} ({len(rplan.sites)} sites)", rplan.notes, attached.skipped)
-        printer.header()
-        runner = s.start()
-        if target.launched:
-            names.symbolizer(target.pid).load_maps()
-        summary = Summary(maps, sql, args.json, keep=bool(args.prometheus))
-        if args.prometheus:
+        if args.prometheus:   # listening before the banner says we are tracing
             from lumos.output.redmetrics import serve
             host, port, server = serve(lambda: read_histograms(maps["hist"]),
                                        args.prometheus)
             s.stack.callback(server.shutdown)
             print(f"lumos: Prometheus metrics on http://{host}:{port}/metrics",
                   file=sys.stderr, flush=True)
+        s.banner(f"{what} ({len(rplan.sites)} sites)", rplan.notes, attached.skipped)
+        printer.header()
+        runner = s.start()
+        if target.launched:
+            names.symbolizer(target.pid).load_maps()
+        summary = Summary(maps, sql, args.json, keep=bool(args.prometheus))
         stream = Stream(channel, record.size)
 
         # the numpy fast path for served requests (not with --stack or --filter)
         columns = (ColumnWriter(record, printer, decoder, sys.stdout)
                    if not sql and not args.stack and expr is None else None)
+
+        lines = io.StringIO()   # a poll's lines, written at once (reqcolumns.write_all)
+        printer.out = lines
 
         def on_batch(batch) -> None:
             if args.quiet:
@@ -138,13 +142,22 @@ def run_requests(args, sql: bool) -> int:
             for rec in batch.records():
                 printer.event(decoder.decode(rec))
 
-        def on_tick() -> None:
+        def flush() -> None:
             if columns is not None:
                 columns.flush()
+            text = lines.getvalue()
+            if text:
+                lines.seek(0)
+                lines.truncate()
+                write_all(sys.stdout, text)
+            sys.stdout.flush()
+
+        def on_tick() -> None:
+            flush()
             summary.report()
 
         stream.run(runner, on_batch, on_tick if args.interval else None, args.interval,
-                   flush=columns.flush if columns is not None else sys.stdout.flush)
+                   flush=flush)
         summary.report(final=True)
         report_lost(stream, args.json)
     return 0
