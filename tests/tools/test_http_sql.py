@@ -61,7 +61,7 @@ class Lumos:
             self.err += line
             if line.startswith("Tracing") or not line:
                 break
-        assert self.err.startswith("Tracing"), self.err
+        assert "Tracing" in self.err, self.err
 
     def stop(self, parse: bool = True) -> list[dict]:
         time.sleep(0.3)

@@ -320,8 +320,12 @@ def _spawn_entry(p: ReqProgram, a: Asm, v: ReqVariant) -> None:
     a.emit(call(Helper.get_current_pid_tgid), stx(8, FP, f["key"], R0), Rsh.imm(R0, 32),
            stx(8, FP, f["gkey"], R0), ldx(8, R1, R7, S_TMP), stx(8, FP, f["gkey"] + 8, R1))
     p._lookup(a, "requests", "gkey")
-    a.emit(Jeq.imm(R0, 0, "out"))
+    none = a.fresh("spawn.none")
+    a.emit(Jeq.imm(R0, 0, none))
     p._update(a, "pending", "key", S_TMP)
+    a.emit(ja("out"))
+    a.label(none)   # a parent serving nothing: no older parent may be left for this thread
+    p._delete(a, "pending", "key")
 
 
 def _spawn_exit(p: ReqProgram, a: Asm, v: ReqVariant) -> None:
