@@ -77,8 +77,11 @@ def run(args) -> int:
 
 
 QUIET_NS = (1 << 63) - 1
-FILTER_NAMES = {"status": "int", "ms": "int", "bytes": "int", "method": "string",
-                "path": "string", "text": "string", "op": "string", "rows": "int"}
+# --filter fields: (kind, tools that have them)
+FILTER_NAMES = {"status": ("int", "http"), "ms": ("int", "http sql"),
+                "bytes": ("int", "http"), "method": ("string", "http sql"),
+                "path": ("string", "http sql"), "text": ("string", "sql"),
+                "op": ("string", "sql"), "rows": ("int", "sql")}
 
 
 def run_requests(args, sql: bool) -> int:
@@ -86,7 +89,7 @@ def run_requests(args, sql: bool) -> int:
         raise UsageError("--slow must be a number of milliseconds >= 0")
     if args.ring_mb < 1 or args.ring_mb & (args.ring_mb - 1):
         raise UsageError("--ring-mb must be a power of two")
-    expr = _user_filter(args.filter)
+    expr = _user_filter(args.filter, "sql" if sql else "http")
     args.args = [args.target] if args.target else []
     with Session(args, need_patterns=False) as s:
         target = s.target
@@ -163,13 +166,20 @@ def run_requests(args, sql: bool) -> int:
     return 0
 
 
-def _user_filter(text):
+def _user_filter(text, tool: str):
+    """--filter over the fields of each event (evaluated on what the kernel sent)."""
     if not text:
         return None
     expr = parse_filter(text)
     from lumos.probes.capture import Capture
-    caps = {n: Capture(n, k, ()) for n, k in FILTER_NAMES.items()}
-    check_filter(expr, caps, "the events")
+    from lumos.probes.filter import names_in
+    caps = {n: Capture(n, k, ()) for n, (k, tools) in FILTER_NAMES.items()
+            if tool in tools.split()}
+    unknown = sorted(names_in(expr) - set(caps))
+    if unknown:
+        raise UsageError(f"--filter: lumos {tool} events have no field "
+                         f"{', '.join(unknown)} (fields: {', '.join(caps)})")
+    check_filter(expr, caps, f"lumos {tool}")
     return expr
 
 
