@@ -1,14 +1,16 @@
 """Reading fields behind pointers in the traced program: r.URL.Path is three hops.
 
 A field path starts from a pointer the program already has in a stack slot (read there
-from a register or stack word by capture.emit_read_word) and follows pointers:
+from a register or stack word by capture.emit_read_word) and follows pointers, one hop
+per emit_read_at into the next slot:
 
     req --(+16: URL)--> *url.URL --(+56: Path)--> string header {ptr, len} --> bytes
 
-Every hop is one bounded bpf_probe_read_user; a NULL pointer (or a failed read, which
-leaves zeros) ends the walk with zeros in the destination, never a read of address 0 +
-offset. Offsets come from golang.fields (DWARF, else a measured per-version table);
-a field lumos cannot place is not read at all (the caller emits nothing for it).
+Every hop is one bounded bpf_probe_read_user; the caller checks each pointer for NULL
+before the next hop (reqbodies._field), so no read ever goes to address 0 + offset, and
+a failed read leaves zeros. Offsets come from golang.fields (DWARF, else a measured
+per-version table); a field lumos cannot place is not read at all (the caller emits
+nothing for it).
 
 Conventions as in capture.py: R6 = ctx, R8 = the record, calls clobber R0-R5.
 """
@@ -29,30 +31,13 @@ from lumos.bpf.asm import (
     Reg,
     call,
     ldx,
-    st,
-    stx,
 )
-
-
-def emit_deref_chain(a: Asm, src_slot: int, hops: tuple[int, ...], scratch: int,
-                     skip: str) -> None:
-    """FP+scratch = the pointer reached from *(FP+src_slot) through `hops`: for each
-    offset, p = *(p + offset). Jumps to `skip` when a pointer on the way is NULL.
-
-    With no hops, FP+scratch = *(FP+src_slot) (NULL also skips).
-    """
-    a.emit(ldx(8, R3, FP, src_slot), Jeq.imm(R3, 0, skip))
-    for off in hops:
-        a.emit(Mov.reg(R1, FP), Add.imm(R1, scratch), Mov.imm(R2, 8), Add.imm(R3, off),
-               call(Helper.probe_read_user), ldx(8, R3, FP, scratch), Jeq.imm(R3, 0, skip))
-    if not hops:
-        a.emit(stx(8, FP, scratch, R3))
 
 
 def emit_read_at(a: Asm, ptr_slot: int, offset: int, size: int, dst: Reg, dst_off: int) -> None:
     """*(dst + dst_off) = `size` bytes at *(FP+ptr_slot) + offset (zeros if unreadable).
 
-    The caller has checked the pointer is not NULL (emit_deref_chain's skip)."""
+    The caller has checked the pointer is not NULL (reqbodies._field)."""
     a.emit(Mov.reg(R1, dst), Add.imm(R1, dst_off), Mov.imm(R2, size),
            ldx(8, R3, FP, ptr_slot), Add.imm(R3, offset), call(Helper.probe_read_user))
 
@@ -70,9 +55,3 @@ def emit_copy_string(a: Asm, hdr: Reg, hdr_off: int, max_bytes: int, dst: Reg,
     a.emit(Mov.reg(R1, dst), Add.imm(R1, dst_off), ldx(8, R3, hdr, hdr_off),
            call(Helper.probe_read_user))
     a.label(done)
-
-
-def emit_zero(a: Asm, base: Reg, off: int, size: int) -> None:
-    """Zero `size` bytes (a multiple of 8) at base + off."""
-    for i in range(0, size, 8):
-        a.emit(st(8, base, off + i, 0))
