@@ -26,6 +26,15 @@ TOOLS = {
     "sql": "lumos.tools.sql",
     "usdt": "lumos.tools.usdt",
     "uflow": "lumos.tools.uflow",
+    "stacks": "lumos.tools.stacks",
+    "profile": "lumos.tools.profile",
+    "allocs": "lumos.tools.allocs",
+    "execsnoop": "lumos.tools.execsnoop",
+    "opensnoop": "lumos.tools.opensnoop",
+    "runqlat": "lumos.tools.runqlat",
+    "swapin": "lumos.tools.swapin",
+    "faults": "lumos.tools.faults",
+    "list": "lumos.tools.list",
 }
 
 
@@ -77,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             from lumos.bpf.prog import observe_loads
             observe_loads(lambda spec: print(spec.explain() + "\n", file=sys.stderr,
                                              flush=True))
-        return args._run(args) or 0
+        return args._run(args) or getattr(args, "_command_status", 0)
     except LumosError as e:
         if debug:
             for extra in ("listing", "log"):  # VerifierError: the program and the whole log

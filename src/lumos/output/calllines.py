@@ -11,6 +11,8 @@ result is byte for byte what the one-record-at-a-time printer writes (govalues).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import orjson
 
@@ -18,6 +20,12 @@ from lumos.output import columns as C
 from lumos.output.clock import epoch_column, stamp_column
 from lumos.output.valuecolumns import json_piece, text_piece
 from lumos.probes.capture import Capture
+
+
+def _shown(name: str) -> str:
+    """A capture's name as text shows it: '_#1' (a second blank parameter's unique
+    record key) is '_'."""
+    return name.split("#", 1)[0]
 
 
 def _groups(captures) -> list[tuple[str, list[Capture]]]:
@@ -41,10 +49,11 @@ def text_template(captures, is_call: bool) -> list:
     shown: list[list] = []
     for head, caps in _groups(captures):
         if len(caps) == 1 and caps[0].name == head:
-            prefix = [] if not is_call and head.startswith("~r") else [f"{head}=".encode()]
+            prefix = [] if not is_call and head.startswith("~r") else [
+                f"{_shown(head)}=".encode()]
             shown.append(prefix + [caps[0]])
             continue
-        item = [] if not is_call and head.startswith("~r") else [f"{head}=".encode()]
+        item = [] if not is_call and head.startswith("~r") else [f"{_shown(head)}=".encode()]
         item.append(b"{")
         for i, cap in enumerate(caps):
             item += [(", " if i else "").encode() + cap.name.partition(".")[2].encode()
@@ -114,7 +123,11 @@ class CallLines:
         self.templates = {}
         for site, v in enumerate(site_variant):
             if v not in self.templates:
-                caps = variants[v].captures
+                # values are read by their record field prefix (RecordLayout.keys: the
+                # name, made unique when two arguments share one, like '_')
+                layout = variants[v].layout
+                caps = tuple(replace(c, name=k) if k != c.name else c
+                             for c, k in zip(variants[v].captures, layout.keys, strict=True))
                 self.templates[v] = (json_template(caps, site_is_call[site]) if json
                                      else text_template(caps, site_is_call[site]))
 

@@ -41,12 +41,12 @@ from lumos.bpf.asm import (
     st,
     stx,
 )
+from lumos.bpf.frame import Frame
 from lumos.bpf.prog import ProgramSpec
 from lumos.bpf.sys import BPF_PROG_TYPE_KPROBE
 from lumos.probes import codegen
 from lumos.probes.channel import EventChannel
 from lumos.probes.codegen import PT_REGS
-from lumos.probes.frame import Frame
 from lumos.probes.record import Field, Record
 
 FILE_DATA = 120   # characters (bytes of data) of co_filename copied at most
@@ -89,7 +89,6 @@ class PyFrameEvents:
         self.tgid = tgid
         self.record = record_for(layout)
         self.frame = Frame()
-        self.frame.slot("drop_scratch", 8)
         lo, hi = self._span()
         self.span_lo = lo
         self.frame.slot("code_span", hi - lo)
@@ -105,6 +104,7 @@ class PyFrameEvents:
 
     def build(self, attach_type: int) -> ProgramSpec:
         a = Asm()
+        a.frame = self.frame  # slots declared in __init__, shared by every emitter
         codegen.save_ctx(a)
         codegen.tgid_filter(a, self.tgid, "out")
         a.comment("pyframe: R7 = cookie (site index | variant << 40)")
@@ -125,7 +125,7 @@ class PyFrameEvents:
     def _emit(self, a: Asm, v: FrameSite) -> None:
         rec = self.record
         off = rec.offset
-        self.channel.emit_reserve(a, self.record_size, R8, "out", self.frame["drop_scratch"])
+        self.channel.emit_reserve(a, self.record_size, R8, "out")
         a.comment(f"pyframe: header ({'entry' if v.kind == KIND_ENTRY else 'exit'})")
         a.emit(call(Helper.ktime_get_ns), stx(8, R8, off("ts_ns"), R0),
                call(Helper.get_current_pid_tgid), stx(4, R8, off("tid"), R0),

@@ -39,12 +39,12 @@ from lumos.bpf.asm import (
     st,
     stx,
 )
+from lumos.bpf.frame import Frame
 from lumos.bpf.prog import ProgramSpec
 from lumos.bpf.sys import BPF_PROG_TYPE_KPROBE
 from lumos.probes import codegen
 from lumos.probes.channel import EventChannel
 from lumos.probes.codegen import PT_REGS
-from lumos.probes.frame import Frame
 from lumos.probes.record import Field, Record
 
 MAX_ARGS = 12  # sys/sdt.h goes up to STAP_PROBE12
@@ -161,7 +161,6 @@ class UsdtEvents:
                    for i in self.strings]
         self.record = HEADER.extend("usdt_event", fields)
         self.frame = Frame()
-        self.frame.slot("drop_scratch", 8)
 
     @property
     def record_size(self) -> int:
@@ -169,6 +168,7 @@ class UsdtEvents:
 
     def build(self, attach_type: int) -> ProgramSpec:
         a = Asm()
+        a.frame = self.frame  # slots declared in __init__, shared by every emitter
         codegen.save_ctx(a)
         codegen.tgid_filter(a, self.tgid, "out")
         a.comment("usdt: R7 = cookie (site index | variant << 40)")
@@ -188,8 +188,7 @@ class UsdtEvents:
 
     def _emit_variant(self, a: Asm, v: UsdtVariant) -> None:
         rec = self.record
-        self.channel.emit_reserve(a, self.record_size, R8, "out",
-                                  self.frame["drop_scratch"])
+        self.channel.emit_reserve(a, self.record_size, R8, "out")
         a.comment("usdt: record header (ts, pid, tid, site, cpu)")
         a.emit(call(Helper.ktime_get_ns), stx(8, R8, rec.offset("ts_ns"), R0),
                call(Helper.get_current_pid_tgid), stx(4, R8, rec.offset("tid"), R0),

@@ -156,7 +156,7 @@ def usdt_sites(probes: list[UsdtProbe], first_func: int = 0,
             variants.append(v)
         fi = names.setdefault(p.full_name, first_func + len(names))
         sites.append(ProbeSite(p.path, p.offset, f"usdt:{p.full_name}", "usdt", 0, fi,
-                               index[v], p.semaphore_offset))
+                               index[v], ref_ctr_offset=p.semaphore_offset))
     return sites, variants
 
 

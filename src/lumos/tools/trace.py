@@ -11,21 +11,23 @@ from lumos.output.calllines import CallLines
 from lumos.output.clock import Clock, time_offset
 from lumos.output.govalues import format_values, json_value
 from lumos.output.jsonl import write_json
+from lumos.output.units import plural
 from lumos.probes.attach import attach_sites
 from lumos.probes.channel import EventChannel
 from lumos.probes.decode import Decoder
 from lumos.probes.eventprog import EventProgram, Variant
-from lumos.probes.filter import check_filter, names_in, parse_filter
+from lumos.probes.filter import check_filter, lookup, names_in, parse_filter
 from lumos.probes.stream import Stream, run_stream
 from lumos.session.args import (
     add_ring_argument,
+    add_strlen_argument,
     add_target_arguments,
     add_timing_arguments,
     ring_bytes,
 )
 from lumos.session.report import report_lost
 from lumos.session.session import Session
-from lumos.targets.plan import PlannedFunction, plan
+from lumos.targets.plan import PlannedFunction, dropped_note, plan
 from lumos.targets.symbolize import Symbolizer
 
 HELP = "print each call of Go (or C) functions with decoded arguments and return values"
@@ -50,8 +52,7 @@ def add_arguments(p) -> None:
     p.add_argument("--filter", metavar="EXPR",
                    help="only calls whose arguments satisfy EXPR (evaluated in the kernel): "
                         "year == 2021, name != \"x\", a > 1 && (b == 2 || c)")
-    p.add_argument("--strlen", type=int, default=64, metavar="N",
-                   help="bytes of each string to copy (default 64; longer ones are cut)")
+    add_strlen_argument(p, 64)
     p.add_argument("--stack", action="store_true", help="print the user stack of each call")
     add_ring_argument(p)
     p.add_argument("--str", metavar="N,N", help="usdt: probes: print these arguments "
@@ -65,13 +66,13 @@ def run(args) -> int:
     if any(str(a).startswith("usdt:") for a in args.args or ()):  # USDT: its own program
         from lumos.tools.usdt_trace import run as run_usdt
         return run_usdt(args)
-    if not 0 < args.strlen <= 4096:
-        raise UsageError("--strlen must be between 1 and 4096")
     ring = ring_bytes(args)  # checked before anything is attached
     expr = parse_filter(args.filter) if args.filter else None
     with Session(args) as s:
         target = s.target
-        functions = _apply_filter(plan(target, target.patterns, args.strlen), expr)
+        unprobeable: list[str] = []
+        functions = _apply_filter(plan(target, target.patterns, args.strlen,
+                                       dropped=unprobeable), expr)
         sites, variants, meta = build_variants(functions, expr, args.ret, args.stack)
         channel = EventChannel(ring).open(s.stack)
         pairs = None
@@ -81,8 +82,10 @@ def run(args) -> int:
         program = EventProgram(variants, channel, target.pid, "lumos_trace", pairs)
         attached = attach_sites(program.build, sites, target.pid, s.stack)
         printer = Printer(functions, sites, variants, meta, args, target)
-        s.banner(f"{len(functions)} functions ({len(sites)} sites)",
-                 [n for f in functions for n in f.notes], attached.skipped)
+        s.banner(f"{plural(len(functions), 'function')} ({plural(len(sites), 'site')})",
+                 [n for f in functions for n in f.notes]
+                 + dropped_note(unprobeable, "no instruction a uprobe can sit on"),
+                 attached.skipped)
         if not args.json:
             printer.header()
         runner = s.start()
@@ -114,10 +117,20 @@ def _apply_filter(functions: list[PlannedFunction], expr) -> list[PlannedFunctio
     if expr is None:
         return functions
     wanted = names_in(expr)
-    kept = [f for f in functions if wanted <= {c.name for c in f.args}]
+    caps = {f.name: {c.name: c for c in f.args} for f in functions}
+    def has(f, n: str) -> bool:  # the argument, or a struct whose parts are captured
+        return lookup(caps[f.name], n) is not None or any(
+            k == n or k.startswith(n + ".") for k in caps[f.name])
+
+    kept = [f for f in functions if all(has(f, n) for n in wanted)]
     if not kept:
         raise UsageError(f"--filter: no traced function has argument(s) "
                          f"{', '.join(sorted(wanted))}")
+    dropped = [f.name for f in functions if f not in kept]
+    if dropped:  # never silently: say which matches the filter left out
+        more = f" and {len(dropped) - 5} more" if len(dropped) > 5 else ""
+        print(f"lumos: note: --filter names {', '.join(sorted(wanted))}: not tracing "
+              f"{', '.join(dropped[:5])}{more} (no such argument)", file=sys.stderr)
     for f in kept:
         check_filter(expr, {c.name: c for c in f.args}, f.name)
     return kept
@@ -146,7 +159,8 @@ def build_variants(functions, expr, want_ret: bool, user_stack: bool):
         if want_ret:
             for k, site in enumerate(f.exits):
                 v = Variant("return", f.results[k] if k < len(f.results) else (), None, (),
-                            f.goroutine, frame=False, pairing="exit" if paired else "")
+                            f.goroutine, frame=False, pairing="exit" if paired else "",
+                            sp_delta=-8 if site.retprobe else 0)  # uretprobe: RA popped
                 sites.append(_with_variant(site, vid(v)))
                 meta.append((fi, k))
     return sites, variants, meta
