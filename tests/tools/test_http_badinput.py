@@ -14,7 +14,7 @@ GOSERVER = ROOT / "examples" / "goserver"
     (("http", "/bin/ls"), "not a Go program"),
     (("sql", "GOSERVER"), "does not use database/sql"),
     (("http", "GOSERVER", "--slow", "-1"), "--slow must be"),
-    (("http", "GOSERVER", "--prometheus", "x:y"), "expected [HOST:]PORT"),
+    (("http", "GOSERVER", "--prometheus", "x:y"), "give [HOST:]PORT"),
     (("http", "GOSERVER", "--filter", "nope == 1"), "events have no field nope"),
     (("sql", "GOSERVER", "--filter", 'rows == "x"'), "not a string"),
     (("http", "GOSERVER", "--ring-mb", "3"), "power of two"),

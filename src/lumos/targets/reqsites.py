@@ -34,7 +34,8 @@ from lumos.targets.entry import open_go
 from lumos.targets.plan import plan, split_signature
 from lumos.targets.target import Target
 
-SERVER_SIG = "net/http.serverHandler.ServeHTTP(sh uintptr, rw any, req uintptr)"
+SERVER_SIG = ("net/http.serverHandler.ServeHTTP(sh struct{srv uintptr}, rw any, "
+              "req uintptr)")
 # Where a served request ends, on the goroutine that served it: conn.serve calls
 # finishRequest right after ServeHTTP returns (HTTP/1.x); the HTTP/2 handler goroutine's
 # deferred code calls handlerDone. Their entries are emulated jumps (one trap, ~1 µs

@@ -18,7 +18,9 @@ import time
 from lumos.errors import UsageError
 from lumos.golang.typenames import TypeNames
 from lumos.output.jsonl import write_json
+from lumos.output.prometheus import add_prometheus_argument, serve_metrics
 from lumos.output.red import Stats, fold_path, format_summary, summary_json
+from lumos.output.redmetrics import red_metrics
 from lumos.output.reqcolumns import ColumnWriter, write_all
 from lumos.probes import reqrecord as rr
 from lumos.probes.attach import attach_sites
@@ -67,9 +69,7 @@ def add_request_arguments(p) -> None:
                         "(text, op, rows for sql): status >= 500 && method == \"POST\"")
     p.add_argument("--quiet", action="store_true", help="no per-event lines, summaries only")
     p.add_argument("--ring-mb", type=int, default=16, help="ring buffer MiB (default 16)")
-    p.add_argument("--prometheus", metavar="[HOST:]PORT",
-                   help="serve the summaries as Prometheus histograms on HOST:PORT "
-                        "(127.0.0.1 by default); -i then prints running totals")
+    add_prometheus_argument(p)
 
 
 def run(args) -> int:
@@ -114,13 +114,9 @@ def run_requests(args, sql: bool) -> int:
         printer = Printer(args, sql, names.symbolizer, expr)
         what = "SQL queries" if sql else "HTTP requests" + (" and client calls" if client
                                                             else "")
-        if args.prometheus:   # listening before the banner says we are tracing
-            from lumos.output.redmetrics import serve
-            host, port, server = serve(lambda: read_histograms(maps["hist"]),
-                                       args.prometheus)
-            s.stack.callback(server.shutdown)
-            print(f"lumos: Prometheus metrics on http://{host}:{port}/metrics",
-                  file=sys.stderr, flush=True)
+        # listening before the banner says we are tracing
+        s.enter(serve_metrics(args, lambda: red_metrics(lambda: read_histograms(
+            maps["hist"]))))
         s.banner(f"{what} ({len(rplan.sites)} sites)", rplan.notes, attached.skipped)
         printer.header()
         runner = s.start()
