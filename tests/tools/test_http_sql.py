@@ -48,12 +48,27 @@ def service(request, pg, tmp_path_factory):
     svc.stop()
 
 
+STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def no_lumos_left():
+    """A test that fails half-way leaves no lumos process attached behind it."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 class Lumos:
     """A lumos tool running against the service; stop() sends Ctrl-C, returns JSON lines."""
 
     def __init__(self, *args: str):
         self.proc = subprocess.Popen([*LUMOS, *args], stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
+        STARTED.append(self.proc)
         self.err = ""
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:     # the banner is printed once attached
