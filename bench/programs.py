@@ -19,22 +19,27 @@ from lumos.bpf.prog import load_program
 from lumos.bpf.sys import BPF_TRACE_UPROBE_MULTI
 from lumos.errors import LumosError
 from lumos.probes.channel import EventChannel
-from lumos.probes.eventprog import EventProgram, Variant
+from lumos.probes.eventprog import MAX_VARIANTS_PER_PROGRAM, EventProgram, Variant
 from lumos.probes.latency import LatencyFunction, LatencyProbe
 from lumos.targets.plan import plan
 from lumos.targets.target import Target
 from lumos.tools.trace import build_variants
 
 GOSERVER = ROOT / "examples" / "goserver" / "goserver"
-SETS = [("1", ["main.prepareAnswer"]), ("~100", ["net/url.*", "main.*"]),
+SETS = [("1", ["main.prepareAnswer"]), ("~100", ["net/url.*", "strings.*", "main.*"]),
         ("~1,000", ["net/http.*", "main.*"]), ("~5,000", ["*"])]
 
 
-def _load(stack: ExitStack, spec) -> tuple[int, float]:
-    slots = len(encode(list(spec.insns))) // 8
+def _load(stack: ExitStack, specs) -> tuple[str, float]:
+    """(instructions, per program if several; seconds to load them all)."""
+    specs = specs if isinstance(specs, list) else [specs]
+    slots = [len(encode(list(s.insns))) // 8 for s in specs]
     t0 = time.monotonic()
-    stack.enter_context(load_program(spec))
-    return slots, time.monotonic() - t0
+    for spec in specs:
+        stack.enter_context(load_program(spec))
+    text = f"{sum(slots):,}" + (f" in {len(specs)} programs (largest {max(slots):,})"
+                                if len(specs) > 1 else "")
+    return text, time.monotonic() - t0
 
 
 def _latency(stack, planned):
@@ -59,11 +64,18 @@ def _array(name):
     return create_map(array_spec(name, 8, 2, percpu=True))
 
 
+def _chunks(stack, variants, name):
+    """The programs attach_events would load: MAX_VARIANTS_PER_PROGRAM variants each."""
+    channel = EventChannel(1 << 20).open(stack)
+    size = max(v.record_size for v in variants) + 7 & ~7
+    return [EventProgram(variants[i:i + MAX_VARIANTS_PER_PROGRAM], channel, None, name,
+                         size=size).build(BPF_TRACE_UPROBE_MULTI)
+            for i in range(0, len(variants), MAX_VARIANTS_PER_PROGRAM)]
+
+
 def _trace(stack, planned):
     _, variants, _ = build_variants(planned, None, True, False)
-    channel = EventChannel(1 << 20).open(stack)
-    return EventProgram(variants, channel, None, "lumos_trace").build(BPF_TRACE_UPROBE_MULTI), \
-        len(variants)
+    return _chunks(stack, variants, "lumos_trace"), len(variants)
 
 
 def _flow(stack, planned):
@@ -74,9 +86,7 @@ def _flow(stack, planned):
                         sp_delta=f.entry_sp_delta if kind == "entry" else 0)
             if v not in variants:
                 variants.append(v)
-    channel = EventChannel(1 << 20).open(stack)
-    return EventProgram(variants, channel, None, "lumos_flow").build(BPF_TRACE_UPROBE_MULTI), \
-        len(variants)
+    return _chunks(stack, variants, "lumos_flow"), len(variants)
 
 
 def main() -> int:
@@ -95,7 +105,7 @@ def main() -> int:
                     else:
                         spec, shapes = _trace(stack, planned)
                     slots, secs = _load(stack, spec)
-                    result = (f"{slots:,}", f"{secs * 1000:.1f} ms")
+                    result = (slots, f"{secs * 1000:.1f} ms")
                 except LumosError as e:
                     slots, secs, result = None, None, (f"fails: {e}".split(":")[0:2], "")
                     result = (f"fails ({str(e)[:60]})", "")

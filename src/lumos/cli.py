@@ -84,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         tool = f"lumos {args.tool}"
         if getattr(args, "dump_prog", False):
             from lumos.bpf.prog import observe_loads
-            observe_loads(lambda spec: print(spec.explain() + "\n", file=sys.stderr,
-                                             flush=True))
+            observe_loads(lambda spec: spec.name == "lumos_probe" or print(  # not features
+                spec.explain() + "\n", file=sys.stderr, flush=True))
         return args._run(args) or getattr(args, "_command_status", 0)
     except LumosError as e:
         if debug:

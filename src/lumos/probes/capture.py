@@ -119,6 +119,15 @@ class Capture:
         return 8 * len(self.words) + extra + (_align8(self.str_max) if self.copies_bytes else 0)
 
 
+def shape_of(captures) -> tuple[Capture, ...]:
+    """The captures as the kernel side sees them: what to read and how much, without the
+    names and types that only printing needs. Functions whose arguments have one shape
+    share one body of an event program (see eventprog.attach_events)."""
+    from dataclasses import replace
+    return tuple(replace(c, name=f"a{i}", type_name="", source="")
+                 for i, c in enumerate(captures))
+
+
 @dataclass
 class RecordLayout:
     """Where each capture lands in a record, and how to unpack it: the header, then per

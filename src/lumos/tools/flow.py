@@ -12,10 +12,10 @@ from lumos.output.clock import Clock, time_offset
 from lumos.output.govalues import format_values, json_value
 from lumos.output.jsonl import write_json
 from lumos.output.units import format_duration, plural
-from lumos.probes.attach import attach_sites
+from lumos.probes.capture import shape_of
 from lumos.probes.channel import EventChannel
 from lumos.probes.decode import Decoder
-from lumos.probes.eventprog import EventProgram, Variant
+from lumos.probes.eventprog import Variant, attach_events
 from lumos.probes.stream import run_stream
 from lumos.session.args import (
     add_ring_argument,
@@ -59,25 +59,25 @@ def run(args) -> int:
         sites, meta = [], []
         for fi, f in enumerate(functions):
             for site, kind in [(f.entry, "entry")] + [(s, "return") for s in f.exits]:
-                v = Variant(kind, f.args if kind == "entry" and args.show_args else (),
-                            goroutine=f.goroutine,
-                            sp_delta=f.entry_sp_delta if kind == "entry" else 0)
+                v = Variant(kind, shape_of(f.args) if kind == "entry" and args.show_args
+                            else (), goroutine=f.goroutine,
+                            sp_delta=f.entry_sp_delta if kind == "entry" else
+                            -8 if site.retprobe else 0)  # uretprobe (C): return addr popped
                 vid = index.setdefault(v, len(variants))
                 if vid == len(variants):
                     variants.append(v)
                 sites.append(replace(site, variant=vid))
                 meta.append((fi, kind))
         channel = EventChannel(ring).open(s.stack)
-        program = EventProgram(variants, channel, target.pid, "lumos_flow")
-        attached = attach_sites(program.build, sites, target.pid, s.stack)
+        record_size, attached = attach_events(variants, sites, channel, target.pid,
+                                              "lumos_flow", s.stack)
         flow = Flow(functions, sites, variants, meta, args)
         s.banner(plural(len(functions), "function"),
                  dropped_note(unprobeable, "no instruction a uprobe can sit on"),
-                 skipped=attached.skipped)
+                 skipped=[x for a in attached for x in a.skipped])
         if not args.json:
             sys.stdout.write(f"{'TIME':<15} {'PID':>7} {'TID':>7} {'GOID':>7} FLOW\n")
-        stream = run_stream(channel, s.start(), flow.handle, program.record_size,
-                            out=sys.stdout)
+        stream = run_stream(channel, s.start(), flow.handle, record_size, out=sys.stdout)
         report_lost(stream, args.json)
     return 0
 
@@ -139,7 +139,7 @@ class Flow:
             if not frames and not self.trimmed.get(key):
                 self.stacks.pop(key, None)
                 self.trimmed.pop(key, None)
-        caps = self.variants[self.sites[ev.site].variant].captures
+        caps = self.functions[fi].args if kind == "entry" and self.args.show_args else ()
         if self.args.json:
             obj = {"time": round(ev.ts_ns / 1e9 + self.offset, 6), "pid": ev.pid,
                    "tid": ev.tid, "goid": ev.goid, "event": kind, "func": name,

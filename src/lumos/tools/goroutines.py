@@ -68,7 +68,7 @@ def run(args) -> int:
             sys.stdout.write(f"{'TIME':<15} {'PID':>7} {'PARENT':>7}    {'GOID':<7} EVENT\n")
         runner = s.start()
         if target.launched:
-            tracker.symbolizer(target.pid).load_maps()
+            tracker.symbolizer(target.pid).use_maps(target.launched.maps)
         stream = run_stream(channel, runner, tracker.handle, program.record_size,
                             on_tick=tracker.report_leaks if args.leaks else None,
                             interval=args.interval, out=sys.stdout)

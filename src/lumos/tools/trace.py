@@ -12,10 +12,10 @@ from lumos.output.clock import Clock, time_offset
 from lumos.output.govalues import format_values, json_value
 from lumos.output.jsonl import write_json
 from lumos.output.units import plural
-from lumos.probes.attach import attach_sites
+from lumos.probes.capture import shape_of
 from lumos.probes.channel import EventChannel
 from lumos.probes.decode import Decoder
-from lumos.probes.eventprog import EventProgram, Variant
+from lumos.probes.eventprog import Variant, attach_events
 from lumos.probes.filter import check_filter, lookup, names_in, parse_filter
 from lumos.probes.stream import Stream, run_stream
 from lumos.session.args import (
@@ -79,35 +79,35 @@ def run(args) -> int:
         if expr is not None and args.ret:
             pairs = s.enter(create_map(hash_spec("lumos_pairs", 16, 8, MAX_OPEN_CALLS,
                                                  lru=True)))
-        program = EventProgram(variants, channel, target.pid, "lumos_trace", pairs)
-        attached = attach_sites(program.build, sites, target.pid, s.stack)
+        record_size, attached = attach_events(variants, sites, channel, target.pid,
+                                              "lumos_trace", s.stack, pairs)
         printer = Printer(functions, sites, variants, meta, args, target)
         s.banner(f"{plural(len(functions), 'function')} ({plural(len(sites), 'site')})",
                  [n for f in functions for n in f.notes]
                  + dropped_note(unprobeable, "no instruction a uprobe can sit on"),
-                 attached.skipped)
+                 [x for a in attached for x in a.skipped])
         if not args.json:
             printer.header()
         runner = s.start()
         if args.stack:  # symbolizing stacks is per event: the one-at-a-time printer
             if target.launched:
-                printer.symbolizer(target.pid).load_maps()
-            stream = run_stream(channel, runner, printer.handle, program.record_size,
-                                out=sys.stdout)
+                printer.symbolizer(target.pid).use_maps(target.launched.maps)
+            stream = run_stream(channel, runner, printer.handle, record_size, out=sys.stdout)
         else:
-            stream = _stream_lines(channel, runner, program, printer)
+            stream = _stream_lines(channel, runner, record_size, printer)
         report_lost(stream, args.json)
     return 0
 
 
-def _stream_lines(channel, runner, program, printer) -> Stream:
+def _stream_lines(channel, runner, record_size: int, printer) -> Stream:
     """Every record decoded and written a batch at a time (output/calllines.py)."""
     lines = CallLines([printer.functions[fi].name for fi, _ in printer.meta],
                       [k < 0 for _, k in printer.meta], [s.variant for s in printer.sites],
-                      printer.variants, printer.args.json, printer.go, printer.offset)
+                      printer.variants, printer.site_captures, printer.args.json, printer.go,
+                      printer.offset)
     sys.stdout.flush()
     out = sys.stdout.buffer
-    stream = Stream(channel, program.record_size)
+    stream = Stream(channel, record_size)
     stream.run(runner, lambda batch: out.write(lines.lines(batch)), flush=out.flush)
     return stream
 
@@ -136,6 +136,9 @@ def _apply_filter(functions: list[PlannedFunction], expr) -> list[PlannedFunctio
     return kept
 
 
+NAMED_UP_TO = 64  # functions whose variants keep argument names (see build_variants)
+
+
 def build_variants(functions, expr, want_ret: bool, user_stack: bool):
     """Sites and the deduplicated variants they run; meta[site] = (function, 'entry'|exit#)."""
     variants: list[Variant] = []
@@ -152,13 +155,18 @@ def build_variants(functions, expr, want_ret: bool, user_stack: bool):
         # With a filter, returns are sent only for the calls it accepted (paired in the
         # kernel by goroutine and frame). Otherwise no frame is read: one user read less.
         paired = expr is not None and want_ret
-        entry = Variant("entry", f.args, expr, f.args if expr else (), f.goroutine, user_stack,
+        # the kernel side needs no names (only a filter does): at package scale one body
+        # per shape; a few functions keep their names, for --dump-prog listings
+        named = expr is not None or len(functions) <= NAMED_UP_TO
+        args = f.args if named else shape_of(f.args)
+        entry = Variant("entry", args, expr, f.args if expr else (), f.goroutine, user_stack,
                         f.entry_sp_delta, frame=False, pairing="entry" if paired else "")
         sites.append(_with_variant(f.entry, vid(entry)))
         meta.append((fi, -1))
         if want_ret:
             for k, site in enumerate(f.exits):
-                v = Variant("return", f.results[k] if k < len(f.results) else (), None, (),
+                results = f.results[k] if k < len(f.results) else ()
+                v = Variant("return", results if named else shape_of(results), None, (),
                             f.goroutine, frame=False, pairing="exit" if paired else "",
                             sp_delta=-8 if site.retprobe else 0)  # uretprobe: RA popped
                 sites.append(_with_variant(site, vid(v)))
@@ -184,6 +192,10 @@ class Printer:
         self.exe = target.exe
         self.symbolizers: dict[int, Symbolizer] = {}  # per process: PIEs load anywhere
         self.go = any(f.goroutine is not None for f in functions)
+        # what each site's values are called and typed (the variants carry only shapes)
+        self.site_captures = [functions[fi].args if k < 0 else
+                              (functions[fi].results[k] if k < len(functions[fi].results)
+                               else ()) for fi, k in meta]
 
     def symbolizer(self, pid: int) -> Symbolizer:
         if pid not in self.symbolizers:
@@ -198,7 +210,7 @@ class Printer:
         ev = self.decoder.decode(rec)
         fi, k = self.meta[ev.site]
         f = self.functions[fi]
-        caps = self.variants[self.sites[ev.site].variant].captures
+        caps = self.site_captures[ev.site]
         if self.args.json:
             self._json(ev, f, k, caps)
         else:
