@@ -6,7 +6,9 @@
 # (runs flamegraph.pl for --svg), prometheus (scrapes `--prometheus` in the tests) and
 # chromium (opens the flame graphs in the tests); for the kernel tools' tests: taskset and
 # chrt (pin CPU hogs, a real-time sleeper), mkswap, swapon, losetup (swap space made in
-# the test), static glibc for the static C test programs.
+# the test), static glibc for the static C test programs; for the lumos http/sql tests:
+# PostgreSQL, wrk, openssl, and the Go sources of lib/pq and mattn/go-sqlite3 (built
+# offline from /usr/share/gocode).
 set -euo pipefail
 need=()
 command -v go >/dev/null || need+=(golang-go)
@@ -15,6 +17,12 @@ command -v gcc >/dev/null || need+=(gcc)
 command -v tmux >/dev/null || need+=(tmux)
 command -v curl >/dev/null || need+=(curl)
 command -v objdump >/dev/null || need+=(binutils)
+command -v wrk >/dev/null || need+=(wrk)
+command -v openssl >/dev/null || need+=(openssl)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+[ -d /usr/share/gocode/src/github.com/lib/pq ] || need+=(golang-github-lib-pq-dev)
+[ -d /usr/share/gocode/src/github.com/mattn/go-sqlite3 ] || \
+    need+=(golang-github-mattn-go-sqlite3-dev)
 [ -x /usr/bin/time ] || need+=(time)
 [ -e /usr/include/x86_64-linux-gnu/sys/sdt.h ] || need+=(systemtap-sdt-dev)
 command -v python3.11 >/dev/null || need+=(python3.11-minimal)

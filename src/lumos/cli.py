@@ -22,6 +22,8 @@ TOOLS = {
     "latency": "lumos.tools.latency",
     "flow": "lumos.tools.flow",
     "goroutines": "lumos.tools.goroutines",
+    "http": "lumos.tools.http",
+    "sql": "lumos.tools.sql",
     "usdt": "lumos.tools.usdt",
     "uflow": "lumos.tools.uflow",
     "stacks": "lumos.tools.stacks",

@@ -39,6 +39,7 @@ CGO_VARIANTS = {
     "cgo": [],
     "cgo-pie": ["-buildmode=pie"],
     "cgo-pie-stripped": ["-buildmode=pie", "-ldflags=-s -w"],
+    "cgo-stripped": ["-ldflags=-s -w"],
 }
 ENV = {"GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local", "GOPROXY": "off", "GO111MODULE": "on"}
 

@@ -147,6 +147,12 @@ class GoBinary:
                 raise GoFormatError(f"{self.path}: corrupt pclntab: {e}") from e
         return self._tab
 
+    @property
+    def moduledata(self):
+        """runtime.firstmoduledata (moduledata.ModuleData), or None if not found."""
+        with self._parse_errors():
+            self._table()
+        return self._md
     def source_lines(self):
         """PC -> source frames, inlined calls expanded (lumos.golang.inline.SourceLines)."""
         from lumos.golang.inline import SourceLines
