@@ -10,12 +10,11 @@ Printer, and the lines are put back in record order.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from lumos.output import columns as C
 from lumos.output.clock import epoch_column, stamp_column
+from lumos.output.writeall import write_all
 
 SERVER = 1                   # probes.reqrecord.SERVER
 F_STATUS, F_BYTES, F_PARENT, F_H2 = 1, 2, 8, 64
@@ -123,25 +122,6 @@ class ColumnWriter:
             recs, self.pending = self.pending, []
             rec = recs[0] if len(recs) == 1 else np.concatenate(recs)
             write_records(rec, self.printer, self.decoder, self.out)
-
-
-def write_all(out, text: str) -> None:
-    """Write text to out without losing any of it when a signal lands mid-write.
-
-    Measured here (CPython 3.11): a large sys.stdout.write() to a full pipe that Ctrl-C
-    interrupts after a partial write drops the rest of the string, silently (a reader
-    that drains the pipe only at the end sees lines cut in two). os.write() reports a
-    partial write and is simply called again for the rest.
-    """
-    try:
-        fd = out.fileno()
-    except (AttributeError, OSError, ValueError):   # a StringIO (tests)
-        out.write(text)
-        return
-    out.flush()
-    data = memoryview(text.encode())
-    while data:
-        data = data[os.write(fd, data[:1 << 16]):]
 
 
 def write_batch(batch, record, printer, decoder, out) -> None:

@@ -12,6 +12,7 @@ from lumos.output.clock import Clock, time_offset
 from lumos.output.govalues import format_values, json_value
 from lumos.output.jsonl import write_json
 from lumos.output.units import plural
+from lumos.output.writeall import write_all
 from lumos.probes.capture import shape_of
 from lumos.probes.channel import EventChannel
 from lumos.probes.decode import Decoder
@@ -105,10 +106,9 @@ def _stream_lines(channel, runner, record_size: int, printer) -> Stream:
                       [k < 0 for _, k in printer.meta], [s.variant for s in printer.sites],
                       printer.variants, printer.site_captures, printer.args.json, printer.go,
                       printer.offset)
-    sys.stdout.flush()
-    out = sys.stdout.buffer
     stream = Stream(channel, record_size)
-    stream.run(runner, lambda batch: out.write(lines.lines(batch)), flush=out.flush)
+    stream.run(runner, lambda batch: write_all(sys.stdout, lines.lines(batch)),
+               flush=sys.stdout.flush)
     return stream
 
 
