@@ -45,7 +45,6 @@ from lumos.bpf.prog import ProgramSpec
 from lumos.bpf.sys import BPF_PROG_TYPE_KPROBE
 from lumos.probes import codegen
 from lumos.probes.capture import WordLoc, load_sp
-from lumos.probes.frame import Frame
 from lumos.probes.stackcount import (
     STACK_KEY,
     STACK_VALUE,
@@ -73,7 +72,7 @@ class AllocMaps:
 def alloc_program(maps: AllocMaps, size_reg: str, setbucket_reg: str, free_reg: str,
                   tgid: int | None, attach_type: int) -> ProgramSpec:
     a = Asm()
-    frame = Frame()
+    frame = a.frame
     track = maps.buckets is not None
     codegen.save_ctx(a)
     codegen.tgid_filter(a, tgid, "out")

@@ -57,12 +57,12 @@ from lumos.bpf.asm import (
     st,
     stx,
 )
+from lumos.bpf.frame import Frame
 from lumos.bpf.maps import Map, MapSpec, create_map, hash_spec, stack_trace_spec
 from lumos.bpf.prog import ProgramSpec
 from lumos.bpf.sys import BPF_PROG_TYPE_KPROBE
 from lumos.probes import codegen
 from lumos.probes.capture import R_SP, WordLoc, emit_read_word, load_sp
-from lumos.probes.frame import Frame
 from lumos.probes.record import Field, Record
 
 BPF_F_USER_STACK = 1 << 8
@@ -195,7 +195,7 @@ def stack_program(maps: StackMaps, opt: StackOptions, prog_type: int, attach_typ
                   sp_deltas: tuple[int, ...] = (0,), name: str = "lumos_stackcnt") -> ProgramSpec:
     """One body per distinct sp_delta (the site's variant); perf events use one body."""
     a = Asm()
-    frame = Frame()
+    frame = a.frame
     uprobe = prog_type == BPF_PROG_TYPE_KPROBE
     a.comment("stack_program: R6 = ctx (pt_regs, or bpf_perf_event_data whose first "
               "member is pt_regs)")
