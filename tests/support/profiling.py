@@ -68,3 +68,69 @@ def screenshot(url: str, png: Path, width: int, height: int) -> None:
                             f"--window-size={width},{height}", f"--screenshot={png}", url],
                            capture_output=True, text=True, timeout=120)
     assert png.exists(), r.stderr[-2000:]
+
+
+ASYNC_PREEMPT = "runtime.asyncPreempt"
+
+
+def flat_shares(path: str, sample_index: int = -1, fold_async_preempt: bool = False,
+                fold_kernel: bool = False) -> dict[str, float]:
+    """{function: share of all samples whose leaf it is}, named as `go tool pprof -top`
+    names them ("main.mix (inline)" for an inlined frame), from the profile's own
+    protobuf. sample_index: which value (-1: the last, cpu nanoseconds).
+
+    fold_async_preempt: a sample whose leaf is runtime.asyncPreempt counts for the frame
+    below it. Go's SIGPROF handler names the PC it interrupted; when the preemption
+    signal (SIGURG, lower-numbered, so delivered first) came in the same return to user
+    mode, that PC is the first instruction of the asyncPreempt call the preemption
+    handler injected, and the frame below is the interrupted function at the interrupted
+    PC (asyncPreempt's "return address"). A perf-event sample sees the interrupted
+    function itself, as this folding does.
+
+    fold_kernel: kernel frames (lumos's "[kernel.kallsyms]" mapping) count for the user
+    frame below them. Go's CPU timer counts a thread's system time too, and its SIGPROF
+    lands on the user PC that entered the kernel: that is where Go puts those samples."""
+    from lumos.output.pprof import read_pprof
+    prof = read_pprof(path)
+    st = prof.string_table
+    names = {f.id: st[f.name] for f in prof.function}
+    kernel_maps = {m.id for m in prof.mapping if st[m.filename] == "[kernel.kallsyms]"}
+    kernel = {loc.id for loc in prof.location if loc.mapping_id in kernel_maps}
+    leaf_of = {}
+    for loc in prof.location:
+        if not loc.line:
+            leaf_of[loc.id] = f"{loc.address:#x}"
+            continue
+        name = names[loc.line[0].function_id]
+        leaf_of[loc.id] = name + (" (inline)" if len(loc.line) > 1 else "")
+    shares: dict[str, float] = {}
+    total = 0
+    for smp in prof.sample:
+        v = smp.value[sample_index]
+        total += v
+        ids = list(smp.location_id)
+        if fold_kernel:
+            user = [i for i in ids if i not in kernel]
+            ids = user or ids
+        if fold_async_preempt and ids and leaf_of[ids[0]] == ASYNC_PREEMPT and len(ids) > 1:
+            ids = ids[1:]
+        name = leaf_of[ids[0]] if ids else "[unknown]"
+        shares[name] = shares.get(name, 0) + v
+    return {k: v / total for k, v in shares.items()} if total else {}
+
+
+def agreement(mine: dict[str, float], theirs: dict[str, float], n: int = 20) -> float:
+    """How much of the top-n functions' flat share (by `theirs`) the two profiles agree
+    on: sum of min(share mine, share theirs) over sum of their shares (1.0: the same)."""
+    top = sorted(theirs, key=lambda k: -theirs[k])[:n]
+    want = sum(theirs[f] for f in top)
+    return sum(min(mine.get(f, 0.0), theirs[f]) for f in top) / want if want else 0.0
+
+
+def source_line(needle: str, program: str = "profiled") -> int:
+    """The line of tests/programs/go/PROGRAM/main.go that contains needle."""
+    from support.gobuild import PROGRAMS
+    for i, line in enumerate((PROGRAMS / program / "main.go").read_text().splitlines(), 1):
+        if needle in line:
+            return i
+    raise AssertionError(needle)

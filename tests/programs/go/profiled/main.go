@@ -3,7 +3,7 @@
 //
 //	profiled stacks N          a -> b -> inl (inlined into b) -> c, N times; prints "calls N"
 //	                           and waits for another line (or EOF) before it exits
-//	profiled cpu SECONDS F     hot (80%, with mix inlined) and warm (20%) loops for SECONDS;
+//	profiled cpu SECONDS F     hot (80%, with mix inlined) and warm (20%) loops of random lengths for SECONDS;
 //	                           writes Go's own CPU profile to F (F "-" for none)
 //	profiled alloc SECONDS MBPS F   allocates MBPS MiB/s for SECONDS: 3/4 in allocBig
 //	                           (64 KiB slices), 1/4 in allocSmall (inlined newNode, 256 B
@@ -116,9 +116,17 @@ func main() {
 			defer func() { pprof.StopCPUProfile(); f.Close() }()
 		}
 		end := time.Now().Add(time.Duration(secs * float64(time.Second)))
+		// loop lengths vary at random around 4:1 (hot:warm), so the program has no period
+		// for a sampling profiler's period to alias with (with fixed lengths, samples
+		// 10 ms apart land at slowly drifting phases of a fixed cycle: correlated, and
+		// two profilers of one run disagree by far more than their sample counts say)
+		r := uint64(88172645463325252)
 		for time.Now().Before(end) {
-			sink += int(hot(400000))
-			sink += int(warm(100000))
+			r ^= r << 13
+			r ^= r >> 7
+			r ^= r << 17
+			sink += int(hot(200000 + int(r%400000)))
+			sink += int(warm(50000 + int((r>>32)%100000)))
 		}
 		fmt.Println("done")
 	case "alloc":
