@@ -165,3 +165,29 @@ def leaf_names(path: str, **fold) -> dict[int, tuple[str, ...]]:
 def num_samples(path: str) -> int:
     from lumos.output.pprof import read_pprof
     return sum(smp.value[0] for smp in read_pprof(path).sample)
+
+
+def run_tool_pid(tool_args: list[str], prog_argv: list[str], timeout: float = 120
+                 ) -> tuple[subprocess.CompletedProcess, str]:
+    """lumos TOOL -p PID ... on a `profiled` program already running (it waits for a line
+    on stdin): the line is sent once lumos's banner says the probes are attached; lumos
+    ends when the program exits. (lumos's result, the program's stdout)."""
+    prog = subprocess.Popen(prog_argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert prog.stdout.readline().strip() == "ready"
+        lum = subprocess.Popen([*LUMOS, *tool_args[:1], "-p", str(prog.pid), *tool_args[1:]],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = lum.stderr.readline()
+        assert first.startswith("Tracing"), first + lum.stderr.read()
+        prog.stdin.write("\n")
+        prog.stdin.flush()
+        out = prog.stdout.read()
+        prog.wait(timeout=timeout)
+        stdout, stderr = lum.communicate(timeout=timeout)
+    finally:
+        if prog.poll() is None:
+            prog.kill()
+            prog.wait()
+    r = subprocess.CompletedProcess(lum.args, lum.returncode, stdout, first + stderr)
+    assert r.returncode == 0, r.stderr
+    return r, out
