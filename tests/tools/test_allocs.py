@@ -55,26 +55,32 @@ def test_pid_attach_matches_to_the_byte(tmp_path):
         assert abs(mine[fn][0] - theirs[fn][0]) <= 4, (fn, mine[fn], theirs[fn])
 
 
-def test_every_counts_each_allocation(tmp_path):
-    exe = build("profiled", "1.19", "default")
+@pytest.mark.parametrize("version,variant", [("1.19", "default"), ("1.27.3", "pie")])
+def test_every_counts_each_allocation_and_its_type(version, variant, tmp_path):
+    exe = build("profiled", version, variant)
     prof = tmp_path / "every.pb.gz"
     r = run_tool("allocs", "--every", "-c", f"{exe} alloc 1 50 -", "--pprof", str(prof),
                  "--json")
     words = r.stdout.split("allocated ")[1].split()
     nbig, nsmall = int(words[2]), int(words[4])
-    # every allocation, exact: per (function, size asked for), the program's own counts
-    # (a node is 248 bytes, rounded up to 256 by the allocator)
-    counts: dict[tuple[str, str], list[int]] = {}
+    # every allocation, exact: per (function, size asked for, type), the program's own
+    # counts (a node is 248 bytes, rounded up to 256 by the allocator); the type is
+    # mallocgc's typ named from the binary: a node, and the 64 KiB backing array of a
+    # []byte (mallocgc gets the element type: uint8)
+    counts: dict[tuple[str, str, str], list[int]] = {}
     prof_ = read_pprof(str(prof))
     st = prof_.string_table
     funcs = {f.id: st[f.name] for f in prof_.function}
     locs = {loc.id: funcs[loc.line[0].function_id] for loc in prof_.location}
     for smp in prof_.sample:
-        if not smp.location_id:  # no user stack (the kernel could not walk it)
-            continue
-        size = next(st[lb.str] for lb in smp.label if st[lb.key] == "bytes")
-        acc = counts.setdefault((locs[smp.location_id[0]], size), [0, 0])
+        labels = {st[lb.key]: st[lb.str] for lb in smp.label}
+        acc = counts.setdefault((locs[smp.location_id[0]], labels["bytes"], labels["type"]),
+                                [0, 0])
         acc[0] += smp.value[0]
         acc[1] += smp.value[1]
-    assert counts[("main.allocBig", str(64 << 10))] == [nbig, nbig * (64 << 10)]
-    assert counts[("main.newNode", "248")] == [nsmall, nsmall * 248]
+    assert counts[("main.allocBig", str(64 << 10), "[65536]uint8")] == [nbig, nbig * (64 << 10)]
+    assert counts[("main.newNode", "248", "main.node")] == [nsmall, nsmall * 248]
+    assert ("[unknown]", "248", "main.node") not in counts  # every stack was walked
+    rows = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    assert {"func": "main.newNode", "type": "main.node", "alloc_objects": nsmall,
+            "alloc_space": nsmall * 248} in rows

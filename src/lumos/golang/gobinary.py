@@ -154,6 +154,14 @@ class GoBinary:
             tab = self._table()
             return SourceLines(tab, self.elf, self._md)
 
+    def type_names(self):
+        """Runtime type descriptor address -> name (lumos.golang.typenames.TypeNames);
+        None when runtime.firstmoduledata is not found."""
+        from lumos.golang.typenames import TypeNames
+        with self._parse_errors():
+            self._table()
+            return TypeNames(self.elf, self._md.vaddr, self.minor) if self._md else None
+
     def close(self) -> None:
         """Save what was learnt to the cache and close the file."""
         self.save_cache()

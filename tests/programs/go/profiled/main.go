@@ -8,6 +8,9 @@
 //	profiled alloc SECONDS MBPS F   allocates MBPS MiB/s for SECONDS: 3/4 in allocBig
 //	                           (64 KiB slices), 1/4 in allocSmall (inlined newNode, 256 B
 //	                           objects); then runtime.GC and Go's own heap profile to F
+//	profiled types             for a few values: "type 0xADDR SIZE NAME", the type word of
+//	                           the value as an `any` (its descriptor's address) and what
+//	                           reflect says of it; then waits
 //
 // Each mode waits for a line on stdin before starting, so a tracer can attach first
 // (it prints "ready" to stdout when it is waiting).
@@ -17,10 +20,12 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"reflect"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"time"
+	"unsafe"
 )
 
 var sink int
@@ -94,11 +99,19 @@ func wait() {
 }
 
 func main() {
-	if len(os.Args) < 3 {
-		fmt.Fprintln(os.Stderr, "usage: profiled stacks N | cpu SECONDS F | alloc SECONDS MBPS F")
+	if len(os.Args) < 2 || len(os.Args) < 3 && os.Args[1] != "types" {
+		fmt.Fprintln(os.Stderr, "usage: profiled stacks N | cpu SECONDS F | alloc SECONDS MBPS F | types x")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
+	case "types":
+		for _, v := range []any{node{}, &node{}, uint8(0), []uint8(nil), "", []*node(nil),
+			map[string]int(nil), [4]uint64{}, time.Duration(0)} {
+			w := (*[2]uintptr)(unsafe.Pointer(&v))[0]
+			t := reflect.TypeOf(v)
+			fmt.Printf("type %#x %d %s\n", w, t.Size(), t.String())
+		}
+		wait()
 	case "stacks":
 		n, _ := strconv.Atoi(os.Args[2])
 		wait()
