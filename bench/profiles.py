@@ -1,8 +1,8 @@
-"""Truth and speed of allocs and profile, each row in one run, side by side with the
+"""Truth and speed of allocs, profile and stacks, each row in one run, side by side with the
 program's own runtime/pprof profiles and bpftrace's `profile:hz:99 { @[ustack] = count(); }`.
 
-    .venv/bin/python bench/profiles.py [allocs] [profile]   (root; figures go to
-                                                            bench/RESULTS.md by hand)
+    .venv/bin/python bench/profiles.py [allocs] [profile] [stacks]   (root; figures go
+                                                                     to bench/RESULTS.md)
 
 CPU time is the traced program's own (user + sys, from wait4's rusage): what tracing
 adds to it. Peak RSS is lumos's (its rusage as a child of this script).
@@ -32,11 +32,12 @@ from support.profiling import (  # noqa: E402
 LUMOS = [sys.executable, "-m", "lumos.cli"]
 
 
-def run_prog(argv, tracer=None, ready="Tracing", env=None):
+def run_prog(argv, tracer=None, ready="Tracing", env=None, settle=0.0):
     """(program CPU s, program stdout, tracer rusage): the program waits for a line on
     stdin, sent once the tracer says it is attached (a line of its output starting with
     `ready`: lumos's banner on stderr, bpftrace's "Attaching" on stdout), so nothing the
-    program does is missed by a tracer still starting."""
+    program does is missed by a tracer still starting. bpftrace prints "Attaching" before
+    it attaches (and a SIGINT soon after went unanswered here): `settle` more seconds."""
     prog = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                             env=env)
     assert prog.stdout.readline().strip() == "ready"
@@ -51,8 +52,9 @@ def run_prog(argv, tracer=None, ready="Tracing", env=None):
             drains.append(t)
         while not lines.get(timeout=60).startswith(ready):
             pass
+        time.sleep(settle)
     prog.stdin.write("\n")
-    prog.stdin.flush()
+    prog.stdin.close()   # `profiled stacks` waits for a second line or EOF at its end
     out = prog.stdout.read()
     _, status, ru = os.wait4(prog.pid, 0)
     prog.returncode = status
@@ -123,7 +125,7 @@ def profile_rows(tmp, version="1.27.3", secs="20"):
                                           "--pprof", f"{tmp}/x.pb.gz"])
     bt, _, bru = run_prog([exe, *args], ["bpftrace", "-e",
                                          "profile:hz:99 /pid == PID/ { @[ustack] = count(); }"],
-                          ready="Attaching")
+                          ready="Attaching", settle=2)
     print(f"profile overhead, 5 s hot loop: program CPU untraced {base:.2f} s, lumos "
           f"{lum:.2f} s, bpftrace {bt:.2f} s; peak RSS lumos {lru.ru_maxrss / 1024:.0f} MiB, "
           f"bpftrace {bru.ru_maxrss / 1024:.0f} MiB")
@@ -144,10 +146,31 @@ def profile_rows(tmp, version="1.27.3", secs="20"):
     print(f"writing a pprof of {len(samples)} samples: {1000 * (time.perf_counter() - t):.0f} ms")
 
 
+def stacks_rows(tmp, version="1.27.3", n=300_000):
+    """Per-hit cost of counting the stacks that reach main.c (a -> b -> inl -> c), lumos
+    stacks against bpftrace's `uprobe:...:main.c { @[ustack] = count(); }`."""
+    exe = str(build("profiled", version, "default"))
+    args = [exe, "stacks", str(n)]
+    base, _, _ = run_prog(args)
+    lum, out, lru = run_prog(args, [*LUMOS, "stacks", "-p", "PID", "main.c", "--pprof",
+                                    f"{tmp}/s.pb.gz"])
+    assert f"calls {n}" in out
+    got = num_samples(f"{tmp}/s.pb.gz")
+    bt, _, bru = run_prog(args, ["bpftrace", "-e",
+                                 f"uprobe:{exe}:main.c {{ @[ustack] = count(); }}"],
+                          ready="Attaching", settle=2)
+    print(f"stacks main.c, {n} calls (Go {version}): program CPU untraced {base:.2f} s, lumos "
+          f"{lum:.2f} s (+{1e6 * (lum - base) / n:.2f} us per call, {got} counted), bpftrace "
+          f"{bt:.2f} s (+{1e6 * (bt - base) / n:.2f} us per call); peak RSS lumos "
+          f"{lru.ru_maxrss / 1024:.0f} MiB, bpftrace {bru.ru_maxrss / 1024:.0f} MiB")
+
+
 if __name__ == "__main__":
-    parts = sys.argv[1:] or ["allocs", "profile"]   # bench/profiles.py [allocs] [profile]
+    parts = sys.argv[1:] or ["allocs", "profile", "stacks"]  # bench/profiles.py [part...]
     with tempfile.TemporaryDirectory() as tmp:
         if "allocs" in parts:
             allocs_rows(tmp)
         if "profile" in parts:
             profile_rows(tmp)
+        if "stacks" in parts:
+            stacks_rows(tmp)
