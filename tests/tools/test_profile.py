@@ -20,6 +20,8 @@ from support.profiling import (
     run_tool,
 )
 
+from lumos.output.pprof import read_pprof
+
 
 @pytest.mark.parametrize("version,variant", [("1.19", "default"), ("1.27.3", "pie")])
 def test_hot_function_on_top(version, variant, tmp_path):
@@ -80,6 +82,25 @@ def test_flat_shares_agree_with_go(version, variant, tmp_path):
         {names_go[a] for a in common}
     for addr in common:
         assert names_mine[addr] == names_go[addr], hex(addr)
+    # frameless leaves keep their caller: hot and warm push no frame, yet every sample
+    # in them (and in mix, inlined into hot) has main.main below, as in Go's profile
+    for path in (prof, own):
+        assert physical_callers(str(path), {"main.hot", "main.warm", "main.mix"}) == \
+            {"main.main"}, path
+
+
+def physical_callers(path: str, leaves: set[str]) -> set[str]:
+    """The functions physically below the leaf location of samples that end in leaves."""
+    p = read_pprof(path)
+    st = p.string_table
+    names = {f.id: st[f.name] for f in p.function}
+    locs = {loc.id: [names[ln.function_id] for ln in loc.line] for loc in p.location}
+    out = set()
+    for smp in p.sample:
+        ids = list(smp.location_id)
+        if ids and locs[ids[0]][0] in leaves:
+            out.add(locs[ids[1]][-1] if len(ids) > 1 else "(none)")
+    return out
 
 def test_whole_machine_sees_the_process(tmp_path):
     exe = build("profiled", "1.19", "default")
