@@ -16,7 +16,7 @@ import json
 import pytest
 from conftest import run_lumos
 from support.gobuild import VARIANTS, VERSIONS, build
-from test_trace_types import check, pair_calls
+from support.truth import check, pair_calls
 
 SIGNATURES = {
     "main.Unnamed": "main.Unnamed(n int) (int, error)",

@@ -162,6 +162,21 @@ class GoBinary:
             self._table()
             return TypeNames(self.elf, self._md.vaddr, self.minor) if self._md else None
 
+    def inlined_into(self, name: str, limit: int = 5) -> list[str]:
+        """Functions `name` was inlined into (it has no code of its own there): searched
+        in its own package, where the compiler inlines most; at most `limit`."""
+        from lumos.golang.pclntab import package_of
+        lines = self.source_lines()
+        pkg = package_of(name)
+        out = []
+        with self._parse_errors():
+            for fn in self.functions:
+                if fn.package == pkg and name in lines.inlined_names(fn):
+                    out.append(fn.name)
+                    if len(out) >= limit:
+                        break
+        return out
+
     def close(self) -> None:
         """Save what was learnt to the cache and close the file."""
         self.save_cache()

@@ -52,6 +52,11 @@ def const(text: bytes, rows: int) -> Piece:
     return Piece(np.broadcast_to(np.frombuffer(text, np.uint8), (rows, len(text))), None)
 
 
+def empty(rows: int) -> Piece:
+    """No text on any row."""
+    return Piece(np.zeros((rows, 0), np.uint8), None)
+
+
 def text(buf: np.ndarray, lens: np.ndarray) -> Piece:
     """Bytes as they are (the caller made sure they need no quoting), lens[i] of row i."""
     lens = np.asarray(lens)

@@ -51,6 +51,12 @@ def _decode_rune(data: bytes, i: int) -> tuple[str | None, int]:
 def format_value(cap: Capture, value) -> str:
     if value is UNREADABLE:
         return "?"
+    if cap.kind == "cstring":  # C: NULL, and a cut string just trails off
+        if value is None:
+            return "NULL"
+        return go_quote(value.data) + ("..." if value.truncated else "")
+    if cap.kind == "hex":
+        return f"{value:#x}"
     if isinstance(value, Text):
         text = go_quote(value.data) if cap.kind == "string" else _bytes_literal(value.data)
         if value.truncated:
@@ -59,7 +65,9 @@ def format_value(cap: Capture, value) -> str:
     if cap.kind == "bool":
         return "true" if value else "false"
     if cap.kind == "pointer":
-        return "nil" if value == 0 else f"{value:#x}"
+        if value == 0:  # C types are written 'char *', Go's '*main.T'
+            return "NULL" if cap.type_name.endswith("*") else "nil"
+        return f"{value:#x}"
     if cap.kind == "float":
         return repr(value)
     if cap.kind == "slice":
@@ -68,7 +76,9 @@ def format_value(cap: Capture, value) -> str:
     if cap.kind == "iface":
         typ, data = value
         return "nil" if typ == 0 else f"{cap.type_name or 'interface'}({typ:#x}, {data:#x})"
-    if isinstance(value, tuple):
+    if isinstance(value, tuple):  # raw words: one is a number, more a {..} list
+        if len(value) == 1:
+            return f"{value[0]:#x}"
         return "{" + ", ".join(f"{w:#x}" for w in value) + "}"
     return str(value)
 
@@ -99,6 +109,13 @@ def json_value(cap: Capture, value):
     """A JSON-friendly value: strings as text (and hex if not UTF-8), words as lists."""
     if value is UNREADABLE:
         return None
+    if cap.kind == "cstring":
+        if value is None:
+            return None
+        out = {"str": value.data.decode("utf-8", "backslashreplace")}
+        if value.truncated:
+            out["truncated"] = True
+        return out
     if isinstance(value, Text):
         out = {"len": value.length}
         try:

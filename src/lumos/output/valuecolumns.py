@@ -14,10 +14,10 @@ import orjson
 
 from lumos.output import columns as C
 from lumos.output.govalues import format_value, json_value
-from lumos.probes.capture import Capture
+from lumos.probes.capture import READ_FAILED, Capture
 from lumos.probes.decode import UNREADABLE, Text
 
-FAST_KINDS = ("int", "uint", "bool", "pointer", "string", "bytes")
+FAST_KINDS = ("int", "uint", "bool", "pointer", "string", "bytes", "hex")
 
 
 def _word(rec, cap: Capture, i: int) -> np.ndarray:
@@ -47,9 +47,18 @@ def python_values(rec, cap: Capture, rows) -> list:
     if not all(w.readable for w in cap.words):
         return [UNREADABLE] * len(rows)
     words = [_word(rec, cap, i)[rows].tolist() for i in range(len(cap.words))]
+    if cap.kind == "cstring":
+        n = rec[f"{cap.name}.n"][rows].tolist()
+        buf = rec[f"{cap.name}.bytes"][rows]
+        return [None if p == 0 else UNREADABLE if k <= 0 else
+                Text(buf[j, :k - 1].tobytes(), k - 1 + (k == cap.str_max))
+                for j, (p, k) in enumerate(zip(words[0], n, strict=True))]
+    if cap.kind == "hex":
+        return words[0]
     if cap.kind in ("string", "bytes"):
         buf, copied, full = _string_parts(rec, cap)
-        return [Text(buf[r, :copied[r]].tobytes(), int(full[r])) for r in rows]
+        return [UNREADABLE if int(full[r]) & READ_FAILED and full[r] >= 0 else
+                Text(buf[r, :copied[r]].tobytes(), int(full[r])) for r in rows]
     if cap.kind in ("int", "uint", "bool"):
         vals = _int_values(rec, cap)[rows].tolist()
         return [bool(v) for v in vals] if cap.kind == "bool" else vals
@@ -88,15 +97,28 @@ def text_piece(rec, cap: Capture) -> C.Piece:
     if cap.kind == "bool":
         v = _int_values(rec, cap) != 0
         return C.select(v, C.const(b"true", n), C.const(b"false", n))
+    if cap.kind == "hex":
+        return C.hexadecimal(_word(rec, cap, 0))
     if cap.kind == "pointer":
         w = _word(rec, cap, 0)
-        return C.select(w == 0, C.const(b"nil", n), C.hexadecimal(w))
+        null = b"NULL" if cap.type_name.endswith("*") else b"nil"  # C 'char *', Go '*T'
+        return C.select(w == 0, C.const(null, n), C.hexadecimal(w))
     buf, copied, full = _string_parts(rec, cap)
-    safe = C.safe_text_rows(buf, copied) & (full <= cap.str_max)
+    safe, cut = _plain_strings(buf, copied, full, cap)
     opener = b'"' if cap.kind == "string" else b'[]byte("'
     closer = b'"' if cap.kind == "string" else b'")'
-    fast = C.join([C.const(opener, n), C.text(buf, copied), C.const(closer, n)])
-    return _with_slow_rows(fast, safe, rec, cap, _text_render)
+    pieces = [C.const(opener, n), C.text(buf, copied), C.const(closer, n)]
+    if cut.any():  # "abc"...(+123): what --strlen left out
+        more = C.join([C.const(b"...(+", n), C.decimal(full - copied), C.const(b")", n)])
+        pieces.append(C.select(cut, more, C.empty(n)))
+    return _with_slow_rows(C.join(pieces), safe, rec, cap, _text_render)
+
+
+def _plain_strings(buf, copied, full, cap: Capture):
+    """(rows numpy alone can format: read, printable ASCII without quotes or
+    backslashes; rows cut at --strlen)."""
+    read = (full >= 0) & ((full & READ_FAILED) == 0)
+    return C.safe_text_rows(buf, copied) & read, read & (full > cap.str_max)
 
 
 def _json_render(cap: Capture, value) -> bytes:
@@ -108,13 +130,17 @@ def json_piece(rec, cap: Capture) -> C.Piece:
     n = len(rec)
     if cap.kind not in FAST_KINDS or not all(w.readable for w in cap.words):
         return _slow(rec, cap, np.arange(n), _json_render)
-    if cap.kind in ("int", "uint", "pointer"):
-        return C.decimal(_int_values(rec, cap) if cap.kind != "pointer" else _word(rec, cap, 0))
+    if cap.kind in ("int", "uint", "pointer", "hex"):
+        return C.decimal(_int_values(rec, cap) if cap.kind in ("int", "uint")
+                         else _word(rec, cap, 0))
     if cap.kind == "bool":
         v = _int_values(rec, cap) != 0
         return C.select(v, C.const(b"true", n), C.const(b"false", n))
     buf, copied, full = _string_parts(rec, cap)
-    safe = C.safe_text_rows(buf, copied) & (full <= cap.str_max)
-    fast = C.join([C.const(b'{"len":', n), C.decimal(full), C.const(b',"str":"', n),
-                   C.text(buf, copied), C.const(b'"}', n)])
-    return _with_slow_rows(fast, safe, rec, cap, _json_render)
+    safe, cut = _plain_strings(buf, copied, full, cap)
+    pieces = [C.const(b'{"len":', n), C.decimal(full), C.const(b',"str":"', n),
+              C.text(buf, copied), C.const(b'"', n)]
+    if cut.any():
+        pieces.append(C.select(cut, C.const(b',"truncated":true', n), C.empty(n)))
+    pieces.append(C.const(b"}", n))
+    return _with_slow_rows(C.join(pieces), safe, rec, cap, _json_render)

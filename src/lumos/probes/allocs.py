@@ -75,7 +75,7 @@ def alloc_program(maps: AllocMaps, size_reg: str, setbucket_reg: str, free_reg: 
     """type_reg: the register holding the allocated *_type (mallocgc's typ), put in the
     key's aux2 so each (stack, size, type) is counted apart; None: not read."""
     a = Asm()
-    frame = a.frame
+    frame = a.frame  # one frame for every emitter of the program
     track = maps.buckets is not None
     codegen.save_ctx(a)
     codegen.tgid_filter(a, tgid, "out")

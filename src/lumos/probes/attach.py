@@ -61,17 +61,18 @@ def attach_sites(build: Callable[[int], ProgramSpec], sites: list[ProbeSite],
     attach_type = bsys.BPF_TRACE_UPROBE_MULTI if mode == MULTI else 0
     prog = stack.enter_context(load_program(build(attach_type)))
     numbered = zip(indexes, sites, strict=True) if indexes is not None else enumerate(sites)
-    indexed = sorted(numbered, key=lambda t: t[1].path)
+    # one link per file and kind: uretprobes are a flag of the whole uprobe_multi link
+    indexed = sorted(numbered, key=lambda t: (t[1].path, t[1].retprobe))
     links: list[Link] = []
     skipped: list[ProbeSite] = []
     if mode == PER_SITE:
         ensure_fd_limit(2 * len(sites))
-    for path, group in groupby(indexed, key=lambda t: t[1].path):
+    for (path, ret), group in groupby(indexed, key=lambda t: (t[1].path, t[1].retprobe)):
         group = list(group)
         if mode == MULTI:
-            got, bad = _attach_multi(prog, path, group, pid)
+            got, bad = _attach_multi(prog, path, group, pid, ret)
         else:
-            got, bad = _attach_each(prog, path, group, pid)
+            got, bad = _attach_each(prog, path, group, pid, ret)
         links.extend(stack.enter_context(link) for link in got)
         skipped.extend(bad)
     if not links:
@@ -84,11 +85,11 @@ def _refused(e: AttachError) -> bool:
     return e.errno in (ENOTSUPP, errno.EINVAL, errno.EOPNOTSUPP)
 
 
-def _attach_multi(prog, path, group, pid) -> tuple[list[Link], list[ProbeSite]]:
+def _attach_multi(prog, path, group, pid, ret=False) -> tuple[list[Link], list[ProbeSite]]:
     """One link for the group; if the kernel refuses a site, bisect to isolate it."""
     try:
         return [attach_uprobe_multi(prog, path, [s.offset for _, s in group],
-                                    [s.cookie(i) for i, s in group], pid or -1,
+                                    [s.cookie(i) for i, s in group], pid or -1, ret,
                                     ref_ctr_offsets=[s.ref_ctr_offset for _, s in group])], []
     except AttachError as e:
         if not _refused(e):
@@ -99,7 +100,7 @@ def _attach_multi(prog, path, group, pid) -> tuple[list[Link], list[ProbeSite]]:
     links, bad = [], []
     try:
         for part in (group[:half], group[half:]):
-            got, refused = _attach_multi(prog, path, part, pid)
+            got, refused = _attach_multi(prog, path, part, pid, ret)
             links += got
             bad += refused
     except BaseException:
@@ -109,13 +110,13 @@ def _attach_multi(prog, path, group, pid) -> tuple[list[Link], list[ProbeSite]]:
     return links, bad
 
 
-def _attach_each(prog, path, group, pid) -> tuple[list[Link], list[ProbeSite]]:
+def _attach_each(prog, path, group, pid, ret=False) -> tuple[list[Link], list[ProbeSite]]:
     per: list[Link] = []
     bad: list[ProbeSite] = []
     try:
         for i, s in group:
             try:
-                per.append(attach_uprobe(prog, path, s.offset, pid or -1, s.cookie(i),
+                per.append(attach_uprobe(prog, path, s.offset, pid or -1, s.cookie(i), ret,
                                          ref_ctr_offset=s.ref_ctr_offset))
             except AttachError as e:
                 if not _refused(e):

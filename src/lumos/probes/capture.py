@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lumos.bpf.asm import (
+    R0,
     R1,
     R2,
     R3,
@@ -23,10 +24,13 @@ from lumos.bpf.asm import (
     Add,
     Asm,
     Helper,
+    Jeq,
     Jle,
     Mov,
+    Or,
     Reg,
     call,
+    ld_imm64,
     ldx,
     stx,
 )
@@ -43,6 +47,9 @@ HEADER_RECORD = Record("event_header", [
     Field("frame", "s32", doc="g.stack.hi - SP at entry: the call's frame id"),
 ])
 HEADER = HEADER_RECORD.struct
+# Set in a string's length word when its bytes could not be read (Go lengths stay far
+# below 2^48, so the bit never belongs to a real length).
+READ_FAILED = 1 << 62
 HEADER_SIZE = HEADER_RECORD.size  # 32
 
 
@@ -86,8 +93,10 @@ class WordLoc:
 
 
 # How a capture's words are turned into a value in user space.
+# cstring: a C string behind a pointer, copied up to its NUL (its record slots: the
+# pointer, the copied length from bpf_probe_read_user_str, the bytes); hex: a raw word.
 KINDS = ("int", "uint", "bool", "float", "pointer", "string", "bytes", "slice", "iface",
-         "words")
+         "words", "cstring", "hex")
 
 
 @dataclass(frozen=True)
@@ -102,11 +111,21 @@ class Capture:
 
     @property
     def copies_bytes(self) -> bool:
-        return self.kind in ("string", "bytes") and self.str_max > 0
+        return self.kind in ("string", "bytes", "cstring") and self.str_max > 0
 
     @property
     def record_size(self) -> int:
-        return 8 * len(self.words) + (_align8(self.str_max) if self.copies_bytes else 0)
+        extra = 8 if self.kind == "cstring" else 0  # the copied length
+        return 8 * len(self.words) + extra + (_align8(self.str_max) if self.copies_bytes else 0)
+
+
+def shape_of(captures) -> tuple[Capture, ...]:
+    """The captures as the kernel side sees them: what to read and how much, without the
+    names and types that only printing needs. Functions whose arguments have one shape
+    share one body of an event program (see eventprog.attach_events)."""
+    from dataclasses import replace
+    return tuple(replace(c, name=f"a{i}", type_name="", source="")
+                 for i, c in enumerate(captures))
 
 
 @dataclass
@@ -121,16 +140,25 @@ class RecordLayout:
 
     def __post_init__(self):
         fields: list[Field] = []
+        self.keys = []   # each capture's field prefix: its name, made unique ('_', '_#1')
+        seen: dict[str, int] = {}
         for c in self.captures:
-            fields += [Field(f"{c.name}.w{i}", "u64", doc=f"{c.type_name} word {i}")
+            k = seen.get(c.name, 0)
+            seen[c.name] = k + 1
+            key = c.name if k == 0 else f"{c.name}#{k}"
+            self.keys.append(key)
+            fields += [Field(f"{key}.w{i}", "u64", doc=f"{c.type_name} word {i}")
                        for i in range(len(c.words))]
+            if c.kind == "cstring":
+                fields.append(Field(f"{key}.n", "s64", doc="bytes copied with the NUL, "
+                                    "or -errno (bpf_probe_read_user_str)"))
             if c.copies_bytes:
-                fields.append(Field(f"{c.name}.bytes", "bytes", _align8(c.str_max),
+                fields.append(Field(f"{key}.bytes", "bytes", _align8(c.str_max),
                                     doc=f"up to {c.str_max} bytes behind w0"))
         self.record = HEADER_RECORD.extend("event", fields)
-        self.offsets = [self.record.offset(f"{c.name}.w0") if c.words
-                        else self.record.offset(f"{c.name}.bytes") if c.copies_bytes
-                        else HEADER_SIZE for c in self.captures]
+        self.offsets = [self.record.offset(f"{k}.w0") if c.words
+                        else self.record.offset(f"{k}.bytes") if c.copies_bytes
+                        else HEADER_SIZE for c, k in zip(self.captures, self.keys, strict=True)]
         self.size = self.record.size
 
 
@@ -172,6 +200,14 @@ def emit_capture(a: Asm, cap: Capture, rec_off: int) -> None:
         emit_read_word(a, loc, R8, rec_off + 8 * i)
     if not cap.copies_bytes:
         return
+    if cap.kind == "cstring":
+        a.comment(f"emit_capture: {cap.name}: the C string up to its NUL, at most "
+                  f"{cap.str_max} bytes -> record+{rec_off + 16}; copied length (or -errno) "
+                  f"-> record+{rec_off + 8}")
+        a.emit(Mov.reg(R1, R8), Add.imm(R1, rec_off + 16), Mov.imm(R2, cap.str_max),
+               ldx(8, R3, R8, rec_off), call(Helper.probe_read_user_str),
+               stx(8, R8, rec_off + 8, R0))
+        return
     # Copy min(len, str_max) bytes from ptr. The unsigned compare also clamps a
     # negative length; the verifier learns the bound [0, str_max] from the jump.
     clamped = a.fresh("clamped")
@@ -180,6 +216,12 @@ def emit_capture(a: Asm, cap: Capture, rec_off: int) -> None:
     a.emit(ldx(8, R2, R8, rec_off + 8), Jle.imm(R2, cap.str_max, clamped),
            Mov.imm(R2, cap.str_max))
     a.label(clamped)
+    read = a.fresh("read")
     a.emit(Mov.reg(R1, R8), Add.imm(R1, rec_off + 8 * len(cap.words)),
            ldx(8, R3, R8, rec_off), call(Helper.probe_read_user))
+    a.comment(f"emit_capture: {cap.name}: the bytes could not be read (a page not yet "
+              f"mapped in): flag the length word with bit 62, so they are never shown")
+    a.emit(Jeq.imm(R0, 0, read), ldx(8, R1, R8, rec_off + 8), ld_imm64(R2, READ_FAILED),
+           Or.reg(R1, R2), stx(8, R8, rec_off + 8, R1))
+    a.label(read)
 

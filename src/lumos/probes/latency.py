@@ -107,10 +107,10 @@ class LatencyProbe:
         self.max_keys = max_keys
         # shapes: what an entry / exit block depends on besides the function id
         self.entry_shapes: list[tuple] = []
-        self.exit_shapes: list[GoroutineSource | None] = []
+        self.exit_shapes: list[tuple[GoroutineSource | None, int]] = []
         self.sites = ([self._tag(s, self._entry_shape(functions[s.func_index]), 0)
                        for s in entries]
-                      + [self._tag(s, self._exit_shape(functions[s.func_index]), 1)
+                      + [self._tag(s, self._exit_shape(functions[s.func_index], s), 1)
                          for s in exits])
         self.attached: Attached | None = None
 
@@ -120,10 +120,13 @@ class LatencyProbe:
             self.entry_shapes.append(shape)
         return self.entry_shapes.index(shape)
 
-    def _exit_shape(self, fn: LatencyFunction) -> int:
-        if fn.goroutine not in self.exit_shapes:
-            self.exit_shapes.append(fn.goroutine)
-        return self.exit_shapes.index(fn.goroutine)
+    def _exit_shape(self, fn: LatencyFunction, site: ProbeSite) -> int:
+        # at a RET, SP is back to its value at entry; at a uretprobe (C code) the return
+        # address has been popped: SP is 8 above
+        shape = (fn.goroutine, -8 if site.retprobe else 0)
+        if shape not in self.exit_shapes:
+            self.exit_shapes.append(shape)
+        return self.exit_shapes.index(shape)
 
     @staticmethod
     def _tag(site: ProbeSite, shape: int, is_exit: int) -> ProbeSite:
@@ -159,11 +162,12 @@ class LatencyProbe:
         a.label("exit")
         labels = [f"exit.{i}" for i in range(len(self.exit_shapes))]
         codegen.dispatch(a, R0, labels)
-        for label, goroutine in zip(labels, self.exit_shapes, strict=True):
+        for label, (goroutine, sp_delta) in zip(labels, self.exit_shapes, strict=True):
             a.label(label)
-            a.comment(f"LatencyProbe: exit block ({_shape_text(goroutine)}); at a RET, SP "
-                      f"is back to its value at entry")
-            self._emit_key(a, key, goroutine, 0)
+            a.comment(f"LatencyProbe: exit block ({_shape_text(goroutine)}); "
+                      + ("a uretprobe: SP is 8 above its value at entry" if sp_delta else
+                         "at a RET, SP is back to its value at entry"))
+            self._emit_key(a, key, goroutine, sp_delta)
             a.emit(ja("exit.tail"))
         a.label("exit.tail")
         self._emit_exit(a, key)

@@ -200,7 +200,7 @@ def stack_program(maps: StackMaps, opt: StackOptions, prog_type: int, attach_typ
                   sp_deltas: tuple[int, ...] = (0,), name: str = "lumos_stackcnt") -> ProgramSpec:
     """One body per distinct sp_delta (the site's variant); perf events use one body."""
     a = Asm()
-    frame = a.frame
+    frame = a.frame  # one frame for every emitter of the program
     uprobe = prog_type == BPF_PROG_TYPE_KPROBE
     a.comment("stack_program: R6 = ctx (pt_regs, or bpf_perf_event_data whose first "
               "member is pt_regs)")

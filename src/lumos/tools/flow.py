@@ -11,21 +11,22 @@ from dataclasses import replace
 from lumos.output.clock import Clock, time_offset
 from lumos.output.govalues import format_values, json_value
 from lumos.output.jsonl import write_json
-from lumos.output.units import format_duration
-from lumos.probes.attach import attach_sites
+from lumos.output.units import format_duration, plural
+from lumos.probes.capture import shape_of
 from lumos.probes.channel import EventChannel
 from lumos.probes.decode import Decoder
-from lumos.probes.eventprog import EventProgram, Variant
+from lumos.probes.eventprog import Variant, attach_events
 from lumos.probes.stream import run_stream
 from lumos.session.args import (
     add_ring_argument,
+    add_strlen_argument,
     add_target_arguments,
     add_timing_arguments,
     ring_bytes,
 )
 from lumos.session.report import report_lost
 from lumos.session.session import Session
-from lumos.targets.plan import plan
+from lumos.targets.plan import dropped_note, plan
 
 HELP = "call flow per goroutine: -> entry, <- return with duration, indented by depth"
 EXAMPLES = """\
@@ -43,7 +44,7 @@ def add_arguments(p) -> None:
     add_timing_arguments(p, interval=False)
     p.add_argument("--args", dest="show_args", action="store_true",
                    help="show decoded arguments on entry")
-    p.add_argument("--strlen", type=int, default=32, help="bytes of each string (default 32)")
+    add_strlen_argument(p, 32)
     add_ring_argument(p)
 
 
@@ -51,29 +52,32 @@ def run(args) -> int:
     ring = ring_bytes(args)  # checked before anything is attached
     with Session(args) as s:
         target = s.target
-        functions = plan(target, target.patterns, args.strlen)
+        unprobeable: list[str] = []
+        functions = plan(target, target.patterns, args.strlen, dropped=unprobeable)
         variants: list[Variant] = []
         index: dict[Variant, int] = {}
         sites, meta = [], []
         for fi, f in enumerate(functions):
             for site, kind in [(f.entry, "entry")] + [(s, "return") for s in f.exits]:
-                v = Variant(kind, f.args if kind == "entry" and args.show_args else (),
-                            goroutine=f.goroutine,
-                            sp_delta=f.entry_sp_delta if kind == "entry" else 0)
+                v = Variant(kind, shape_of(f.args) if kind == "entry" and args.show_args
+                            else (), goroutine=f.goroutine,
+                            sp_delta=f.entry_sp_delta if kind == "entry" else
+                            -8 if site.retprobe else 0)  # uretprobe (C): return addr popped
                 vid = index.setdefault(v, len(variants))
                 if vid == len(variants):
                     variants.append(v)
                 sites.append(replace(site, variant=vid))
                 meta.append((fi, kind))
         channel = EventChannel(ring).open(s.stack)
-        program = EventProgram(variants, channel, target.pid, "lumos_flow")
-        attached = attach_sites(program.build, sites, target.pid, s.stack)
+        record_size, attached = attach_events(variants, sites, channel, target.pid,
+                                              "lumos_flow", s.stack)
         flow = Flow(functions, sites, variants, meta, args)
-        s.banner(f"{len(functions)} functions", skipped=attached.skipped)
+        s.banner(plural(len(functions), "function"),
+                 dropped_note(unprobeable, "no instruction a uprobe can sit on"),
+                 skipped=[x for a in attached for x in a.skipped])
         if not args.json:
             sys.stdout.write(f"{'TIME':<15} {'PID':>7} {'TID':>7} {'GOID':>7} FLOW\n")
-        stream = run_stream(channel, s.start(), flow.handle, program.record_size,
-                            out=sys.stdout)
+        stream = run_stream(channel, s.start(), flow.handle, record_size, out=sys.stdout)
         report_lost(stream, args.json)
     return 0
 
@@ -135,7 +139,7 @@ class Flow:
             if not frames and not self.trimmed.get(key):
                 self.stacks.pop(key, None)
                 self.trimmed.pop(key, None)
-        caps = self.variants[self.sites[ev.site].variant].captures
+        caps = self.functions[fi].args if kind == "entry" and self.args.show_args else ()
         if self.args.json:
             obj = {"time": round(ev.ts_ns / 1e9 + self.offset, 6), "pid": ev.pid,
                    "tid": ev.tid, "goid": ev.goid, "event": kind, "func": name,
