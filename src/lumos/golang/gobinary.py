@@ -160,6 +160,14 @@ class GoBinary:
             tab = self._table()
             return SourceLines(tab, self.elf, self._md)
 
+    def type_names(self):
+        """Runtime type descriptor address -> name (lumos.golang.typeaddr.TypeNames);
+        None when runtime.firstmoduledata is not found."""
+        from lumos.golang.typeaddr import TypeNames
+        with self._parse_errors():
+            self._table()
+            return TypeNames(self.elf, self._md.vaddr, self.minor) if self._md else None
+
     def inlined_into(self, name: str, limit: int = 5) -> list[str]:
         """Functions `name` was inlined into (it has no code of its own there): searched
         in its own package, where the compiler inlines most; at most `limit`."""

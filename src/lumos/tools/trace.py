@@ -7,10 +7,12 @@ from dataclasses import replace
 
 from lumos.bpf.maps import create_map, hash_spec
 from lumos.errors import UsageError
+from lumos.golang.inline import SourceFrame
 from lumos.output.calllines import CallLines
 from lumos.output.clock import Clock, time_offset
 from lumos.output.govalues import format_values, json_value
 from lumos.output.jsonl import write_json
+from lumos.output.stackout import format_stack_frame
 from lumos.output.units import plural
 from lumos.output.writeall import write_all
 from lumos.probes.capture import shape_of
@@ -202,6 +204,14 @@ class Printer:
             self.symbolizers[pid] = Symbolizer(pid, self.exe)
         return self.symbolizers[pid]
 
+    def stack_frames(self, ev) -> list[tuple[SourceFrame, str]]:
+        """(source frame, 'function+offset' of its address) per frame, leaf first: the
+        inlined calls at an address (innermost first) before the function they sit in.
+        Every address but the first is a return address: its line is the call's."""
+        sym = self.symbolizer(ev.pid)
+        return [(fr, sym.describe(addr)) for i, addr in enumerate(ev.stack)
+                for fr in sym.frames(addr, return_address=i > 0)]
+
     def header(self) -> None:
         goid = f"{'GOID':>7} " if self.go else ""
         self.out.write(f"{'TIME':<15} {'PID':>7} {'TID':>7} {goid}CALL\n")
@@ -227,9 +237,8 @@ class Printer:
             call = f"{f.name} => " + (shown[0] if len(shown) == 1 else f"({', '.join(shown)})")
         self.out.write(f"{stamp:<15} {ev.pid:>7} {ev.tid:>7} {goid}{call}\n")
         if ev.stack is not None:
-            sym = self.symbolizer(ev.pid)
-            for addr in ev.stack:
-                self.out.write(f"{'':>32}{sym.describe(addr)}\n")
+            for fr, at in self.stack_frames(ev):
+                self.out.write(f"{'':>32}{format_stack_frame(fr, at)}\n")
 
     def _json(self, ev, f, k, caps) -> None:
         obj = {"time": float(f"{ev.ts_ns / 1e9 + self.offset:.6f}"), "pid": ev.pid, "tid": ev.tid,
@@ -237,5 +246,7 @@ class Printer:
         obj["args" if k < 0 else "results"] = {c.name: json_value(c, v)
                                                for c, v in zip(caps, ev.values, strict=True)}
         if ev.stack is not None:
-            obj["stack"] = [self.symbolizer(ev.pid).describe(a) for a in ev.stack]
+            obj["stack"] = [{"function": fr.function, "file": fr.file, "line": fr.line,
+                             "inlined": fr.inlined, "at": at}
+                            for fr, at in self.stack_frames(ev)]
         write_json(obj, self.out, flush=False)
