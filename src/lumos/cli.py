@@ -22,6 +22,7 @@ TOOLS = {
     "latency": "lumos.tools.latency",
     "flow": "lumos.tools.flow",
     "goroutines": "lumos.tools.goroutines",
+    "logs": "lumos.tools.logs",
 }
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from lumos.errors import GoBinaryError
+from lumos.errors import GoBinaryError, LumosError
 
 TYPE_SIZE = 48
 TFLAG_EXTRA_STAR = 0x02
@@ -145,6 +145,15 @@ class TypeData:
         if kind == "array":
             elem = self._u64(vaddr + TYPE_SIZE)
         return RType(vaddr, kind, size, ptrdata, name, elem)
+
+    def itab_type(self, itab: int) -> int:
+        """The concrete type of a non-empty interface's first word (runtime.itab:
+        {inter *interfacetype, _type *_type, ...}); 0 if it cannot be read. Itabs of
+        conversions the compiler saw are static, so this reads the file."""
+        try:
+            return self._u64(itab + 8)
+        except (LumosError, struct.error, OSError):  # not in the file: built at run time
+            return 0
 
     def fields(self, t: RType) -> list[StructField]:
         """A struct type's fields (name, offset, type address)."""

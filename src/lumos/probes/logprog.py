@@ -1,0 +1,362 @@
+"""The BPF program of `lumos logs`: one record per log call, rate-limited per call site.
+
+Per hit, in this order (cheapest rejections first):
+  1. --level: the call's level against a constant (a filtered-out debug call that is
+     below --level costs one read);
+  2. rate limit per site: an array slot {window start, count, excess}; past `rate`
+     calls in the current second the call is only counted (atomic add) and dropped;
+  3. the record: header (time, pid, tid, goid, site), level, verdict (pt_regs->flags at
+     the check jump, or the logger's level field), the message (a bounded copy), the
+     load bias (regs->ip - the site's ELF address: type words and return addresses
+     become ELF addresses in user space, PIE or not), four return addresses (at SP on
+     entry, then up the frame-pointer chain) and the attribute slices;
+  4. per element (at most MAX_ELEMS): for `any` elements the (type, data) pair, a
+     WINDOW-byte copy of what data points at, then up to three "follows" - bounded
+     copies behind pointers inside that window (a string's bytes, an error's message,
+     a slog.Value's boxed Kind) as the `lumos_follow` map says for the element's type.
+     User space fills that map from the binary's type data (golang.typedata) before
+     attaching, keyed by the type's ELF address.
+
+Decoding happens in user space (output/anyvalue.py); the kernel only copies bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lumos.bpf.asm import (
+    FP,
+    R0,
+    R1,
+    R2,
+    R3,
+    R6,
+    R7,
+    R8,
+    Add,
+    Arsh,
+    Asm,
+    Helper,
+    Jeq,
+    Jgt,
+    Jle,
+    Jlt,
+    Jsge,
+    Jsle,
+    Lsh,
+    Mov,
+    Sub,
+    atomic_add,
+    call,
+    exit_,
+    ja,
+    ld_imm64,
+    ld_map_fd,
+    ldx,
+    st,
+    stx,
+)
+from lumos.bpf.prog import ProgramSpec
+from lumos.bpf.sys import BPF_PROG_TYPE_KPROBE
+from lumos.probes import codegen
+from lumos.probes.capture import HEADER_SIZE, R_SP, WordLoc, emit_read_word, load_sp
+from lumos.probes.eventprog import GoroutineSource, emit_goroutine, emit_header
+from lumos.probes.record import Field, Record
+
+MAX_ELEMS = 16
+WINDOW = 64
+FOLLOW_SIZES = (64, 64, 16)
+MSG_MAX = 128
+NRET = 4
+ELEM_SIZE = WINDOW + sum(FOLLOW_SIZES)
+NO_FOLLOW = 0xFF
+RATE_WINDOW_NS = 1_000_000_000
+
+_HEADER = [Field("ts_ns", "u64"), Field("pid", "u32"), Field("tid", "u32"),
+           Field("goid", "u64"), Field("site", "u32"), Field("frame", "s32")]
+LOG_RECORD = Record("lumos_log", _HEADER + [
+    Field("level", "s64", doc="the call's level, sign-extended"),
+    Field("verdict", "u64", doc="pt_regs->flags at the check jump, or the logger's level"),
+    Field("msg_len", "s64"),
+    Field("bias", "u64", doc="regs->ip - the site's ELF address"),
+    Field("nelem0", "s64", doc="length of the first attribute slice"),
+    Field("nelem1", "s64", doc="length of the second (zap's context)"),
+    Field("ret0", "u64"), Field("ret1", "u64"), Field("ret2", "u64"), Field("ret3", "u64"),
+    Field("msg", "bytes", MSG_MAX),
+    Field("pairs", "bytes", 16 * MAX_ELEMS, doc="(type, data) of each any"),
+    Field("elems", "bytes", ELEM_SIZE * MAX_ELEMS,
+          doc=f"per element: window[{WINDOW}], follow[{']['.join(map(str, FOLLOW_SIZES))}]"),
+])
+assert LOG_RECORD.offset("ts_ns") == 0 and LOG_RECORD.offset("level") == HEADER_SIZE
+
+# FP slots (below eventprog's goroutine slots FP-8..-32 and its g span at FP-440)
+SLOT_LEVEL, SLOT_NOW, SLOT_KEY, SLOT_TMP, SLOT_BP, SLOT_PTR, SLOT_N = (
+    -64, -72, -80, -88, -104, -112, -120)
+
+
+@dataclass(frozen=True)
+class LogProbe:
+    """What one site reads (lumos.targets.logplan.LogSite, in probe terms)."""
+
+    vaddr: int
+    sp_delta: int
+    level: WordLoc | None
+    level_const: int
+    level_size: int
+    level_min: int | None          # --level: pass when level >= (or <=) this
+    level_at_least: bool
+    verdict: str                   # flags | level_field | none
+    receiver: WordLoc | None
+    level_chain: tuple[int, ...]
+    msg: tuple[WordLoc, WordLoc] | None
+    slices: tuple[tuple[WordLoc, WordLoc], ...]
+    elem_kind: str                 # iface | attr
+    attr_key: int = 0              # attr: the follow-map key of slog.Attr
+
+
+class LogProgram:
+    def __init__(self, probes: list[LogProbe], channel, rate_map, follow_map,
+                 goroutine: GoroutineSource, tgid: int | None, rate: int):
+        self.probes = probes
+        self.channel = channel
+        self.rate_map = rate_map
+        self.follow_map = follow_map
+        self.goroutine = goroutine
+        self.tgid = tgid
+        self.rate = rate
+
+    @property
+    def record_size(self) -> int:
+        return LOG_RECORD.size
+
+    def build(self, attach_type: int) -> ProgramSpec:
+        a = Asm()
+        codegen.save_ctx(a)
+        codegen.tgid_filter(a, self.tgid, "out")
+        codegen.site_from_cookie(a, "out")
+        labels = [f"site.{i}" for i in range(len(self.probes))]
+        codegen.dispatch(a, R7, labels)
+        for label, p in zip(labels, self.probes, strict=True):
+            a.label(label)
+            self._emit_site(a, p)
+        self._emit_iface_tail(a)
+        self._emit_inline_tail(a)
+        a.label("out")
+        a.emit(Mov.imm(R0, 0), exit_())
+        about = (f"lumos logs: {len(self.probes)} site(s), rate {self.rate}/s per site\n"
+                 + LOG_RECORD.c_struct())
+        return ProgramSpec("lumos_logs", BPF_PROG_TYPE_KPROBE, tuple(a.finish()),
+                           expected_attach_type=attach_type, about=about)
+
+    # -- per site ----------------------------------------------------------------------
+
+    def _emit_site(self, a: Asm, p: LogProbe) -> None:
+        load_sp(a)
+        a.comment("emit_site: the call's level (a spill slot or register), sign-extended")
+        if p.level is not None:
+            a.emit(st(8, FP, SLOT_LEVEL, 0))
+            emit_read_word(a, p.level, FP, SLOT_LEVEL)
+            a.emit(ldx(8, R1, FP, SLOT_LEVEL))
+            shift = 64 - 8 * p.level_size
+            if shift:
+                a.emit(Lsh.imm(R1, shift), Arsh.imm(R1, shift))
+            a.emit(stx(8, FP, SLOT_LEVEL, R1))
+        else:
+            a.emit(Mov.imm(R1, p.level_const), stx(8, FP, SLOT_LEVEL, R1))
+        if p.level_min is not None:
+            a.comment(f"emit_site: --level: pass when level {'>=' if p.level_at_least else '<='}"
+                      f" {p.level_min}")
+            jump = Jsge if p.level_at_least else Jsle
+            ok = a.fresh("level_ok")
+            a.emit(jump.imm(R1, p.level_min, ok), ja("out"))
+            a.label(ok)
+        if self.rate > 0:
+            self._emit_rate(a)
+        self.channel.emit_reserve(a, LOG_RECORD.size, R8, "out")
+        emit_goroutine(a, self.goroutine, p.sp_delta, frame=False)
+        emit_header(a)
+        r = LOG_RECORD
+        a.comment("emit_site: level, verdict, bias = regs->ip - ELF address of the site")
+        a.emit(ldx(8, R1, FP, SLOT_LEVEL), stx(8, R8, r.offset("level"), R1))
+        if p.verdict == "flags":
+            a.emit(ldx(8, R1, R6, codegen.PT_REGS["flags"]), stx(8, R8, r.offset("verdict"), R1))
+        elif p.verdict == "level_field":
+            self._emit_chain(a, p)
+        else:
+            a.emit(st(8, R8, r.offset("verdict"), 0))
+        a.emit(ldx(8, R1, R6, codegen.PT_REGS["ip"]), ld_imm64(R2, p.vaddr), Sub.reg(R1, R2),
+               stx(8, R8, r.offset("bias"), R1))
+        self._emit_msg(a, p)
+        self._emit_rets(a, p)
+        a.comment("emit_site: attribute slices (ptr, len) -> the element tail")
+        for k in (0, 1):
+            a.emit(st(8, R8, r.offset(f"nelem{k}"), 0))
+        for k, (ptr, ln) in enumerate(p.slices[:2]):
+            emit_read_word(a, ln, R8, r.offset(f"nelem{k}"))
+            emit_read_word(a, ptr, FP, SLOT_PTR - 16 * k)
+        if not p.slices:
+            self.channel.emit_submit(a, R8)
+            a.emit(ja("out"))
+        elif p.elem_kind == "attr":
+            a.emit(ld_imm64(R1, p.attr_key), stx(8, FP, SLOT_KEY, R1), ja("tail.inline"))
+        else:
+            a.emit(st(8, FP, SLOT_N, len(p.slices)), ja("tail.iface"))
+
+    def _emit_rate(self, a: Asm) -> None:
+        a.comment(f"emit_rate: at most {self.rate} calls a second per site; the rest counted")
+        a.emit(call(Helper.ktime_get_ns), stx(8, FP, SLOT_NOW, R0),
+               stx(4, FP, SLOT_KEY, R7), ld_map_fd(R1, self.rate_map), Mov.reg(R2, FP),
+               Add.imm(R2, SLOT_KEY), call(Helper.map_lookup_elem), Jeq.imm(R0, 0, "out"))
+        counted = a.fresh("rate_counted")
+        a.emit(ldx(8, R1, FP, SLOT_NOW), ldx(8, R2, R0, 0), Mov.reg(R3, R1), Sub.reg(R3, R2),
+               Jlt.imm(R3, RATE_WINDOW_NS, counted), stx(8, R0, 0, R1), st(8, R0, 8, 0))
+        a.label(counted)
+        ok = a.fresh("rate_ok")
+        a.emit(Mov.imm(R1, 1), ldx(8, R2, R0, 8), Jlt.imm(R2, self.rate, ok),
+               atomic_add(8, R0, 16, R1), ja("out"))
+        a.label(ok)
+        a.emit(atomic_add(8, R0, 8, R1))
+
+    def _emit_chain(self, a: Asm, p: LogProbe) -> None:
+        a.comment(f"emit_chain: the logger's level: receiver -> {list(p.level_chain)}")
+        r = LOG_RECORD.offset("verdict")
+        a.emit(st(8, R8, r, 0))
+        emit_read_word(a, p.receiver, FP, SLOT_TMP)
+        for i, off in enumerate(p.level_chain):
+            last = i == len(p.level_chain) - 1
+            a.emit(Mov.reg(R1, R8) if last else Mov.reg(R1, FP),
+                   Add.imm(R1, r if last else SLOT_TMP), Mov.imm(R2, 4 if last else 8),
+                   ldx(8, R3, FP, SLOT_TMP), Add.imm(R3, off), call(Helper.probe_read_user))
+
+    def _emit_msg(self, a: Asm, p: LogProbe) -> None:
+        r = LOG_RECORD
+        a.emit(st(8, R8, r.offset("msg_len"), 0))
+        if p.msg is None:
+            return
+        a.comment(f"emit_msg: the message, at most {MSG_MAX} bytes")
+        emit_read_word(a, p.msg[1], R8, r.offset("msg_len"))
+        emit_read_word(a, p.msg[0], FP, SLOT_TMP)
+        done = a.fresh("msg_done")
+        clamped = a.fresh("msg_clamped")
+        a.emit(ldx(8, R2, R8, r.offset("msg_len")), Jeq.imm(R2, 0, done),
+               Jle.imm(R2, MSG_MAX, clamped), Mov.imm(R2, MSG_MAX))
+        a.label(clamped)
+        a.emit(Mov.reg(R1, R8), Add.imm(R1, r.offset("msg")), ldx(8, R3, FP, SLOT_TMP),
+               call(Helper.probe_read_user))
+        a.label(done)
+
+    def _emit_rets(self, a: Asm, p: LogProbe) -> None:
+        r = LOG_RECORD
+        a.comment(f"emit_rets: return address at entry SP (SP + {p.sp_delta}), then the "
+                  "frame-pointer chain (BP is this frame's once the prologue pushed it)")
+        a.emit(Mov.reg(R1, R8), Add.imm(R1, r.offset("ret0")), Mov.imm(R2, 8),
+               Mov.reg(R3, R_SP), Add.imm(R3, p.sp_delta), call(Helper.probe_read_user))
+        for k in (1, 2, 3):
+            a.emit(st(8, R8, r.offset(f"ret{k}"), 0))
+        own = a.fresh("bp_own")
+        walk = a.fresh("bp_walk")
+        a.emit(ldx(8, R1, R6, codegen.PT_REGS["bp"]), stx(8, FP, SLOT_BP, R1),
+               Mov.reg(R2, R_SP), Add.imm(R2, p.sp_delta - 8), Jeq.reg(R1, R2, own), ja(walk))
+        a.label(own)  # BP = this frame: the caller's BP is saved at 0(BP)
+        a.emit(Mov.reg(R1, FP), Add.imm(R1, SLOT_BP), Mov.imm(R2, 8), ldx(8, R3, FP, SLOT_BP),
+               call(Helper.probe_read_user))
+        a.label(walk)
+        end = a.fresh("rets_done")
+        for k in (1, 2, 3):
+            a.emit(ldx(8, R3, FP, SLOT_BP), Jeq.imm(R3, 0, end), Mov.reg(R1, R8),
+                   Add.imm(R1, r.offset(f"ret{k}")), Mov.imm(R2, 8), Add.imm(R3, 8),
+                   call(Helper.probe_read_user))
+            if k < 3:
+                a.emit(Mov.reg(R1, FP), Add.imm(R1, SLOT_BP), Mov.imm(R2, 8),
+                       ldx(8, R3, FP, SLOT_BP), call(Helper.probe_read_user))
+        a.label(end)
+
+    # -- element tails (shared by every site) --------------------------------------------
+
+    def _emit_iface_tail(self, a: Asm) -> None:
+        """(type, data) pairs of one or two []any, then each element's window/follows."""
+        r = LOG_RECORD
+        a.label("tail.iface")
+        a.comment(f"emit_iface_tail: (type, data) pairs; two slices split {MAX_ELEMS // 2}/"
+                  f"{MAX_ELEMS // 2}")
+        half = MAX_ELEMS // 2
+        for k in (0, 1):
+            cap = MAX_ELEMS if k == 0 else half
+            skip = a.fresh("pairs_skip")
+            one = a.fresh("pairs_one")
+            a.emit(ldx(8, R2, R8, r.offset(f"nelem{k}")), Jsle.imm(R2, 0, skip))
+            if k == 0:  # alone it may fill all slots; beside a second slice, half
+                a.emit(ldx(8, R1, FP, SLOT_N), Jeq.imm(R1, 1, one),
+                       Jle.imm(R2, half, one), Mov.imm(R2, half))
+                a.label(one)
+            ok2 = a.fresh("pairs_ok")
+            a.emit(Jle.imm(R2, cap, ok2), Mov.imm(R2, cap))
+            a.label(ok2)
+            a.emit(Lsh.imm(R2, 4), Mov.reg(R1, R8), Add.imm(R1, r.offset("pairs") + 16 * half * k),
+                   ldx(8, R3, FP, SLOT_PTR - 16 * k), call(Helper.probe_read_user))
+            a.label(skip)
+        for i in range(MAX_ELEMS):
+            nxt = f"iface.{i + 1}" if i + 1 < MAX_ELEMS else "iface.done"
+            a.label(f"iface.{i}")
+            pair = r.offset("pairs") + 16 * i
+            win = r.offset("elems") + ELEM_SIZE * i
+            a.emit(ldx(8, R3, R8, pair + 8), Jeq.imm(R3, 0, nxt), Mov.reg(R1, R8),
+                   Add.imm(R1, win), Mov.imm(R2, WINDOW), call(Helper.probe_read_user),
+                   ldx(8, R1, R8, pair), Jeq.imm(R1, 0, nxt), ldx(8, R2, R8, r.offset("bias")),
+                   Sub.reg(R1, R2), stx(8, FP, SLOT_KEY, R1))
+            self._emit_follows(a, win, nxt)
+        a.label("iface.done")
+        self.channel.emit_submit(a, R8)
+        a.emit(ja("out"))
+
+    def _emit_inline_tail(self, a: Asm) -> None:
+        """Elements stored in the slice itself (slog.Attr, 40 bytes): one read each."""
+        r = LOG_RECORD
+        a.label("tail.inline")
+        a.comment("emit_inline_tail: []slog.Attr elements (40 bytes each) into the windows")
+        for i in range(MAX_ELEMS):
+            nxt = f"inline.{i + 1}" if i + 1 < MAX_ELEMS else "inline.done"
+            a.label(f"inline.{i}")
+            win = r.offset("elems") + ELEM_SIZE * i
+            a.emit(ldx(8, R2, R8, r.offset("nelem0")), Jsle.imm(R2, i, "inline.done"),
+                   Mov.reg(R1, R8), Add.imm(R1, win), Mov.imm(R2, 40),
+                   ldx(8, R3, FP, SLOT_PTR), Add.imm(R3, 40 * i), call(Helper.probe_read_user))
+            self._emit_follows(a, win, nxt)
+        a.label("inline.done")
+        self.channel.emit_submit(a, R8)
+        a.emit(ja("out"))
+
+    def _emit_follows(self, a: Asm, win: int, nxt: str) -> None:
+        """Up to three bounded copies behind pointers in the window, as lumos_follow[key]
+        says: (ptr offset, len offset or 0xff for the buffer's size) per follow."""
+        a.emit(ld_map_fd(R1, self.follow_map), Mov.reg(R2, FP), Add.imm(R2, SLOT_KEY),
+               call(Helper.map_lookup_elem), Jeq.imm(R0, 0, nxt), Mov.reg(R7, R0))
+        buf = win + WINDOW
+        for k, size in enumerate(FOLLOW_SIZES):
+            skip = a.fresh("follow_skip")
+            const = a.fresh("follow_const")
+            have = a.fresh("follow_len")
+            a.emit(ldx(1, R3, R7, 2 * k), Jgt.imm(R3, WINDOW - 8, skip),
+                   Mov.reg(R1, R8), Add.imm(R1, win), Add.reg(R1, R3), ldx(8, R3, R1, 0),
+                   Jeq.imm(R3, 0, skip), stx(8, FP, SLOT_TMP, R3),
+                   ldx(1, R2, R7, 2 * k + 1), Jeq.imm(R2, NO_FOLLOW, const),
+                   Jgt.imm(R2, WINDOW - 8, skip), Mov.reg(R1, R8), Add.imm(R1, win),
+                   Add.reg(R1, R2), ldx(8, R2, R1, 0), Jeq.imm(R2, 0, skip),
+                   Jle.imm(R2, size, have))
+            a.label(const)
+            a.emit(Mov.imm(R2, size))
+            a.label(have)
+            a.emit(Mov.reg(R1, R8), Add.imm(R1, buf), ldx(8, R3, FP, SLOT_TMP),
+                   call(Helper.probe_read_user))
+            a.label(skip)
+            buf += size
+        a.emit(ja(nxt))
+
+
+def follow_value(follows: list[tuple[int, int]]) -> bytes:
+    """The lumos_follow map value: up to three (ptr offset, len offset | NO_FOLLOW)."""
+    out = bytearray([NO_FOLLOW] * 8)
+    for k, (p, ln) in enumerate(follows[:3]):
+        out[2 * k], out[2 * k + 1] = p, ln
+    return bytes(out)
+

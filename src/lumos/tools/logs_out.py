@@ -1,0 +1,180 @@
+"""logs: records -> log lines (text like a log file, or JSON lines for log shippers)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+from lumos.golang.loggers import PACKAGES, level_name
+from lumos.output.anyfmt import json_value, quoted_value, sprint, sprintf, sprintln, text_value
+from lumos.output.jsonl import write_json
+from lumos.probes.logprog import ELEM_SIZE, FOLLOW_SIZES, LOG_RECORD, MAX_ELEMS, MSG_MAX, WINDOW
+
+_ZF = 0x40
+
+
+class LogLines:
+    def __init__(self, sites, decoder, lines, grep, clock, json_out: bool, out):
+        self.sites = sites
+        self.decoder = decoder
+        self.lines = lines
+        self.grep = grep
+        self.clock = clock
+        self.json = json_out
+        self.out = out
+        self.unpack = LOG_RECORD.struct.unpack_from
+        self.probed = {s.func.name for s in sites}
+        self.shown = 0
+
+    def header(self) -> None:
+        self.out.write(f"{'TIME':<15} {'PID':>7} {'GOID':>7} {'LEVEL':<6} {'STATE':<8} "
+                       f"{'CALLER':<24} MESSAGE\n")
+
+    def batch(self, batch) -> None:
+        for rec in batch.records():
+            self.handle(rec)
+
+    def handle(self, rec) -> None:
+        (ts, pid, tid, goid, idx, _frame, level, verdict, msg_len, bias, n0, n1,
+         *rest) = self.unpack(rec, 0)
+        rets, (msg, pairs, elems) = rest[:4], rest[4:]
+        site = self.sites[idx]
+        lf = site.func
+        pcs = [r - bias if r else 0 for r in rets]
+        if lf.logger == "logrus" and "(*Entry)" in lf.name and self._from_logger(pcs[0]):
+            return  # the inner half of a (*Logger).Log call already recorded
+        self.decoder.bias = bias
+        values = self._values(site, n0, n1, pairs, elems)
+        text = msg[:max(0, min(msg_len, MSG_MAX))].decode("utf-8", "replace")
+        if msg_len > MSG_MAX:
+            text += f"...(+{msg_len - MSG_MAX})"
+        message, attrs = self._message(lf, text, values, n0, n1)
+        if self.grep is not None and not self.grep.search(message):
+            return
+        filtered = self._filtered(site, level, verdict)
+        caller = self._caller(pcs, lf.logger)
+        lvl = level_name(lf.logger, level)
+        self.shown += 1
+        if self.json:
+            self._json(ts, pid, tid, goid, lf.logger, lvl, filtered, message, attrs, caller)
+        else:
+            self._text(ts, pid, goid, lvl, filtered, message, attrs, caller)
+
+    # -- decoding ---------------------------------------------------------------------
+
+    def _values(self, site, n0: int, n1: int, pairs: bytes, elems: bytes) -> list:
+        d = self.decoder
+        if not site.slices:
+            return []
+        if site.func.elem_kind == "attr":
+            return [d.attr(*self._elem(elems, i)) for i in range(min(n0, MAX_ELEMS))]
+        half = MAX_ELEMS // 2
+        two = len(site.slices) > 1
+        idx = list(range(min(n0, half if two else MAX_ELEMS)))
+        if two:
+            idx += [half + i for i in range(min(n1, half))]
+        out = []
+        for i in idx:
+            typ = int.from_bytes(pairs[16 * i:16 * i + 8], "little")
+            data = int.from_bytes(pairs[16 * i + 8:16 * i + 16], "little")
+            out.append(d.decode(typ - d.bias if typ else 0, data, *self._elem(elems, i)))
+        return out
+
+    @staticmethod
+    def _elem(elems: bytes, i: int) -> tuple[bytes, list[bytes]]:
+        base = ELEM_SIZE * i
+        window = elems[base:base + WINDOW]
+        follows, off = [], base + WINDOW
+        for size in FOLLOW_SIZES:
+            follows.append(elems[off:off + size])
+            off += size
+        return window, follows
+
+    def _message(self, lf, text: str, values: list, n0: int, n1: int):
+        """(message, [(key, GoAny or str)]) as the logger would make them."""
+        half = MAX_ELEMS // 2
+        if lf.message == "template":  # zap's sugar: fmtArgs, then context pairs
+            fmt_args, ctx = values[:min(n0, half)], values[min(n0, half):]
+            if fmt_args:
+                text = sprintf(text, fmt_args) if text else sprint(fmt_args)
+            return text, _pairs(ctx, n1 - len(ctx))
+        if lf.message == "sprint":
+            return sprint(values) + _more(n0 - len(values)), []
+        if lf.message == "sprintln":
+            return sprintln(values) + _more(n0 - len(values)), []
+        if lf.message == "sprintf":
+            return sprintf(text, values), []
+        return text, _pairs(values, n0 - len(values))
+
+    @staticmethod
+    def _filtered(site, level: int, verdict: int) -> bool | None:
+        if site.verdict == "flags":
+            return bool(verdict & _ZF) == site.filtered_if_zf
+        if site.verdict == "level_field":
+            return level > (verdict & 0xFFFFFFFF)
+        return None
+
+    def _caller(self, pcs, logger: str):
+        packages = set(PACKAGES[logger])
+        for pc in pcs:
+            if not pc:
+                break
+            for fn, file, line in self.lines.frames(pc - 1):
+                if _package(fn) not in packages:
+                    return fn, file, line
+        return None
+
+    def _from_logger(self, pc: int) -> bool:
+        frames = self.lines.frames(pc - 1) if pc else []
+        return bool(frames) and frames[-1][0] in self.probed
+
+    # -- writing ----------------------------------------------------------------------
+
+    def _text(self, ts, pid, goid, lvl, filtered, message, attrs, caller) -> None:
+        state = {True: "filtered", False: "logged", None: "?"}[filtered]
+        where = f"{os.path.basename(caller[1])}:{caller[2]}" if caller else "?"
+        kv = " ".join(f"{k}={quoted_value(v) if not isinstance(v, str) else v}"
+                      for k, v in attrs)
+        self.out.write(f"{self.clock.stamp(ts):<15} {pid:>7} {goid:>7} {lvl:<6} {state:<8} "
+                       f"{where:<24} {message}{' ' + kv if kv else ''}\n")
+
+    def _json(self, ts, pid, tid, goid, logger, lvl, filtered, message, attrs, caller) -> None:
+        wall = ts / 1e9 + self.clock.offset if hasattr(self.clock, "offset") else ts / 1e9
+        when = dt.datetime.fromtimestamp(wall, dt.timezone.utc).isoformat(
+            timespec="microseconds").replace("+00:00", "Z")
+        obj = {"time": when, "level": lvl, "msg": message, "logger": logger,
+               "filtered": filtered, "pid": pid, "tid": tid, "goid": goid}
+        if caller:
+            obj["caller"] = f"{caller[1]}:{caller[2]}"
+            obj["func"] = caller[0]
+        obj["attrs"] = {k: (json_value(v) if not isinstance(v, str) else v) for k, v in attrs}
+        write_json(obj, self.out, flush=False)
+
+
+def _pairs(values: list, more: int) -> list:
+    """slog's argsToAttr: a string key and the value after it; an Attr as itself; any
+    other value (or a key without a value) under !BADKEY."""
+    out, i = [], 0
+    while i < len(values):
+        v = values[i]
+        if v.kind == "attr":
+            out.append(v.value)
+            i += 1
+        elif v.kind == "string" and i + 1 < len(values):
+            out.append((text_value(v), values[i + 1]))
+            i += 2
+        else:
+            out.append(("!BADKEY", v))
+            i += 1
+    if more > 0:
+        out.append(("!TRUNCATED", f"{more} more"))
+    return out
+
+
+def _more(n: int) -> str:
+    return f" ...(+{n} args)" if n > 0 else ""
+
+
+def _package(fn: str) -> str:
+    from lumos.golang.pclntab import package_of
+    return package_of(fn)
