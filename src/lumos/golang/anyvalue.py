@@ -160,10 +160,8 @@ class AnyDecoder:
 
 def time_value(wall: int, ext: int) -> tuple[int]:
     """(unix ns,) of a time.Time {wall, ext} (time/time.go's encoding)."""
-    if wall >> 63:  # hasMonotonic: 33-bit seconds since 1885 in wall
-        sec = _WALL_TO_INTERNAL + ((wall << 1 & (1 << 64) - 1) >> 31)
-    else:
-        sec = ext
+    # hasMonotonic (top bit): 33-bit seconds since 1885 in wall; else ext is seconds
+    sec = _WALL_TO_INTERNAL + ((wall << 1 & (1 << 64) - 1) >> 31) if wall >> 63 else ext
     nsec = wall & ((1 << 30) - 1)
     return ((sec - _UNIX_TO_INTERNAL) * 1_000_000_000 + nsec,)
 

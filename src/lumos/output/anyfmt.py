@@ -69,7 +69,7 @@ def _frac(v: int, size: int) -> str:
 def go_time(unix_ns: int, utc: bool) -> str:
     """time.Time.Format(time.RFC3339Nano); a non-UTC time in this machine's zone."""
     sec, ns = divmod(unix_ns, 1_000_000_000)
-    t = dt.datetime.fromtimestamp(sec, dt.timezone.utc)
+    t = dt.datetime.fromtimestamp(sec, dt.UTC)
     if not utc:
         t = t.astimezone()
     frac = f".{ns:09d}".rstrip("0") if ns else ""

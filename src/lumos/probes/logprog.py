@@ -139,8 +139,11 @@ class LogProgram:
         for label, p in zip(labels, self.probes, strict=True):
             a.label(label)
             self._emit_site(a, p)
-        self._emit_iface_tail(a)
-        self._emit_inline_tail(a)
+        kinds = {p.elem_kind for p in self.probes if p.slices}
+        if "iface" in kinds:
+            self._emit_iface_tail(a)
+        if "attr" in kinds:
+            self._emit_inline_tail(a)
         a.label("out")
         a.emit(Mov.imm(R0, 0), exit_())
         about = (f"lumos logs: {len(self.probes)} site(s), rate {self.rate}/s per site\n"

@@ -16,7 +16,6 @@ from lumos.golang.pclntab import package_of
 from lumos.golang.typedata import load_typedata
 from lumos.output.clock import Clock, time_offset
 from lumos.output.jsonl import write_json
-from lumos.tools.logs_out import LogLines
 from lumos.probes.attach import attach_sites
 from lumos.probes.channel import EventChannel
 from lumos.probes.eventprog import GoroutineSource
@@ -27,6 +26,7 @@ from lumos.session.report import report_lost
 from lumos.session.session import Session
 from lumos.targets.entry import open_go
 from lumos.targets.logplan import plan_logs
+from lumos.tools.logs_out import LogLines
 
 HELP = "print each log call of a Go program (slog, zap, logrus), filtered ones included"
 EXAMPLES = """\
@@ -55,7 +55,9 @@ def add_arguments(p) -> None:
                         "the excess is counted in the kernel and printed")
     p.add_argument("--list", action="store_true",
                    help="list the loggers and log call sites of the binary, then exit")
-    p.add_argument("--ring-mb", type=int, default=32, help="ring buffer size in MiB")
+    p.add_argument("--ring-mb", type=int, default=64,
+                   help="ring buffer size in MiB (a power of two; default 64: about 17,000 "
+                        "calls of up to 8 attributes)")
 
 
 def run(args) -> int:
