@@ -48,6 +48,14 @@ class GoAny:
     type_name: str = ""
 
 
+@dataclass(frozen=True)
+class Resolved:
+    """An interface argument decoded by type, with the two words it was made of."""
+
+    value: GoAny
+    words: tuple[int, int]
+
+
 def errno_message(n: int) -> str:
     """syscall.Errno.Error(): Go's table is strerror's text with a lowercase first
     letter (mksyscall's mkerrors.sh lowercases it unless the second letter is upper)."""
@@ -80,6 +88,8 @@ class AnyDecoder:
         if name == "time.Time":
             return GoAny("time", time_value(_u64(w, 0), _s64(w, 8)) + (_u64(w, 16) == 0,),
                          name)
+        if name in ("slog.Attr", "slog.Value") and not f[2]:
+            return GoAny("other", data, name)  # its Kind word was not copied (trace)
         if name == "slog.Attr":
             return self.attr(w, f)
         if name == "slog.Value":
@@ -99,6 +109,8 @@ class AnyDecoder:
             return GoAny("bool", w[0] != 0, name)
         if name in ("*errors.errorString", "*fmt.wrapError", "*fmt.wrapErrors"):
             return GoAny("error", _text(f[0], _s64(w, 8))[0].decode("utf-8", "replace"), name)
+        if name in ("*fs.PathError", "*os.SyscallError") and not f[1] and not f[2]:
+            return GoAny("ptr", data, name)  # only one follow was copied (trace)
         if name == "*fs.PathError":
             op = _text(f[0], _s64(w, 8))[0].decode("utf-8", "replace")
             path = _text(f[1], _s64(w, 24))[0].decode("utf-8", "replace")

@@ -24,6 +24,7 @@ from lumos.bpf.asm import (
     Add,
     Asm,
     Helper,
+    Jeq,
     Jle,
     Mov,
     Reg,
@@ -80,13 +81,25 @@ class Capture:
     size: int = 8                   # int/uint/float: value size in bytes
     str_max: int = 0                # string/bytes: bytes copied at most
     type_name: str = ""             # as the user wrote it ("string", "[]byte", "*main.T")
+    # iface: bytes copied from behind the data word (0: the two words only), then up to
+    # str_max bytes behind a string header at the start of those bytes; decoded in user
+    # space by the runtime's type data (golang.anyvalue). itab: a non-empty interface
+    # (its first word is an itab, not a type).
+    deref: int = 0
+    itab: bool = False
 
     @property
     def copies_bytes(self) -> bool:
         return self.kind in ("string", "bytes") and self.str_max > 0
 
     @property
+    def boxed(self) -> bool:
+        return self.kind == "iface" and self.deref > 0
+
+    @property
     def record_size(self) -> int:
+        if self.boxed:
+            return 8 * len(self.words) + _align8(self.deref) + _align8(self.str_max)
         return 8 * len(self.words) + (_align8(self.str_max) if self.copies_bytes else 0)
 
 
@@ -139,6 +152,9 @@ def emit_capture(a: Asm, cap: Capture, rec_off: int) -> None:
     """Fill a capture's slots in the record at R8 + rec_off."""
     for i, loc in enumerate(cap.words):
         emit_read_word(a, loc, R8, rec_off + 8 * i)
+    if cap.boxed:
+        emit_boxed(a, cap, rec_off)
+        return
     if not cap.copies_bytes:
         return
     # Copy min(len, str_max) bytes from ptr. The unsigned compare also clamps a
@@ -150,3 +166,23 @@ def emit_capture(a: Asm, cap: Capture, rec_off: int) -> None:
     a.emit(Mov.reg(R1, R8), Add.imm(R1, rec_off + 8 * len(cap.words)),
            ldx(8, R3, R8, rec_off), call(Helper.probe_read_user))
 
+
+
+def emit_boxed(a: Asm, cap: Capture, rec_off: int) -> None:
+    """An interface's value: `deref` bytes behind its data word, then the bytes behind a
+    string header at their start (a string, []byte or an error's message), bounded."""
+    win = rec_off + 16
+    done = a.fresh("boxed_done")
+    clamped = a.fresh("boxed_clamped")
+    a.comment(f"emit_boxed: {cap.name}: {cap.deref} bytes behind the data word, then up to "
+              f"{cap.str_max} behind the string header there (type decoded in user space)")
+    a.emit(ldx(8, R3, R8, rec_off + 8), Jeq.imm(R3, 0, done), Mov.reg(R1, R8),
+           Add.imm(R1, win), Mov.imm(R2, cap.deref), call(Helper.probe_read_user))
+    if cap.str_max:
+        a.emit(ldx(8, R3, R8, win), Jeq.imm(R3, 0, done), ldx(8, R2, R8, win + 8),
+               Jeq.imm(R2, 0, done), Jle.imm(R2, cap.str_max, clamped),
+               Mov.imm(R2, cap.str_max))
+        a.label(clamped)
+        a.emit(Mov.reg(R1, R8), Add.imm(R1, win + _align8(cap.deref)),
+               call(Helper.probe_read_user))
+    a.label(done)

@@ -12,13 +12,14 @@ from lumos.output.govalues import format_values, json_value
 from lumos.output.jsonl import write_json
 from lumos.probes.attach import attach_sites
 from lumos.probes.channel import EventChannel
-from lumos.probes.decode import Decoder
+from lumos.probes.decode import Boxed, Decoder
 from lumos.probes.eventprog import EventProgram, Variant
 from lumos.probes.filter import check_filter, names_in, parse_filter
 from lumos.probes.stream import run_stream
 from lumos.session.args import add_target_arguments, add_timing_arguments
 from lumos.session.report import report_lost
 from lumos.session.session import Session
+from lumos.targets.ifaces import IfaceResolver
 from lumos.targets.plan import PlannedFunction, plan
 from lumos.targets.symbolize import Symbolizer
 
@@ -75,6 +76,8 @@ def run(args) -> int:
         runner = s.start()
         if target.launched and args.stack:
             printer.symbolizer(target.pid).load_maps()
+        if target.launched and printer.ifaces:
+            printer.ifaces.load_maps(target.pid)  # a PIE's type words need its mappings
         stream = run_stream(channel, runner, printer.handle, program.record_size,
                             out=sys.stdout)
         report_lost(stream, args.json)
@@ -142,6 +145,7 @@ class Printer:
         self.exe = target.exe
         self.symbolizers: dict[int, Symbolizer] = {}  # per process: PIEs load anywhere
         self.go = any(f.goroutine is not None for f in functions)
+        self.ifaces = IfaceResolver(target.exe) if target.exe else None
 
     def symbolizer(self, pid: int) -> Symbolizer:
         if pid not in self.symbolizers:
@@ -154,6 +158,9 @@ class Printer:
 
     def handle(self, rec) -> None:
         ev = self.decoder.decode(rec)
+        if self.ifaces and any(isinstance(v, Boxed) for v in ev.values):  # by value
+            ev.values = [self.ifaces.resolve(v, ev.pid) or v if isinstance(v, Boxed) else v
+                         for v in ev.values]
         fi, k = self.meta[ev.site]
         f = self.functions[fi]
         caps = self.variants[self.sites[ev.site].variant].captures
