@@ -61,6 +61,7 @@ from lumos.bpf.sys import BPF_PROG_TYPE_KPROBE
 from lumos.probes import codegen
 from lumos.probes.capture import HEADER_SIZE, R_SP, WordLoc, emit_read_word, load_sp
 from lumos.probes.eventprog import GoroutineSource, emit_goroutine, emit_header
+from lumos.probes.frame import Frame
 from lumos.probes.record import Field, Record
 
 MAX_ELEMS = 16
@@ -89,9 +90,18 @@ LOG_RECORD = Record("lumos_log", _HEADER + [
 ])
 assert LOG_RECORD.offset("ts_ns") == 0 and LOG_RECORD.offset("level") == HEADER_SIZE
 
-# FP slots (below eventprog's goroutine slots FP-8..-32 and its g span at FP-440)
-SLOT_LEVEL, SLOT_NOW, SLOT_KEY, SLOT_TMP, SLOT_BP, SLOT_PTR, SLOT_N = (
-    -64, -72, -80, -88, -104, -112, -120)
+# Stack slots; the first 32 bytes are eventprog's (emit_goroutine's goid and frame at
+# FP-16/-24, g at FP-32; emit_reserve's drop scratch at FP-8), used as they are.
+FRAME = Frame()
+FRAME.slot("eventprog: drop scratch, goid, frame, g", 32)
+SLOT_LEVEL = FRAME.slot("level", 8)
+SLOT_NOW = FRAME.slot("now_ns (rate limit)", 8)
+SLOT_KEY = FRAME.slot("map key (site / type address)", 8)
+SLOT_TMP = FRAME.slot("pointer scratch", 8)
+SLOT_BP = FRAME.slot("frame pointer walk", 8)
+SLOT_PTR1 = FRAME.slot("second slice's data pointer", 8)
+SLOT_N = FRAME.slot("number of slices", 8)
+SLOT_PTR = FRAME.slot("first slice's data pointer", 8)
 
 
 @dataclass(frozen=True)
@@ -147,7 +157,7 @@ class LogProgram:
         a.label("out")
         a.emit(Mov.imm(R0, 0), exit_())
         about = (f"lumos logs: {len(self.probes)} site(s), rate {self.rate}/s per site\n"
-                 + LOG_RECORD.c_struct())
+                 f"stack:\n{FRAME.layout()}\n" + LOG_RECORD.c_struct())
         return ProgramSpec("lumos_logs", BPF_PROG_TYPE_KPROBE, tuple(a.finish()),
                            expected_attach_type=attach_type, about=about)
 
@@ -196,7 +206,7 @@ class LogProgram:
             a.emit(st(8, R8, r.offset(f"nelem{k}"), 0))
         for k, (ptr, ln) in enumerate(p.slices[:2]):
             emit_read_word(a, ln, R8, r.offset(f"nelem{k}"))
-            emit_read_word(a, ptr, FP, SLOT_PTR - 16 * k)
+            emit_read_word(a, ptr, FP, (SLOT_PTR, SLOT_PTR1)[k])
         if not p.slices:
             self.channel.emit_submit(a, R8)
             a.emit(ja("out"))
@@ -296,7 +306,7 @@ class LogProgram:
             a.emit(Jle.imm(R2, cap, ok2), Mov.imm(R2, cap))
             a.label(ok2)
             a.emit(Lsh.imm(R2, 4), Mov.reg(R1, R8), Add.imm(R1, r.offset("pairs") + 16 * half * k),
-                   ldx(8, R3, FP, SLOT_PTR - 16 * k), call(Helper.probe_read_user))
+                   ldx(8, R3, FP, (SLOT_PTR, SLOT_PTR1)[k]), call(Helper.probe_read_user))
             a.label(skip)
         for i in range(MAX_ELEMS):
             nxt = f"iface.{i + 1}" if i + 1 < MAX_ELEMS else "iface.done"
