@@ -17,7 +17,13 @@ _ZF = 0x40
 
 
 class LogLines:
-    def __init__(self, sites, decoder, lines, grep, clock, json_out: bool, out):
+    """request_of(pid, goid, ts_ns) -> str | None is the hook for the request the
+    goroutine is serving (from `lumos http`'s in-flight requests, keyed by goroutine):
+    when given, each call carries it ("request" in JSON, req=... in text)."""
+
+    def __init__(self, sites, decoder, lines, grep, clock, json_out: bool, out,
+                 request_of=None):
+        self.request_of = request_of
         self.sites = sites
         self.decoder = decoder
         self.lines = lines
@@ -74,6 +80,10 @@ class LogLines:
             return
         filtered = self._filtered(site, level, verdict)
         lvl = level_name(lf.logger, level)
+        if self.request_of is not None:
+            req = self.request_of(pid, goid, ts)
+            if req:
+                attrs = [*attrs, ("request", req)]
         self.shown += 1
         if self.json:
             self._json(ts, pid, tid, goid, lf.logger, lvl, filtered, message, attrs, caller)
