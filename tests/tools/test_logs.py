@@ -1,5 +1,5 @@
-"""lumos logs on real loggers: slog (Go 1.21/1.23/1.27), zap and logrus (Debian's
-sources), default, stripped and PIE builds. Each program logs at INFO with Debug calls
+"""lumos logs on real loggers: slog and the standard log (Go 1.21/1.23/1.27), zap and
+logrus (Debian's sources, Go 1.19 and 1.27), default, stripped and PIE builds. Each program logs at INFO with Debug calls
 that its level filters out and writes its own ground truth of every call; lumos's
 output must equal it field for field, file:line included."""
 
@@ -54,6 +54,16 @@ def test_zap_and_logrus_equal_ground_truth(program, variant, tmp_path):
         calls, truth, tail, _ = _run(exe, tmp_path, "--rate", "0")
         _same(calls, truth)
         assert tail["lost"] == 0
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("version", SLOG_VERSIONS)
+def test_standard_log_equals_ground_truth(version, variant, tmp_path):
+    """log.Printf & co. to io.Discard return early in output(): shown, marked filtered."""
+    exe = build("stdlogprog", version, variant)
+    calls, truth, tail, _ = _run(exe, tmp_path, "--rate", "0")
+    _same(calls, truth)
+    assert tail["lost"] == 0
 
 
 def test_level_and_grep_filter(tmp_path):

@@ -8,7 +8,8 @@ with which arguments, how its levels are numbered, and how to tell a filtered ca
     zap     go.uber.org/zap.(*SugaredLogger).log template fmtArgs, context lvl arg
     logrus  github.com/sirupsen/logrus.(*Logger).Log/Logf/Logln, (*Entry).Log/Logf/Logln
                                                  args     -                level arg
-    log     log.(*Logger).output (Go 1.21+)       the closure's format and args
+    log     log.(*Logger).output (Go 1.21+)      the closure's format and args
+            log.(*Logger).Output                 s
 
 Signatures are written with layout-equivalent types (`*int` for a pointer receiver,
 `[]any` for any slice) so the ABI assignment needs no DWARF: it works on stripped
@@ -20,6 +21,7 @@ Formatter interface, ReportCaller bool, then Level uint32), filtered iff level >
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # common severity scale, for --level
@@ -42,7 +44,9 @@ class LoggerFunc:
     check_result: str = "al"
     level_chain: tuple[int, ...] = ()  # verdict from the logger's level field
     message: str = "msg"              # how the message is made: msg | sprint | sprintf
-                                      # | sprintln | template
+                                      # | sprintln | template | closure (std log)
+    closure: str = ""                 # std log: the appendOutput func argument
+    discard: bool = False             # level_chain reads a "discard" flag, not a level
 
 
 _SLOG_SIG = "(l *int, ctx interface{ Done() }, level int, msg string, args []any)"
@@ -72,10 +76,39 @@ CATALOGUE: tuple[LoggerFunc, ...] = (
                  elems=("args",), level_chain=(0, 44) if recv == "Entry" else (44,),
                  message={"Log": "sprint", "Logf": "sprintf", "Logln": "sprintln"}[m])
       for recv in ("Logger", "Entry") for m in ("Log", "Logf", "Logln")),
+    # the standard library's log (Go 1.21+): Print*/Fatal*/Panic* hand output() a
+    # closure over their arguments; output returns early when the writer is io.Discard
+    # (Logger.isDiscard, an atomic.Bool at +36: outMu sync.Mutex, out io.Writer,
+    # prefix atomic.Pointer, flag atomic.Int32, isDiscard)
+    LoggerFunc("log", "log.(*Logger).output",
+               "log.(*Logger).output(l *int, pc uintptr, calldepth int, appendOutput *int)",
+               level_chain=(36,), discard=True, closure="appendOutput", message="closure"),
+    LoggerFunc("log", "log.(*Logger).Output",
+               "log.(*Logger).Output(l *int, calldepth int, s string)", msg="s",
+               level_chain=(36,), discard=True),
 )
+
+# std log's closures: {F uintptr, format string, v []any} for the *f functions,
+# {F, v []any} for the others, {F, s string} for Output; captured variables are laid
+# out in the order the closure body uses them. Named log.Printf.func1 (Go 1.27), or
+# after the function they were inlined into: main.calls.Printf.func4 (Go 1.21-1.23).
+_CLOSURE = re.compile(r"\.(?:\(\*Logger\)\.)?(Print|Printf|Println|Fatal|Fatalf|Fatalln|"
+                      r"Panic|Panicf|Panicln|Output)\.func\d+$")
+
+
+def log_closure(name: str) -> str | None:
+    """Which std log function a closure comes from ("Printf"), or None."""
+    m = _CLOSURE.search(name)
+    return m.group(1) if m else None
 
 PACKAGES = {"slog": ("log/slog",), "zap": ("go.uber.org/zap",), "logrus": (_LOGRUS,),
             "log": ("log",)}
+
+
+def closure_message(fn: str) -> str:
+    """How std log makes the message of a call through this closure kind."""
+    return "sprintf" if fn.endswith("f") else "sprintln" if fn.endswith("ln") else (
+        "msg" if fn == "Output" else "sprint")
 
 
 def level_name(logger: str, level: int) -> str:
@@ -90,7 +123,7 @@ def level_name(logger: str, level: int) -> str:
     if logger == "logrus":
         return {0: "PANIC", 1: "FATAL", 2: "ERROR", 3: "WARN", 4: "INFO", 5: "DEBUG",
                 6: "TRACE"}.get(level, f"LEVEL({level})")
-    return "INFO"
+    return "PRINT"
 
 
 def level_threshold(logger: str, severity: str) -> tuple[int, bool]:

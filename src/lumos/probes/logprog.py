@@ -102,6 +102,7 @@ SLOT_BP = FRAME.slot("frame pointer walk", 8)
 SLOT_PTR1 = FRAME.slot("second slice's data pointer", 8)
 SLOT_N = FRAME.slot("number of slices", 8)
 SLOT_PTR = FRAME.slot("first slice's data pointer", 8)
+SLOT_CLOSURE = FRAME.slot("std log closure: F and four words", 40)
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,12 @@ class LogProbe:
     slices: tuple[tuple[WordLoc, WordLoc], ...]
     elem_kind: str                 # iface | attr
     attr_key: int = 0              # attr: the follow-map key of slog.Attr
+    # std log: the closure output() got; its function (ELF address, in `level`) says
+    # its layout: {F, format string, v []any} for these entries, {F, s string} for
+    # string_closures, {F, v []any} otherwise
+    closure: WordLoc | None = None
+    printf_closures: tuple[int, ...] = ()
+    string_closures: tuple[int, ...] = ()
 
 
 class LogProgram:
@@ -149,7 +156,7 @@ class LogProgram:
         for label, p in zip(labels, self.probes, strict=True):
             a.label(label)
             self._emit_site(a, p)
-        kinds = {p.elem_kind for p in self.probes if p.slices}
+        kinds = {p.elem_kind for p in self.probes if p.slices or p.closure is not None}
         if "iface" in kinds:
             self._emit_iface_tail(a)
         if "attr" in kinds:
@@ -207,13 +214,57 @@ class LogProgram:
         for k, (ptr, ln) in enumerate(p.slices[:2]):
             emit_read_word(a, ln, R8, r.offset(f"nelem{k}"))
             emit_read_word(a, ptr, FP, (SLOT_PTR, SLOT_PTR1)[k])
-        if not p.slices:
+        if p.closure is not None:
+            self._emit_closure(a, p)
+            a.emit(st(8, FP, SLOT_N, 1), ja("tail.iface"))
+        elif not p.slices:
             self.channel.emit_submit(a, R8)
             a.emit(ja("out"))
         elif p.elem_kind == "attr":
             a.emit(ld_imm64(R1, p.attr_key), stx(8, FP, SLOT_KEY, R1), ja("tail.inline"))
         else:
             a.emit(st(8, FP, SLOT_N, len(p.slices)), ja("tail.iface"))
+
+    def _emit_closure(self, a: Asm, p: LogProbe) -> None:
+        """std log: the closure's words; F (minus the bias) into `level`, then the
+        message and the []any from where this closure kind keeps them."""
+        r = LOG_RECORD
+        a.comment("emit_closure: std log's appendOutput closure {F, ...} (log/log.go)")
+        emit_read_word(a, p.closure, FP, SLOT_TMP)
+        a.emit(Mov.reg(R1, FP), Add.imm(R1, SLOT_CLOSURE), Mov.imm(R2, 40),
+               ldx(8, R3, FP, SLOT_TMP), call(Helper.probe_read_user),
+               ldx(8, R1, FP, SLOT_CLOSURE), ldx(8, R2, R8, r.offset("bias")), Sub.reg(R1, R2),
+               stx(8, R8, r.offset("level"), R1))
+        fmt_ = a.fresh("closure_printf")
+        text = a.fresh("closure_string")
+        slices = a.fresh("closure_slices")
+        for entry in p.printf_closures:
+            a.emit(ld_imm64(R2, entry), Jeq.reg(R1, R2, fmt_))
+        for entry in p.string_closures:
+            a.emit(ld_imm64(R2, entry), Jeq.reg(R1, R2, text))
+        a.emit(ldx(8, R1, FP, SLOT_CLOSURE + 8), stx(8, FP, SLOT_PTR, R1),
+               ldx(8, R1, FP, SLOT_CLOSURE + 16), stx(8, R8, r.offset("nelem0"), R1),
+               ja(slices))
+        for label, words, used in ((fmt_, True, p.printf_closures),
+                                   (text, False, p.string_closures)):
+            if not used:  # the verifier refuses unreachable code
+                continue
+            a.label(label)
+            a.emit(ldx(8, R1, FP, SLOT_CLOSURE + 16), stx(8, R8, r.offset("msg_len"), R1),
+                   ldx(8, R1, FP, SLOT_CLOSURE + 8), stx(8, FP, SLOT_TMP, R1))
+            if words:
+                a.emit(ldx(8, R1, FP, SLOT_CLOSURE + 24), stx(8, FP, SLOT_PTR, R1),
+                       ldx(8, R1, FP, SLOT_CLOSURE + 32), stx(8, R8, r.offset("nelem0"), R1))
+            done = a.fresh("closure_msg_done")
+            clamped = a.fresh("closure_msg_clamped")
+            a.emit(ldx(8, R2, R8, r.offset("msg_len")), Jeq.imm(R2, 0, done),
+                   Jle.imm(R2, MSG_MAX, clamped), Mov.imm(R2, MSG_MAX))
+            a.label(clamped)
+            a.emit(Mov.reg(R1, R8), Add.imm(R1, r.offset("msg")), ldx(8, R3, FP, SLOT_TMP),
+                   call(Helper.probe_read_user))
+            a.label(done)
+            a.emit(ja(slices))
+        a.label(slices)
 
     def _emit_rate(self, a: Asm) -> None:
         a.comment(f"emit_rate: at most {self.rate} calls a second per site; the rest counted")

@@ -10,11 +10,11 @@ out from the ABI assignment of a layout-equivalent signature, so stripped binari
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from lumos.golang.abi import assign_internal
 from lumos.golang.gobinary import GoBinary
-from lumos.golang.loggers import LoggerFunc, functions_for
+from lumos.golang.loggers import LoggerFunc, functions_for, log_closure
 from lumos.golang.logsites import CheckSite, find_check_site
 from lumos.golang.signature import parse_signature
 from lumos.probes.capture import WordLoc
@@ -34,6 +34,8 @@ class LogSite:
     slices: tuple[tuple[WordLoc, WordLoc], ...] = ()
     receiver: WordLoc | None = None          # level_field: the chain starts here
     notes: tuple[str, ...] = field(default=())
+    closure: WordLoc | None = None           # std log: the appendOutput func value
+    closures: tuple[tuple[int, str], ...] = ()  # (entry, LOG_CLOSURES kind) in the binary
 
 
 def plan_logs(gb: GoBinary, path: str, logger: str = "auto") -> list[LogSite]:
@@ -44,6 +46,9 @@ def plan_logs(gb: GoBinary, path: str, logger: str = "auto") -> list[LogSite]:
         if not fns:
             continue
         site = _plan_one(gb, path, lf, fns[0], len(out))
+        if site is not None and lf.closure:
+            site = replace(site, closures=tuple(
+                (f.entry, kind) for f in gb.functions if (kind := log_closure(f.name))))
         if site is not None:
             out.append(site)
     return out
@@ -72,7 +77,7 @@ def _plan_one(gb: GoBinary, path: str, lf: LoggerFunc, fn, index: int) -> LogSit
 
 
 def _needed(lf: LoggerFunc, sig) -> set[str]:
-    need = {n for n in (lf.level, lf.msg, *lf.elems) if n}
+    need = {n for n in (lf.level, lf.msg, lf.closure, *lf.elems) if n}
     if lf.level_chain:
         need.add(sig.params[0].name)
     return need
@@ -126,5 +131,6 @@ def _site(lf: LoggerFunc, probe: ProbeSite, vaddr: int, sp_delta: int, verdict: 
     msg = tuple(locs[lf.msg][:2]) if lf.msg else None
     slices = tuple((locs[s][0], locs[s][1]) for s in lf.elems)
     receiver = next(iter(locs.values()))[0] if lf.level_chain else None
+    closure = locs[lf.closure][0] if lf.closure else None
     return LogSite(lf, probe, vaddr, sp_delta, verdict, filtered_if_zf, level, msg, slices,
-                   receiver)
+                   receiver, closure=closure)

@@ -28,7 +28,8 @@ from lumos.targets.entry import open_go
 from lumos.targets.logplan import plan_logs
 from lumos.tools.logs_out import LogLines
 
-HELP = "print each log call of a Go program (slog, zap, logrus), filtered ones included"
+HELP = ("print each log call of a Go program (slog, zap, logrus, log), filtered ones "
+        "included")
 EXAMPLES = """\
   lumos logs -p 1234                       # every log call, DEBUG included, marked filtered
   lumos logs -p 1234 --level warn          # WARN and above only (filtered in the kernel)
@@ -39,7 +40,7 @@ EXAMPLES = """\
   lumos logs -c './app' --logger slog      # start ./app, only its log/slog calls
 """
 
-LOGGERS = ("auto", "slog", "zap", "logrus")
+LOGGERS = ("auto", "slog", "zap", "logrus", "log")
 
 
 def add_arguments(p) -> None:
@@ -122,9 +123,14 @@ def run(args) -> int:
 def _probe(site, severity: str, attr_key: int) -> LogProbe:
     lf = site.func
     value, at_least = level_threshold(lf.logger, severity)
+    if lf.logger == "log":  # no levels: every call
+        value = None
+    kinds = {"Printf", "Fatalf", "Panicf"}
     return LogProbe(site.vaddr, site.sp_delta, site.level, lf.level_const, lf.level_size,
                     value, at_least, site.verdict, site.receiver, lf.level_chain, site.msg,
-                    site.slices, lf.elem_kind, attr_key)
+                    site.slices, lf.elem_kind, attr_key, site.closure,
+                    tuple(e for e, k in site.closures if k in kinds),
+                    tuple(e for e, k in site.closures if k == "Output"))
 
 
 def _report_rate(rate_map, sites, json_out: bool) -> None:

@@ -8,7 +8,7 @@ import struct
 
 import orjson
 
-from lumos.golang.loggers import PACKAGES, level_name
+from lumos.golang.loggers import PACKAGES, closure_message, level_name, log_closure
 from lumos.golang.pclntab import package_of
 from lumos.output.anyfmt import json_value, quoted_value, sprint, sprintf, sprintln, text_value
 from lumos.probes.logprog import ELEM_SIZE, FOLLOW_SIZES, LOG_RECORD, MAX_ELEMS, MSG_MAX, WINDOW
@@ -75,11 +75,18 @@ class LogLines:
             "utf-8", "replace")
         if msg_len > MSG_MAX:
             text += f"...(+{msg_len - MSG_MAX})"
-        message, attrs = self._message(lf, text, values, n0, n1)
+        style, lvl = lf.message, None
+        if style == "closure":  # std log: the closure's function says which call it was
+            fn = self.lines.tab.function_at(level)
+            kind = (log_closure(fn.name) if fn else None) or "Print"
+            style = closure_message(kind)
+            lvl = "FATAL" if kind.startswith("Fatal") else "PANIC" if kind.startswith(
+                "Panic") else "PRINT"
+        message, attrs = self._message(lf, style, text, values, n0, n1)
         if self.grep is not None and not self.grep.search(message):
             return
         filtered = self._filtered(site, level, verdict)
-        lvl = level_name(lf.logger, level)
+        lvl = lvl or level_name(lf.logger, level)
         if self.request_of is not None:
             req = self.request_of(pid, goid, ts)
             if req:
@@ -93,7 +100,7 @@ class LogLines:
     # -- decoding ---------------------------------------------------------------------
 
     def _values(self, site, n0: int, n1: int, pairs, elems) -> list:
-        if not site.slices:
+        if not site.slices and site.closure is None:
             return []
         cache = self._values_cache
         if len(cache) > 65536:
@@ -134,19 +141,19 @@ class LogLines:
             off += size
         return window, follows
 
-    def _message(self, lf, text: str, values: list, n0: int, n1: int):
+    def _message(self, lf, style: str, text: str, values: list, n0: int, n1: int):
         """(message, [(key, GoAny or str)]) as the logger would make them."""
         half = MAX_ELEMS // 2
-        if lf.message == "template":  # zap's sugar: fmtArgs, then context pairs
+        if style == "template":  # zap's sugar: fmtArgs, then context pairs
             fmt_args, ctx = values[:min(n0, half)], values[min(n0, half):]
             if fmt_args:
                 text = sprintf(text, fmt_args) if text else sprint(fmt_args)
             return text, _pairs(ctx, n1 - len(ctx))
-        if lf.message == "sprint":
+        if style == "sprint":
             return sprint(values) + _more(n0 - len(values)), []
-        if lf.message == "sprintln":
+        if style == "sprintln":
             return sprintln(values) + _more(n0 - len(values)), []
-        if lf.message == "sprintf":
+        if style == "sprintf":
             return sprintf(text, values), []
         return text, _pairs(values, n0 - len(values))
 
@@ -155,6 +162,8 @@ class LogLines:
         if site.verdict == "flags":
             return bool(verdict & _ZF) == site.filtered_if_zf
         if site.verdict == "level_field":
+            if site.func.discard:  # std log: the writer is io.Discard
+                return (verdict & 0xFFFFFFFF) != 0
             return level > (verdict & 0xFFFFFFFF)
         return None
 
