@@ -60,7 +60,8 @@ def list_sites(args) -> int:
             fn = gb.get_functions(x.func.name)[0]
             how = {"flags": "the level check's jump: verdict in the flags, arguments from "
                             "their spill slots",
-                   "level_field": "entry: verdict from the logger's Level field",
+                   "level_field": "entry: verdict from the logger's "
+                                  + ("isDiscard flag" if x.func.discard else "Level field"),
                    "none": "entry: no verdict"}[x.verdict]
             out.write(f"{x.func.logger:<7} {x.func.name:<44} +{x.vaddr - fn.entry:#x} "
                       f"{x.probe.kind} ({how})\n")
