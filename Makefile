@@ -41,6 +41,7 @@ bench: setup
 	$(VENV)/bin/python bench/trace.py
 	$(VENV)/bin/python bench/reliability.py
 	$(VENV)/bin/python bench/funcs.py
+	$(VENV)/bin/python bench/logs.py
 
 clean:
 	rm -rf $(VENV) examples/goserver/goserver tests/programs/build

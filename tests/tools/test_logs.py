@@ -132,3 +132,25 @@ def test_no_logger(tmp_path):
     r = run_lumos("logs", "-c", str(exe))
     assert r.returncode == 2 and "no known logger" in r.stderr
     subprocess.run([str(exe)], capture_output=True, check=True)
+
+
+@pytest.mark.parametrize("variant", ["default", "pie"])
+def test_attach_to_a_running_process(variant, tmp_path):
+    """-p PID: a process already running (PIE: loaded anywhere) is seen from outside."""
+    import time
+    exe = build("slogprog", "1.27.3", variant)
+    truth = tmp_path / "truth.jsonl"
+    proc = subprocess.Popen([str(exe), "-n", "1000000", "-rate", "700", "-truth", str(truth)])
+    try:
+        time.sleep(0.5)
+        r = run_lumos("logs", "-p", str(proc.pid), "-d", "2", "--json", timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert r.returncode == 0, r.stderr
+    calls = [json.loads(x) for x in r.stdout.splitlines() if '"msg"' in x]
+    want = {json.dumps({k: t[k] for k in FIELDS}, sort_keys=True)
+            for t in map(json.loads, truth.read_text().splitlines())}
+    assert len(calls) > 100
+    for c in calls:
+        assert json.dumps({k: c.get(k) for k in FIELDS}, sort_keys=True) in want, c

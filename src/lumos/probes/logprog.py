@@ -38,7 +38,6 @@ from lumos.bpf.asm import (
     Asm,
     Helper,
     Jeq,
-    Jgt,
     Jle,
     Jlt,
     Jsge,
@@ -59,50 +58,25 @@ from lumos.bpf.asm import (
 from lumos.bpf.prog import ProgramSpec
 from lumos.bpf.sys import BPF_PROG_TYPE_KPROBE
 from lumos.probes import codegen
-from lumos.probes.capture import HEADER_SIZE, R_SP, WordLoc, emit_read_word, load_sp
+from lumos.probes.capture import R_SP, WordLoc, emit_read_word, load_sp
 from lumos.probes.eventprog import GoroutineSource, emit_goroutine, emit_header
-from lumos.probes.frame import Frame
-from lumos.probes.record import Field, Record
-
-MAX_ELEMS = 16
-WINDOW = 64
-FOLLOW_SIZES = (64, 64, 16)
-MSG_MAX = 128
-NRET = 4
-ELEM_SIZE = WINDOW + sum(FOLLOW_SIZES)
-NO_FOLLOW = 0xFF
-RATE_WINDOW_NS = 1_000_000_000
-
-_HEADER = [Field("ts_ns", "u64"), Field("pid", "u32"), Field("tid", "u32"),
-           Field("goid", "u64"), Field("site", "u32"), Field("frame", "s32")]
-LOG_RECORD = Record("lumos_log", _HEADER + [
-    Field("level", "s64", doc="the call's level, sign-extended"),
-    Field("verdict", "u64", doc="pt_regs->flags at the check jump, or the logger's level"),
-    Field("msg_len", "s64"),
-    Field("bias", "u64", doc="regs->ip - the site's ELF address"),
-    Field("nelem0", "s64", doc="length of the first attribute slice"),
-    Field("nelem1", "s64", doc="length of the second (zap's context)"),
-    Field("ret0", "u64"), Field("ret1", "u64"), Field("ret2", "u64"), Field("ret3", "u64"),
-    Field("msg", "bytes", MSG_MAX),
-    Field("pairs", "bytes", 16 * MAX_ELEMS, doc="(type, data) of each any"),
-    Field("elems", "bytes", ELEM_SIZE * MAX_ELEMS,
-          doc=f"per element: window[{WINDOW}], follow[{']['.join(map(str, FOLLOW_SIZES))}]"),
-])
-assert LOG_RECORD.offset("ts_ns") == 0 and LOG_RECORD.offset("level") == HEADER_SIZE
-
-# Stack slots; the first 32 bytes are eventprog's (emit_goroutine's goid and frame at
-# FP-16/-24, g at FP-32; emit_reserve's drop scratch at FP-8), used as they are.
-FRAME = Frame()
-FRAME.slot("eventprog: drop scratch, goid, frame, g", 32)
-SLOT_LEVEL = FRAME.slot("level", 8)
-SLOT_NOW = FRAME.slot("now_ns (rate limit)", 8)
-SLOT_KEY = FRAME.slot("map key (site / type address)", 8)
-SLOT_TMP = FRAME.slot("pointer scratch", 8)
-SLOT_BP = FRAME.slot("frame pointer walk", 8)
-SLOT_PTR1 = FRAME.slot("second slice's data pointer", 8)
-SLOT_N = FRAME.slot("number of slices", 8)
-SLOT_PTR = FRAME.slot("first slice's data pointer", 8)
-SLOT_CLOSURE = FRAME.slot("std log closure: F and four words", 40)
+from lumos.probes.loglayout import (
+    FRAME,
+    LOG_RECORD,
+    MSG_MAX,
+    NO_FOLLOW,
+    RATE_WINDOW_NS,
+    SLOT_BP,
+    SLOT_CLOSURE,
+    SLOT_KEY,
+    SLOT_LEVEL,
+    SLOT_N,
+    SLOT_NOW,
+    SLOT_PTR,
+    SLOT_PTR1,
+    SLOT_TMP,
+)
+from lumos.probes.logtails import emit_iface_tail, emit_inline_tail
 
 
 @dataclass(frozen=True)
@@ -158,9 +132,9 @@ class LogProgram:
             self._emit_site(a, p)
         kinds = {p.elem_kind for p in self.probes if p.slices or p.closure is not None}
         if "iface" in kinds:
-            self._emit_iface_tail(a)
+            emit_iface_tail(a, self.channel, self.follow_map)
         if "attr" in kinds:
-            self._emit_inline_tail(a)
+            emit_inline_tail(a, self.channel, self.follow_map)
         a.label("out")
         a.emit(Mov.imm(R0, 0), exit_())
         about = (f"lumos logs: {len(self.probes)} site(s), rate {self.rate}/s per site\n"
@@ -334,88 +308,6 @@ class LogProgram:
                 a.emit(Mov.reg(R1, FP), Add.imm(R1, SLOT_BP), Mov.imm(R2, 8),
                        ldx(8, R3, FP, SLOT_BP), call(Helper.probe_read_user))
         a.label(end)
-
-    # -- element tails (shared by every site) --------------------------------------------
-
-    def _emit_iface_tail(self, a: Asm) -> None:
-        """(type, data) pairs of one or two []any, then each element's window/follows."""
-        r = LOG_RECORD
-        a.label("tail.iface")
-        a.comment(f"emit_iface_tail: (type, data) pairs; two slices split {MAX_ELEMS // 2}/"
-                  f"{MAX_ELEMS // 2}")
-        half = MAX_ELEMS // 2
-        for k in (0, 1):
-            cap = MAX_ELEMS if k == 0 else half
-            skip = a.fresh("pairs_skip")
-            one = a.fresh("pairs_one")
-            a.emit(ldx(8, R2, R8, r.offset(f"nelem{k}")), Jsle.imm(R2, 0, skip))
-            if k == 0:  # alone it may fill all slots; beside a second slice, half
-                a.emit(ldx(8, R1, FP, SLOT_N), Jeq.imm(R1, 1, one),
-                       Jle.imm(R2, half, one), Mov.imm(R2, half))
-                a.label(one)
-            ok2 = a.fresh("pairs_ok")
-            a.emit(Jle.imm(R2, cap, ok2), Mov.imm(R2, cap))
-            a.label(ok2)
-            a.emit(Lsh.imm(R2, 4), Mov.reg(R1, R8), Add.imm(R1, r.offset("pairs") + 16 * half * k),
-                   ldx(8, R3, FP, (SLOT_PTR, SLOT_PTR1)[k]), call(Helper.probe_read_user))
-            a.label(skip)
-        for i in range(MAX_ELEMS):
-            nxt = f"iface.{i + 1}" if i + 1 < MAX_ELEMS else "iface.done"
-            a.label(f"iface.{i}")
-            pair = r.offset("pairs") + 16 * i
-            win = r.offset("elems") + ELEM_SIZE * i
-            a.emit(ldx(8, R3, R8, pair + 8), Jeq.imm(R3, 0, nxt), Mov.reg(R1, R8),
-                   Add.imm(R1, win), Mov.imm(R2, WINDOW), call(Helper.probe_read_user),
-                   ldx(8, R1, R8, pair), Jeq.imm(R1, 0, nxt), ldx(8, R2, R8, r.offset("bias")),
-                   Sub.reg(R1, R2), stx(8, FP, SLOT_KEY, R1))
-            self._emit_follows(a, win, nxt)
-        a.label("iface.done")
-        self.channel.emit_submit(a, R8)
-        a.emit(ja("out"))
-
-    def _emit_inline_tail(self, a: Asm) -> None:
-        """Elements stored in the slice itself (slog.Attr, 40 bytes): one read each."""
-        r = LOG_RECORD
-        a.label("tail.inline")
-        a.comment("emit_inline_tail: []slog.Attr elements (40 bytes each) into the windows")
-        for i in range(MAX_ELEMS):
-            nxt = f"inline.{i + 1}" if i + 1 < MAX_ELEMS else "inline.done"
-            a.label(f"inline.{i}")
-            win = r.offset("elems") + ELEM_SIZE * i
-            a.emit(ldx(8, R2, R8, r.offset("nelem0")), Jsle.imm(R2, i, "inline.done"),
-                   Mov.reg(R1, R8), Add.imm(R1, win), Mov.imm(R2, 40),
-                   ldx(8, R3, FP, SLOT_PTR), Add.imm(R3, 40 * i), call(Helper.probe_read_user))
-            self._emit_follows(a, win, nxt)
-        a.label("inline.done")
-        self.channel.emit_submit(a, R8)
-        a.emit(ja("out"))
-
-    def _emit_follows(self, a: Asm, win: int, nxt: str) -> None:
-        """Up to three bounded copies behind pointers in the window, as lumos_follow[key]
-        says: (ptr offset, len offset or 0xff for the buffer's size) per follow."""
-        a.emit(ld_map_fd(R1, self.follow_map), Mov.reg(R2, FP), Add.imm(R2, SLOT_KEY),
-               call(Helper.map_lookup_elem), Jeq.imm(R0, 0, nxt), Mov.reg(R7, R0))
-        buf = win + WINDOW
-        for k, size in enumerate(FOLLOW_SIZES):
-            skip = a.fresh("follow_skip")
-            const = a.fresh("follow_const")
-            have = a.fresh("follow_len")
-            a.emit(ldx(1, R3, R7, 2 * k), Jgt.imm(R3, WINDOW - 8, skip),
-                   Mov.reg(R1, R8), Add.imm(R1, win), Add.reg(R1, R3), ldx(8, R3, R1, 0),
-                   Jeq.imm(R3, 0, skip), stx(8, FP, SLOT_TMP, R3),
-                   ldx(1, R2, R7, 2 * k + 1), Jeq.imm(R2, NO_FOLLOW, const),
-                   Jgt.imm(R2, WINDOW - 8, skip), Mov.reg(R1, R8), Add.imm(R1, win),
-                   Add.reg(R1, R2), ldx(8, R2, R1, 0), Jeq.imm(R2, 0, skip),
-                   Jle.imm(R2, size, have))
-            a.label(const)
-            a.emit(Mov.imm(R2, size))
-            a.label(have)
-            a.emit(Mov.reg(R1, R8), Add.imm(R1, buf), ldx(8, R3, FP, SLOT_TMP),
-                   call(Helper.probe_read_user))
-            a.label(skip)
-            buf += size
-        a.emit(ja(nxt))
-
 
 def follow_value(follows: list[tuple[int, int]]) -> bytes:
     """The lumos_follow map value: up to three (ptr offset, len offset | NO_FOLLOW)."""

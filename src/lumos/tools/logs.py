@@ -19,7 +19,8 @@ from lumos.output.jsonl import write_json
 from lumos.probes.attach import attach_sites
 from lumos.probes.channel import EventChannel
 from lumos.probes.eventprog import GoroutineSource
-from lumos.probes.logprog import FOLLOW_SIZES, LogProbe, LogProgram, follow_value
+from lumos.probes.loglayout import FOLLOW_SIZES
+from lumos.probes.logprog import LogProbe, LogProgram, follow_value
 from lumos.probes.stream import Stream
 from lumos.session.args import add_target_arguments, add_timing_arguments
 from lumos.session.report import report_lost
@@ -81,6 +82,8 @@ def run(args) -> int:
         if gb is None:
             raise UsageError(f"{path or 'the target'}: not a Go program")
         sites = plan_logs(gb, path, args.logger)
+        if SEVERITIES.index(args.level) > SEVERITIES.index("info"):
+            sites = [x for x in sites if x.func.logger != "log"]  # no levels: INFO-like
         if not sites:
             raise UsageError(f"{path}: no {'known' if args.logger == 'auto' else args.logger}"
                              f" logger found (lumos knows log/slog, zap and logrus)")

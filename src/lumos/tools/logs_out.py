@@ -11,7 +11,7 @@ import orjson
 from lumos.golang.loggers import PACKAGES, closure_message, level_name, log_closure
 from lumos.golang.pclntab import package_of
 from lumos.output.anyfmt import json_value, quoted_value, sprint, sprintf, sprintln, text_value
-from lumos.probes.logprog import ELEM_SIZE, FOLLOW_SIZES, LOG_RECORD, MAX_ELEMS, MSG_MAX, WINDOW
+from lumos.probes.loglayout import ELEM_SIZE, FOLLOW_SIZES, LOG_RECORD, MAX_ELEMS, MSG_MAX, WINDOW
 
 _ZF = 0x40
 
