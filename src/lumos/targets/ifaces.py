@@ -14,6 +14,7 @@ class IfaceResolver:
     def __init__(self, exe: str):
         self.exe = exe
         self._decoder: AnyDecoder | None = None
+        self._pie = True
         self._failed = False
         self._symbolizers: dict[int | None, Symbolizer] = {}
 
@@ -22,7 +23,9 @@ class IfaceResolver:
             try:
                 from lumos.binary.elf import open_elf
                 from lumos.golang.typedata import load_typedata
-                self._decoder = AnyDecoder(load_typedata(open_elf(self.exe)), (0, 0, 0))
+                elf = open_elf(self.exe)
+                self._pie = elf.is_pie
+                self._decoder = AnyDecoder(load_typedata(elf), (0, 0, 0))
             except LumosError:
                 self._failed = True  # not Go, or no type data: words stay words
         return self._decoder
@@ -42,7 +45,8 @@ class IfaceResolver:
         sym = self._symbolizer(pid)
         where = sym.vaddr_in_file(addr)
         if where is None or where[0] != self.exe and pid is not None:
-            return None
+            # the process is gone (a short -c command): a non-PIE loads where linked
+            return None if self._pie else 0
         return addr - where[1]
 
     def resolve(self, v, pid: int | None) -> Resolved | None:
