@@ -7,7 +7,7 @@ LUMOS     := $(VENV)/bin/lumos
 GO_VERSIONS := 1.21.13 1.23.9 1.27.3
 export LUMOS_TOOLCHAINS ?= $(HOME)/.cache/lumos/toolchains
 
-.PHONY: setup system venv toolchains goserver demo test lint bench clean
+.PHONY: setup system venv toolchains goserver demo test lint bench clean proto
 
 setup: system venv toolchains goserver
 
@@ -42,6 +42,13 @@ bench: setup
 	$(VENV)/bin/python bench/reliability.py
 	$(VENV)/bin/python bench/funcs.py
 	$(VENV)/bin/python bench/logs.py
+
+# profile_pb2.py from profile.proto (pprof's format); needs grpcio-tools, not a run-time
+# dependency: the generated module is committed
+proto:
+	$(PY) -m venv /tmp/lumos-protoc && /tmp/lumos-protoc/bin/pip install -q grpcio-tools
+	cd src/lumos/output/proto && /tmp/lumos-protoc/bin/python -m grpc_tools.protoc -I. \
+		--python_out=. profile.proto
 
 clean:
 	rm -rf $(VENV) examples/goserver/goserver tests/programs/build

@@ -22,6 +22,17 @@ TOOLS = {
     "latency": "lumos.tools.latency",
     "flow": "lumos.tools.flow",
     "goroutines": "lumos.tools.goroutines",
+    "usdt": "lumos.tools.usdt",
+    "uflow": "lumos.tools.uflow",
+    "stacks": "lumos.tools.stacks",
+    "profile": "lumos.tools.profile",
+    "allocs": "lumos.tools.allocs",
+    "execsnoop": "lumos.tools.execsnoop",
+    "opensnoop": "lumos.tools.opensnoop",
+    "runqlat": "lumos.tools.runqlat",
+    "swapin": "lumos.tools.swapin",
+    "faults": "lumos.tools.faults",
+    "list": "lumos.tools.list",
     "logs": "lumos.tools.logs",
 }
 
@@ -74,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             from lumos.bpf.prog import observe_loads
             observe_loads(lambda spec: print(spec.explain() + "\n", file=sys.stderr,
                                              flush=True))
-        return args._run(args) or 0
+        return args._run(args) or getattr(args, "_command_status", 0)
     except LumosError as e:
         if debug:
             for extra in ("listing", "log"):  # VerifierError: the program and the whole log

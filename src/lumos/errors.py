@@ -71,5 +71,14 @@ class BinaryFormatError(LumosError):
         super().__init__(message)
 
 
+class DwarfFormatError(BinaryFormatError):
+    """The DWARF sections are damaged: names the offset in the section."""
+
+
 class GoBinaryError(LumosError):
     """A Go-specific feature was asked of a binary that cannot provide it."""
+
+
+class GoFormatError(BinaryFormatError, GoBinaryError):
+    """A Go table (pclntab, build info, moduledata) is damaged: both a format error
+    (the file is bad) and a Go one (what lumos needs from it cannot be had)."""

@@ -155,3 +155,48 @@ def source_signatures(program: str) -> dict[str, str]:
 
 
 _SIG_NAME = re.compile(r"^(\w+\.(?:\(\*\w+\)\.)?[\w.]+)\(")
+
+
+@cache
+def package_signatures(program: str | Path, version: str) -> dict[str, str]:
+    """{function name: signature} of every package a program is built from (its own and
+    the standard library's, as `go list -deps` selects their files for linux/amd64 with
+    this toolchain), printed by sigdump. Names carry import paths (net/http.(*conn).serve),
+    types package names (*http.conn): how `lumos funcs` prints them."""
+    src = program if isinstance(program, Path) else PROGRAMS / program
+    r = subprocess.run([go_binary(version), "list", "-deps", "-f",
+                        "{{.ImportPath}}\t{{.Name}}\t{{.Dir}}\t{{join .GoFiles \"\\t\"}}", "."],
+                       cwd=src, env=_env(version, False), capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.fail(f"go list -deps in {src} failed: {r.stderr}", pytrace=False)
+    exe = build("sigdump", version, "default")  # the toolchain's own parser reads its std
+    out: dict[str, str] = {}
+    aliases: dict[str, str] = {}
+    for line in r.stdout.splitlines():
+        path, name, pkg_dir, *files = line.split("\t")
+        files = [str(Path(pkg_dir) / f) for f in files if f]
+        if not files:
+            continue
+        if name == "main":
+            path = "main"  # the binary names a main package's functions main.f
+        sigs = subprocess.run([str(exe), "-pkg", path, *files], capture_output=True,
+                              text=True)
+        if sigs.returncode != 0:
+            pytest.fail(f"sigdump {path}: {sigs.stderr}", pytrace=False)
+        for sig in sigs.stdout.splitlines():
+            if sig.startswith("ALIAS "):
+                _, name, target = sig.split(" ", 2)
+                aliases[name] = target
+                continue
+            m = _PKG_SIG_NAME.match(sig)
+            if m:
+                out[m.group(1)] = sig
+    if aliases:
+        rx = re.compile(r"(?<![\w.])(" + "|".join(re.escape(a) for a in aliases) + r")(?!\w)")
+        for _ in range(3):  # aliases of aliases
+            out = {k: rx.sub(lambda m: aliases[m.group(1)], v) for k, v in out.items()}
+    return out
+
+
+# import path, then a receiver "(*T)." or "T." and the name; generic receivers are left out
+_PKG_SIG_NAME = re.compile(r"^((?:[\w.\-]+/)*[\w.\-]*?\.(?:\(\*\w+\)\.|\w+\.)?\w+)\(")

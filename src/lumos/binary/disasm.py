@@ -291,6 +291,55 @@ def writes_per_insn(code: bytes, addr: int, count: int = 0) -> list[set[str]]:
     return outs
 
 
+@dataclass(frozen=True)
+class Access:
+    """What one instruction reads and writes: 64-bit register names (xmmN kept), the
+    [base + disp] memory operands it reads (base as a 64-bit name, "" if none), and all
+    its memory operands, read or written (an LEA's is no access and is left out)."""
+
+    address: int
+    mnemonic: str
+    op_str: str
+    reads: frozenset[str]
+    writes: frozenset[str]
+    mem_reads: tuple[tuple[str, int], ...]
+    mem: tuple[tuple[str, int], ...] = ()
+
+
+def accesses(code: bytes, addr: int, count: int = 0) -> list[Access]:
+    """Register and memory accesses of each instruction (one detail-mode pass). A
+    zeroing idiom (xor eax, eax; xorps x, x) reads nothing."""
+    from capstone import x86
+    out: list[Access] = []
+    for insn in _cs(True).disasm(code, addr, count):
+        if insn.id == 0:  # skipped data
+            out.append(Access(insn.address, ".byte", "", frozenset(), frozenset(), ()))
+            continue
+        try:
+            read, written = insn.regs_access()
+        except capstone.CsError:
+            read, written = [], []
+        names = [insn.reg_name(r) for r in read]
+        reads = {_GPR64.get(n, n) for n in names if n}
+        writes = {_GPR64.get(n, n) for n in (insn.reg_name(r) for r in written) if n}
+        ops = insn.op_str.split(", ")
+        if insn.mnemonic in ("xor", "xorps", "xorpd", "pxor", "sub") and len(ops) == 2 \
+                and ops[0] == ops[1]:
+            reads = set()
+        mem, every = [], []
+        for i, op in enumerate(insn.operands):
+            if op.type != x86.X86_OP_MEM or insn.mnemonic == "lea":
+                continue
+            base = insn.reg_name(op.mem.base) if op.mem.base else ""
+            m = (_GPR64.get(base, base or ""), op.mem.disp)
+            every.append(m)
+            if i > 0 or insn.mnemonic in ("cmp", "test", "push"):
+                mem.append(m)
+        out.append(Access(insn.address, insn.mnemonic, insn.op_str, frozenset(reads),
+                          frozenset(writes), tuple(mem), tuple(every)))
+    return out
+
+
 def uprobe_emulated(insn: Insn, raw: bytes) -> bool:
     """True if Linux's x86 uprobe code emulates this instruction (no single step).
 

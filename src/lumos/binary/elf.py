@@ -1,13 +1,16 @@
 """ELF files as uprobes need them: function symbols, sections, build id, file offsets.
 
-A thin layer over pyelftools. Every parse problem becomes BinaryFormatError, so a
-truncated or foreign file never surfaces as IndexError or struct.error.
+A thin layer over pyelftools. Every pyelftools call goes through this class and a parse
+problem it reports (ELFError, incl. ELFParseError for a truncated file) becomes one
+BinaryFormatError, so a damaged file never ends in a traceback; an IndexError or
+struct.error is left alone: that would be a lumos bug.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import zlib
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -19,6 +22,10 @@ from lumos.errors import BinaryFormatError, TargetError
 ELF_MAGIC = b"\x7fELF"
 ELF64_SYM = struct.Struct("<IBBHQQ")  # st_name, st_info, st_other, st_shndx, st_value, st_size
 STT_FUNC, STT_GNU_IFUNC = 2, 10
+# What pyelftools raises on a damaged file: ELFError (ELFParseError), and ValueError where
+# a header's offset is absurd (stream.seek: "cannot fit 'int' into an offset-sized
+# integer"). Caught around pyelftools calls only, never around lumos's own code.
+_PYELFTOOLS_ERRORS = (ELFError, ValueError, OSError)
 
 
 @dataclass(frozen=True, order=True)
@@ -70,7 +77,7 @@ class ElfBinary:
             if self.elf.elfclass != 64 or self.elf["e_machine"] != "EM_X86_64":
                 raise BinaryFormatError(f"{path}: not an x86-64 ELF file")
             self.segments = self._load_segments()
-        except (ELFError, ValueError, KeyError, OSError) as e:
+        except _PYELFTOOLS_ERRORS as e:
             self.close()
             raise BinaryFormatError(f"{path}: corrupt ELF: {e}") from e
         except BinaryFormatError:
@@ -108,18 +115,27 @@ class ElfBinary:
 
     # -- sections ------------------------------------------------------------------
 
+    def section(self, name: str):
+        """pyelftools' Section by name, or None. Reading the section table of a truncated
+        file fails here (pyelftools parses every header to find one)."""
+        try:
+            return self.elf.get_section_by_name(name)
+        except _PYELFTOOLS_ERRORS as e:
+            raise BinaryFormatError(f"{self.path}: corrupt or truncated section table: {e}",
+                                    self.elf["e_shoff"]) from e
+
     def has_section(self, name: str) -> bool:
-        return self.elf.get_section_by_name(name) is not None
+        return self.section(name) is not None
 
     def get_section_range(self, name: str) -> tuple[int, int, int] | None:
         """(vaddr, file offset, size) of a section, or None when absent."""
-        sec = self.elf.get_section_by_name(name)
+        sec = self.section(name)
         if sec is None:
             return None
         return sec["sh_addr"], sec["sh_offset"], sec["sh_size"]
 
     def get_section_data(self, name: str) -> bytes | None:
-        sec = self.elf.get_section_by_name(name)
+        sec = self.section(name)
         if sec is None or sec["sh_type"] == "SHT_NOBITS":
             return None
         if sec["sh_offset"] + sec["sh_size"] > self.size:
@@ -127,7 +143,7 @@ class ElfBinary:
                                     "the file (truncated?)", sec["sh_offset"])
         try:
             return sec.data()
-        except (ELFError, ValueError, OSError, MemoryError) as e:  # absurd compressed size
+        except (ELFError, OSError, MemoryError, zlib.error) as e:  # absurd compressed size
             raise BinaryFormatError(f"{self.path}: section {name}: {e}",
                                     sec["sh_offset"]) from e
 
@@ -135,14 +151,14 @@ class ElfBinary:
     def build_id(self) -> str | None:
         """The GNU build id as hex, or None."""
         for name in (".note.gnu.build-id",):
-            sec = self.elf.get_section_by_name(name)
+            sec = self.section(name)
             if sec is None:
                 continue
             try:
                 for note in sec.iter_notes():
                     if note["n_type"] == "NT_GNU_BUILD_ID":
                         return note["n_desc"]
-            except (ELFError, ValueError) as e:
+            except ELFError as e:
                 raise BinaryFormatError(f"{self.path}: {name}: {e}") from e
         return None
 
@@ -159,14 +175,14 @@ class ElfBinary:
         seen: set[tuple[str, int]] = set()
         out: list[Symbol] = []
         for table in (".symtab", ".dynsym"):
-            sec = self.elf.get_section_by_name(table)
+            sec = self.section(table)
             if sec is None or sec["sh_type"] not in ("SHT_SYMTAB", "SHT_DYNSYM"):
                 continue
             link = sec["sh_link"]
             try:
                 strtab = self.elf.get_section(link).data()
                 data = sec.data()
-            except (ELFError, ValueError, OSError, IndexError) as e:
+            except _PYELFTOOLS_ERRORS as e:
                 raise BinaryFormatError(f"{self.path}: {table}: {e}", sec["sh_offset"]) from e
             usable = len(data) - len(data) % ELF64_SYM.size
             for name_off, info, _other, shndx, value, size in ELF64_SYM.iter_unpack(
@@ -213,12 +229,12 @@ class ElfBinary:
     @cached_property
     def needed(self) -> list[str]:
         """DT_NEEDED library names (empty for static binaries)."""
-        dyn = self.elf.get_section_by_name(".dynamic")
+        dyn = self.section(".dynamic")
         if dyn is None:
             return []
         try:
             return [t.needed for t in dyn.iter_tags() if t.entry.d_tag == "DT_NEEDED"]
-        except (ELFError, ValueError) as e:
+        except ELFError as e:
             raise BinaryFormatError(f"{self.path}: .dynamic: {e}") from e
 
 

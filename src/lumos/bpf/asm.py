@@ -253,10 +253,12 @@ class Asm:
     """Collects instructions; a label set with label() goes on the next instruction."""
 
     def __init__(self):
+        from lumos.bpf.frame import Frame
         self.insns: list[Instruction] = []
         self._pending: list[str] = []
         self._comment = ""
         self._counter = 0
+        self.frame = Frame()  # the program's stack slots, by name (bpf/frame.py)
 
     def comment(self, text: str) -> None:
         """Say what the next instructions do and where their constants come from; the

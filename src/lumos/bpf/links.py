@@ -129,27 +129,35 @@ def attach_perf_event(prog: Program, perf_fd: FD, cookie: int = 0,
 
 
 def attach_uprobe(prog: Program, path: str, offset: int, pid: int = -1, cookie: int = 0,
-                  retprobe: bool = False) -> PerfEventLink:
-    """One uprobe at a file offset (prog: BPF_PROG_TYPE_KPROBE)."""
-    pfd = perf.open_uprobe_event(path, offset, pid, retprobe)
+                  retprobe: bool = False, ref_ctr_offset: int = 0) -> PerfEventLink:
+    """One uprobe at a file offset (prog: BPF_PROG_TYPE_KPROBE). ref_ctr_offset: a USDT
+    semaphore's file offset, which the kernel increments while the probe is in."""
+    pfd = perf.open_uprobe_event(path, offset, pid, retprobe, ref_ctr_offset)
     return attach_perf_event(prog, pfd, cookie, f"uprobe {path}:{offset:#x}")
 
 
 def attach_uprobe_multi(prog: Program, path: str, offsets: list[int],
                         cookies: list[int] | None = None, pid: int = -1,
-                        retprobe: bool = False) -> UprobeMultiLink:
-    """Many uprobes in one file with one link (prog loaded for BPF_TRACE_UPROBE_MULTI)."""
+                        retprobe: bool = False,
+                        ref_ctr_offsets: list[int] | None = None) -> UprobeMultiLink:
+    """Many uprobes in one file with one link (prog loaded for BPF_TRACE_UPROBE_MULTI).
+
+    ref_ctr_offsets: per site, a USDT semaphore's file offset (0: none) that the kernel
+    increments in every process the probe is installed in, and decrements at detach."""
     n = len(offsets)
     if n == 0:
         raise AttachError("uprobe_multi: no offsets")
     cpath = ctypes.create_string_buffer(path.encode())
     offs = (ctypes.c_uint64 * n)(*offsets)
     cks = (ctypes.c_uint64 * n)(*cookies) if cookies is not None else None
+    refs = ((ctypes.c_uint64 * n)(*ref_ctr_offsets) if ref_ctr_offsets is not None
+            and any(ref_ctr_offsets) else None)
     attr = bsys.LinkCreateAttr(prog_fd=prog.fd, attach_type=bsys.BPF_TRACE_UPROBE_MULTI)
     um = attr.opts.uprobe_multi
     um.path = ctypes.addressof(cpath)
     um.offsets = ctypes.addressof(offs)
     um.cookies = ctypes.addressof(cks) if cks is not None else 0
+    um.ref_ctr_offsets = ctypes.addressof(refs) if refs is not None else 0
     um.cnt = n
     um.flags = bsys.BPF_F_UPROBE_MULTI_RETURN if retprobe else 0
     um.pid = max(pid, 0)

@@ -1,8 +1,11 @@
 """Consuming a BPF ring buffer map (Linux 5.8) from Python: mmap + epoll.
 
 Layout (kernel/bpf/ringbuf.c): page 0 holds consumer_pos (we write it); page 1 holds
-producer_pos; the data area follows, mapped twice in a row so a record that wraps is
-still contiguous. Each record has an 8-byte header: u32 length with BUSY (bit 31) and
+producer_pos; the data area follows. The kernel offers it mapped twice in a row so that
+a record that wraps is contiguous, but a mapping's pages all count in the reader's
+resident memory at once (they are mapped when mmap returns): lumos maps it once and
+copies a wrapping stretch in two parts, so a 16 MiB ring costs 16 MiB, not 32.
+Each record has an 8-byte header: u32 length with BUSY (bit 31) and
 DISCARD (bit 30) flags, u32 page offset; records are 8-byte aligned.
 
 The kernel wakes the reader only when a record lands on an empty buffer (the default
@@ -42,7 +45,7 @@ class RingBuffer:
         try:
             self._cons = mmap.mmap(rb_map.fd, page, mmap.MAP_SHARED,
                                    mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
-            self._prod = mmap.mmap(rb_map.fd, page + 2 * self.size, mmap.MAP_SHARED,
+            self._prod = mmap.mmap(rb_map.fd, page + self.size, mmap.MAP_SHARED,
                                    mmap.PROT_READ, offset=page)
         except OSError as e:
             raise BPFError(f"mmap ring buffer {rb_map.name}: {e.strerror}", e.errno) from None
@@ -78,6 +81,17 @@ class RingBuffer:
     def pending_bytes(self) -> int:
         return _u64.unpack_from(self._prod, 0)[0] - _u64.unpack_from(self._cons, 0)[0]
 
+    def _copy(self, pos: int, nbytes: int) -> bytes:
+        """nbytes of the data area from ring position pos, across the wrap if need be."""
+        start = pos & self._mask
+        end = start + nbytes
+        if end <= self.size:
+            return bytes(self._data[start:end])
+        return bytes(self._data[start:]) + bytes(self._data[:end - self.size])
+
+    def _header(self, pos: int) -> int:
+        return _u32.unpack_from(self._data, pos & self._mask)[0]  # 8-aligned: never wraps
+
     def drain(self, callback: Callable[[bytes], None], limit: int = 0) -> int:
         """Hand every committed record to callback (as bytes); returns how many.
 
@@ -86,15 +100,14 @@ class RingBuffer:
         """
         cons = _u64.unpack_from(self._cons, 0)[0]
         prod = _u64.unpack_from(self._prod, 0)[0]
-        data, mask, n = self._data, self._mask, 0
+        n = 0
         while cons < prod:
-            off = cons & mask
-            hdr = _u32.unpack_from(data, off)[0]
+            hdr = self._header(cons)
             if hdr & BUSY_BIT:
                 break
             length = hdr & ~(BUSY_BIT | DISCARD_BIT)
             if not hdr & DISCARD_BIT:
-                callback(bytes(data[off + HDR_SIZE: off + HDR_SIZE + length]))
+                callback(self._copy(cons + HDR_SIZE, length))
                 n += 1
             cons += (length + HDR_SIZE + 7) & ~7
             _u64.pack_into(self._cons, 0, cons)
@@ -111,17 +124,16 @@ class RingBuffer:
         """
         cons = _u64.unpack_from(self._cons, 0)[0]
         prod = _u64.unpack_from(self._prod, 0)[0]
-        data, mask, stop, n = self._data, self._mask, cons, 0
+        stop, n = cons, 0
         while stop < prod:
-            hdr = _u32.unpack_from(data, stop & mask)[0]
+            hdr = self._header(stop)
             if hdr & BUSY_BIT:
                 break
             stop += ((hdr & ~(BUSY_BIT | DISCARD_BIT)) + HDR_SIZE + 7) & ~7
             n += 1
         if stop == cons:
             return b"", 0
-        start = cons & mask
-        chunk = bytes(data[start: start + (stop - cons)])  # double mapping: no wrap split
+        chunk = self._copy(cons, stop - cons)
         _u64.pack_into(self._cons, 0, stop)
         self.records += n
         return chunk, n
@@ -143,28 +155,33 @@ class RingBuffer:
             n = min(n, limit)
         if n <= 0:
             return b"", 0
-        start = cons & self._mask
+        chunk = self._copy(cons, n * stride)
         # byte 3 of each header holds the BUSY bit (bit 31 of the little-endian length)
-        flags = self._data[start + 3: start + n * stride: stride]
-        busy = _BUSY_BYTE.search(bytes(flags))
+        busy = _BUSY_BYTE.search(chunk[3::stride])
         if busy is not None:
             n = busy.start()
             if n == 0:
                 return b"", 0
-        chunk = bytes(self._data[start: start + n * stride])
+            chunk = chunk[:n * stride]
         _u64.pack_into(self._cons, 0, cons + n * stride)
         self.records += n
         return chunk, n
 
     def discard_pending(self) -> int:
-        """Release every committed record unread; returns how many (the caller counts
-        them as lost). Records still being written are left alone."""
+        """Release the records committed so far, unread; returns how many (the caller
+        counts them as lost). Bounded by the producer position at the call: a producer
+        still running cannot keep it busy."""
+        cons = _u64.unpack_from(self._cons, 0)[0]
+        prod = _u64.unpack_from(self._prod, 0)[0]
         n = 0
-        while True:
-            chunk, k = self.read_chunk()
-            if not k:
-                return n
-            n += sum(1 for _ in iter_records(chunk))
+        while cons < prod:
+            hdr = self._header(cons)
+            if hdr & BUSY_BIT:
+                break
+            n += not hdr & DISCARD_BIT
+            cons += ((hdr & ~(BUSY_BIT | DISCARD_BIT)) + HDR_SIZE + 7) & ~7
+        _u64.pack_into(self._cons, 0, cons)
+        return n
 
 
 _BUSY_BYTE = re.compile(rb"[\x80-\xff]")

@@ -14,7 +14,8 @@ import re
 import struct
 from dataclasses import dataclass, field
 
-from lumos.errors import BinaryFormatError
+from lumos.binary.reader import take, uvarint
+from lumos.errors import BinaryFormatError, GoFormatError
 
 TYPE_CHECKING = False  # typing costs 10 ms to import; annotations are strings anyway
 if TYPE_CHECKING:
@@ -89,19 +90,9 @@ def _find_blob(elf: ElfBinary) -> tuple[int, bytes | None]:
 
 
 def _inline_string(blob: bytes, p: int) -> tuple[str, int]:
-    n = shift = 0
-    while True:
-        if p >= len(blob) or shift > 63:
-            raise BinaryFormatError("Go build info: string length runs off the end")
-        b = blob[p]
-        p += 1
-        n |= (b & 0x7F) << shift
-        if b < 0x80:
-            break
-        shift += 7
-    if p + n > len(blob):
-        raise BinaryFormatError("Go build info: string runs off the end")
-    return blob[p:p + n].decode("utf-8", "replace"), p + n
+    n, p = uvarint(blob, p, "Go build info: string length", GoFormatError)
+    data = take(blob, p, n, "Go build info: string", GoFormatError)
+    return data.decode("utf-8", "replace"), p + n
 
 
 def _go_string(elf: ElfBinary, vaddr: int) -> str:

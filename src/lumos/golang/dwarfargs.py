@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import struct
-import zlib
 from dataclasses import dataclass
 
-from elftools.common.exceptions import ELFError
-
-from lumos.errors import BinaryFormatError
+from lumos.errors import DwarfFormatError
 from lumos.golang import types as gt
 from lumos.golang.dwarfdie import (
     DIE,
@@ -56,10 +53,6 @@ if TYPE_CHECKING:
 
 DW_AT_go_kind, DW_AT_go_key, DW_AT_go_elem = 0x2900, 0x2901, 0x2902
 _MAX_TYPE_DEPTH = 4  # deeper types (linked lists...) keep name and kind only
-_ERRORS = (ELFError, ValueError, KeyError, IndexError, AttributeError,
-           TypeError, struct.error, EOFError, AssertionError, NotImplementedError,
-           MemoryError, zlib.error)  # a damaged compressed section
-
 @dataclass(frozen=True)
 class DwarfParam:
     name: str
@@ -97,15 +90,7 @@ class GoDwarf:
         return self._dw
 
     def _section(self, name: str) -> bytes:
-        sec = self._elf.elf.get_section_by_name(name)
-        if sec is None or sec["sh_type"] == "SHT_NOBITS":
-            return b""
-        if sec["sh_offset"] + sec["sh_size"] > self._elf.size:
-            raise BinaryFormatError(f"{self._elf.path}: {name} extends past the end of the file")
-        try:
-            return sec.data()
-        except _ERRORS as e:
-            raise BinaryFormatError(f"{self._elf.path}: {name}: {e}") from e
+        return self._elf.get_section_data(name) or b""
 
     # -- lookups ---------------------------------------------------------------------
 
@@ -121,8 +106,8 @@ class GoDwarf:
             dw = self._dw
             origin_off = die.ref(AT_abstract_origin)
             if origin_off is None:
-                return _dedupe([self._param(c, c) for c in dw.children(die)
-                                if c.tag == TAG_formal_parameter and AT_name in c.attrs])
+                return _in_order(_dedupe([self._param(c, c) for c in dw.children(die)
+                                if c.tag == TAG_formal_parameter and AT_name in c.attrs]))
             # An out-of-line copy of an inlinable function: names and types are on the
             # abstract DIE's children, locations on the concrete ones; parameters the
             # abstract DIE lacks (results) are named on the concrete one.
@@ -136,10 +121,13 @@ class GoDwarf:
                 elif AT_name in c.attrs:
                     own.append(self._param(c, c))
             origin = dw.die_at(origin_off)
-            return _dedupe([self._param(a, concrete.get(a.offset)) for a in dw.children(origin)
-                            if a.tag == TAG_formal_parameter and AT_name in a.attrs] + own)
-        except _ERRORS as e:
-            raise BinaryFormatError(f"{self._elf.path}: corrupt DWARF for {name}: {e}") from e
+            return _in_order(_dedupe([self._param(a, concrete.get(a.offset))
+                                      for a in dw.children(origin)
+                                      if a.tag == TAG_formal_parameter and AT_name in a.attrs]
+                                     + own))
+        except DwarfFormatError as e:
+            raise DwarfFormatError(f"{self._elf.path}: corrupt DWARF for {name}: {e}") \
+                from e
 
     def struct_field_offset(self, type_name: str, member: str) -> int | None:
         """Byte offset of a field in a named struct type ("runtime.g", "goid")."""
@@ -154,8 +142,22 @@ class GoDwarf:
                     if c.tag == TAG_member and c.name == member:
                         v = c.get(AT_data_member_location)
                         return v if isinstance(v, int) else None
-        except _ERRORS as e:
-            raise BinaryFormatError(f"{self._elf.path}: corrupt DWARF for {type_name}: {e}") \
+        except DwarfFormatError as e:
+            raise DwarfFormatError(f"{self._elf.path}: corrupt DWARF for {type_name}: {e}") \
+                from e
+        return None
+
+    def type_named(self, name: str) -> gt.GoType | None:
+        """The type DWARF calls `name` ("*sync.noCopy", "context.emptyCtx"), or None."""
+        if not self.has_dwarf:
+            return None
+        try:
+            for die in self._dies_named(name):
+                if die.tag in (TAG_typedef, TAG_pointer_type, TAG_structure_type,
+                               TAG_base_type):
+                    return self._type_at(die.offset, 0)
+        except DwarfFormatError as e:
+            raise DwarfFormatError(f"{self._elf.path}: corrupt DWARF for {name}: {e}") \
                 from e
         return None
 
@@ -187,7 +189,7 @@ class GoDwarf:
         while pos > 0:
             try:
                 die = dw.die_at(pos - 1)
-            except ValueError:
+            except DwarfFormatError:  # the bytes matched inside something else
                 die = None
             if die is not None and die.get(AT_name) == needle[:-1]:
                 out.append(die)
@@ -202,7 +204,7 @@ class GoDwarf:
         while pos > 0:
             try:
                 die = dw.die_at(pos - 1)
-            except ValueError:
+            except DwarfFormatError:
                 die = None
             if die is not None and die.tag == TAG_subprogram and die.get(AT_low_pc) == entry \
                     and die.ref(AT_abstract_origin) == abstract.offset:
@@ -261,7 +263,7 @@ class GoDwarf:
         if key not in self._types:
             die = self._dw.die_at(offset)
             if die is None:
-                raise ValueError(f"DWARF: type reference {offset:#x} is a null entry")
+                raise DwarfFormatError("DWARF: type reference to a null entry", offset)
             self._types[key] = self._build_type(die, depth)
         return self._types[key]
 
@@ -276,10 +278,11 @@ class GoDwarf:
                 key = self._ref(die, DW_AT_go_key, depth) if kind == "map" else None
                 return gt.GoType(kind, 8, name, elem=elem, key=key)
             # Named types, interfaces (-> runtime.iface/eface) and funcs: take the shape
-            # of what the typedef stands for, keep the name.
-            if deep:
-                return gt.word(8, name)
-            under = self._type_of(die, depth + 1)
+            # of what the typedef stands for, keep the name. A name is no level of
+            # nesting (a type cannot contain itself without a pointer, which counts):
+            # the depth stays, so fields are known as deep as Go's traceback describes
+            # them (arginfo.py), where the layouts are compared.
+            under = self._type_of(die, depth)
             if under.name.startswith(("runtime.iface", "runtime.eface")):
                 return gt.GoType("interface", 16, name,
                                  empty_interface=under.name.startswith("runtime.eface"))
@@ -340,18 +343,38 @@ class GoDwarf:
 
 
 def _dedupe(params: list[DwarfParam]) -> list[DwarfParam]:
-    """Drop repeated parameters: Go 1.21-1.23 describe a named result that a deferred
-    closure assigns twice (same name, type, no location), which would shift every
-    result after it by a register. Names are unique in Go except "_"."""
-    seen: set[tuple[str, bool]] = set()
-    out = []
+    """Drop repeated parameters. In a function with a defer, Go 1.19-1.23 describe each
+    result twice: an unnamed one as ~r0, ~r0, ~r1, ~r1 (the result and the copy that
+    deferreturn reloads), a named one that a deferred closure assigns as r, r (the
+    heap or stack copy). Kept, the copies would shift every result after them by a
+    register: `f() (int, error)` read as (int, int, error, error). Go names parameters
+    uniquely (blank ones ~p0, ~b0 where named at all), so a repeated name is a copy; the
+    copy with a location wins."""
+    out: list[DwarfParam] = []
+    at: dict[tuple[str, bool], int] = {}
     for p in params:
         key = (p.name, p.is_result)
-        if key in seen and p.name != "_" and not p.name.startswith("~"):
-            continue
-        seen.add(key)
-        out.append(p)
+        if p.name == "_" or key not in at:
+            at[key] = len(out)
+            out.append(p)
+        elif p.ranges and not out[at[key]].ranges:
+            out[at[key]] = p
     return out
+
+
+def _in_order(params: list[DwarfParam]) -> list[DwarfParam]:
+    """Inputs in declaration order. Go 1.21+ name an unnamed or blank input ~pN, N its
+    position, but write a zero-sized one (an empty struct receiver: io.discard.Write)
+    after the others; put each ~pN back at N so the signature reads as declared."""
+    inputs = [p for p in params if not p.is_result]
+    blanks = [(int(p.name[2:]), p) for p in inputs
+              if p.name.startswith("~p") and p.name[2:].isdigit()]
+    if not blanks:
+        return params
+    rest = [p for p in inputs if not (p.name.startswith("~p") and p.name[2:].isdigit())]
+    for n, p in sorted(blanks, key=lambda b: b[0]):
+        rest.insert(min(n, len(rest)), p)
+    return rest + [p for p in params if p.is_result]
 
 
 def _int(die: DIE, attr: int, default: int) -> int:

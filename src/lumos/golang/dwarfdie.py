@@ -4,8 +4,8 @@ Why not pyelftools' DWARF parser: on real Go binaries it is ~10x slower (constru
 parses field by field), it cannot read the DW_LLE_base_addressx entries of DWARF 5
 location lists, and a damaged block length makes it crawl through millions of one-byte
 reads. This reader parses exactly one DIE per request, every read is checked against
-the section end (a damaged file raises ValueError, which callers turn into
-BinaryFormatError), and it handles every attribute form of DWARF 2-5.
+the section end (binary/reader.py: a damaged file raises DwarfFormatError with the
+offset, where the byte is read), and it handles every attribute form of DWARF 2-5.
 
 pyelftools still finds and decompresses the sections.
 """
@@ -13,9 +13,11 @@ pyelftools still finds and decompresses the sections.
 from __future__ import annotations
 
 import bisect
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+
+from lumos.binary.reader import sleb128, uint, uleb128
+from lumos.errors import DwarfFormatError
 
 # Tags and attributes lumos uses (DWARF 5, section 7.5).
 TAG_compile_unit, TAG_subprogram, TAG_formal_parameter = 0x11, 0x2E, 0x05
@@ -36,29 +38,11 @@ _BLOCKS = {0x0A: 1, 0x03: 2, 0x04: 4}      # block with a length prefix of this 
 
 
 def _uleb(d: bytes, p: int) -> tuple[int, int]:
-    v = shift = 0
-    while True:
-        if p >= len(d) or shift > 70:
-            raise ValueError("DWARF: LEB128 runs off the end")
-        b = d[p]
-        p += 1
-        v |= (b & 0x7F) << shift
-        shift += 7
-        if b < 0x80:
-            return v, p
+    return uleb128(d, p, "DWARF: LEB128 value", DwarfFormatError)
 
 
 def _sleb(d: bytes, p: int) -> tuple[int, int]:
-    v = shift = 0
-    while True:
-        if p >= len(d) or shift > 70:
-            raise ValueError("DWARF: LEB128 runs off the end")
-        b = d[p]
-        p += 1
-        v |= (b & 0x7F) << shift
-        shift += 7
-        if b < 0x80:
-            return (v - (1 << shift) if b & 0x40 else v), p
+    return sleb128(d, p, "DWARF: LEB128 value", DwarfFormatError)
 
 
 @dataclass
@@ -122,47 +106,46 @@ class DwarfInfo:
 
     def cu_containing(self, offset: int) -> CU:
         if not 0 <= offset < len(self.info):
-            raise ValueError(f"DWARF: offset {offset:#x} outside .debug_info")
+            raise DwarfFormatError("DWARF: offset outside .debug_info", offset)
         while self._scanned_to <= offset and self._scanned_to < len(self.info):
             self._cu_at(self._scanned_to)
         i = bisect.bisect_right(self._cu_offsets, offset) - 1
         cu = self._cus[self._cu_offsets[i]]
         if not cu.offset <= offset < cu.end:
-            raise ValueError(f"DWARF: offset {offset:#x} is in no unit")
+            raise DwarfFormatError("DWARF: offset is in no unit", offset)
         return cu
 
     def _cu_at(self, off: int) -> CU:
         if off in self._cus:
             return self._cus[off]
         d = self.info
-        if off + 11 > len(d):
-            raise ValueError("DWARF: unit header truncated")
-        length = struct.unpack_from("<I", d, off)[0]
+        what, E = "DWARF: unit header", DwarfFormatError
+        length = uint(d, off, 4, what, E)
         p, osize = off + 4, 4
         if length == 0xFFFFFFFF:
-            length = struct.unpack_from("<Q", d, p)[0]
+            length = uint(d, p, 8, what, E)
             p, osize = p + 8, 8
         end = p + length
         if end > len(d) or length < 7:
-            raise ValueError(f"DWARF: unit at {off:#x} runs past .debug_info")
-        version = struct.unpack_from("<H", d, p)[0]
+            raise DwarfFormatError("DWARF: unit runs past .debug_info", off)
+        version = uint(d, p, 2, what, E)
         p += 2
         if version >= 5:
-            unit_type, addr_size = d[p], d[p + 1]
+            unit_type, addr_size = uint(d, p, 1, what, E), uint(d, p + 1, 1, what, E)
             p += 2
-            abbrev_off = int.from_bytes(d[p:p + osize], "little")
+            abbrev_off = uint(d, p, osize, what, E)
             p += osize
             if unit_type in (4, 5):          # skeleton, split compile: dwo_id
                 p += 8
             elif unit_type in (2, 6):        # type units: signature, type offset
                 p += 8 + osize
         else:
-            abbrev_off = int.from_bytes(d[p:p + osize], "little")
-            addr_size = d[p + osize]
+            abbrev_off = uint(d, p, osize, what, E)
+            addr_size = uint(d, p + osize, 1, what, E)
             p += osize + 1
         if version < 2 or version > 5 or addr_size not in (4, 8):
-            raise ValueError(f"DWARF: unit at {off:#x}: version {version}, "
-                             f"address size {addr_size}")
+            raise DwarfFormatError(f"DWARF: unit of version {version}, address size "
+                                   f"{addr_size}", off)
         cu = CU(off, end, version, addr_size, osize, self._abbrevs(abbrev_off), p)
         top = self.die_at(p, cu)
         if top.get(AT_addr_base) is not None:
@@ -182,9 +165,7 @@ class DwarfInfo:
             if code == 0:
                 break
             tag, p = _uleb(d, p)
-            if p >= len(d):
-                raise ValueError("DWARF: abbreviation table truncated")
-            children = d[p] == 1
+            children = uint(d, p, 1, "DWARF: abbreviation table", DwarfFormatError) == 1
             p += 1
             specs = []
             while True:
@@ -198,7 +179,7 @@ class DwarfInfo:
                 specs.append((at, form, implicit))
             table[code] = (tag, children, specs)
             if len(table) > 100_000:
-                raise ValueError("DWARF: abbreviation table does not end")
+                raise DwarfFormatError("DWARF: abbreviation table does not end", off)
         self._abbrev_cache[off] = table
         return table
 
@@ -208,21 +189,21 @@ class DwarfInfo:
         """The DIE at offset, or None for a null entry (end of a sibling list)."""
         cu = cu or self.cu_containing(offset)
         if not cu.first_die <= offset < cu.end:
-            raise ValueError(f"DWARF: DIE offset {offset:#x} outside its unit")
+            raise DwarfFormatError("DWARF: DIE offset outside its unit", offset)
         d = self.info
         code, p = _uleb(d, offset)
         if code == 0:
             return None
         entry = cu.abbrevs.get(code)
         if entry is None:
-            raise ValueError(f"DWARF: unknown abbreviation {code} at {offset:#x}")
+            raise DwarfFormatError(f"DWARF: unknown abbreviation {code}", offset)
         tag, children, specs = entry
         attrs = {}
         for at, form, implicit in specs:
             value, p = self._form(form, p, cu, implicit)
             attrs[at] = (form, value)
         if p > cu.end:
-            raise ValueError(f"DWARF: DIE at {offset:#x} runs past its unit")
+            raise DwarfFormatError("DWARF: DIE runs past its unit", offset)
         return DIE(offset, tag, children, attrs, p, cu)
 
     def children(self, die: DIE) -> Iterator[DIE]:
@@ -235,7 +216,7 @@ class DwarfInfo:
                 return
             yield child
             p = self._skip(child)
-        raise ValueError("DWARF: sibling list does not end")
+        raise DwarfFormatError("DWARF: sibling list does not end", die.offset)
 
     def _skip(self, die: DIE) -> int:
         """Offset of the DIE after `die` and all its descendants."""
@@ -247,7 +228,7 @@ class DwarfInfo:
         p, depth = die.end, 1
         while depth:
             if p >= die.cu.end:
-                raise ValueError("DWARF: children run past their unit")
+                raise DwarfFormatError("DWARF: children run past their unit", die.offset)
             code, q = _uleb(self.info, p)
             if code == 0:
                 depth -= 1
@@ -275,7 +256,7 @@ class DwarfInfo:
         base = cu.addr_base if cu.addr_base is not None else 8
         p = base + index * cu.addr_size
         if p + cu.addr_size > len(self.addr):
-            raise ValueError(f"DWARF: address index {index} outside .debug_addr")
+            raise DwarfFormatError(f"DWARF: address index {index} outside .debug_addr", p)
         return int.from_bytes(self.addr[p:p + cu.addr_size], "little")
 
     # -- attribute forms -------------------------------------------------------------
@@ -284,9 +265,7 @@ class DwarfInfo:
         d = self.info
         if form in _FIXED:
             n = _FIXED[form]
-            if p + n > len(d):
-                raise ValueError("DWARF: attribute runs off the end")
-            v = int.from_bytes(d[p:p + n], "little")
+            v = uint(d, p, n, "DWARF: attribute", DwarfFormatError) if n else 0
             if form in _ADDRX:
                 return self.address(cu, v), p + n
             if form in (0x25, 0x26, 0x27, 0x28):
@@ -298,14 +277,10 @@ class DwarfInfo:
             return v, p + n
         if form == 0x01:                        # addr
             n = cu.addr_size
-            if p + n > len(d):
-                raise ValueError("DWARF: attribute runs off the end")
-            return int.from_bytes(d[p:p + n], "little"), p + n
+            return uint(d, p, n, "DWARF: attribute", DwarfFormatError), p + n
         if form in (0x0E, 0x1F, 0x17, 0x10, 0x1D):   # strp, line_strp, sec_offset, ref_addr
             n = cu.offset_size if not (form == 0x10 and cu.version == 2) else cu.addr_size
-            if p + n > len(d):
-                raise ValueError("DWARF: attribute runs off the end")
-            v = int.from_bytes(d[p:p + n], "little")
+            v = uint(d, p, n, "DWARF: attribute", DwarfFormatError)
             if form == 0x0E:
                 return _cstr(self.strs, v), p + n
             if form == 0x1F:
@@ -314,7 +289,7 @@ class DwarfInfo:
         if form == 0x08:                        # inline string
             end = d.find(b"\0", p, len(d))
             if end < 0:
-                raise ValueError("DWARF: unterminated string")
+                raise DwarfFormatError("DWARF: unterminated string", p)
             return d[p:end], end + 1
         if form in (0x0F, 0x15, 0x22, 0x23):    # udata, ref_udata, loclistx, rnglistx
             return _uleb(d, p)
@@ -329,22 +304,20 @@ class DwarfInfo:
         if form in (0x09, 0x18) or form in _BLOCKS:   # block, exprloc, blockN
             if form in _BLOCKS:
                 n = _BLOCKS[form]
-                if p + n > len(d):
-                    raise ValueError("DWARF: block length runs off the end")
-                size, p = int.from_bytes(d[p:p + n], "little"), p + n
+                size, p = uint(d, p, n, "DWARF: block length", DwarfFormatError), p + n
             else:
                 size, p = _uleb(d, p)
             if p + size > len(d):
-                raise ValueError("DWARF: block runs off the end")
+                raise DwarfFormatError("DWARF: block runs off the end", p)
             return d[p:p + size], p + size
         if form == 0x21:                        # implicit_const
             return implicit, p
         if form == 0x16:                        # indirect
             real, p = _uleb(d, p)
             if real == 0x16:
-                raise ValueError("DWARF: indirect form loops")
+                raise DwarfFormatError("DWARF: indirect form loops", p)
             return self._form(real, p, cu, implicit)
-        raise ValueError(f"DWARF: unknown attribute form {form:#x}")
+        raise DwarfFormatError(f"DWARF: unknown attribute form {form:#x}", p)
 
     def _strx(self, cu: CU, index: int) -> bytes:
         # DW_AT_str_offsets_base is not tracked: Go does not use strx forms.
@@ -357,6 +330,6 @@ class DwarfInfo:
 
 def _cstr(section: bytes, off: int) -> bytes:
     if not 0 <= off < len(section):
-        raise ValueError("DWARF: string offset outside its section")
+        raise DwarfFormatError("DWARF: string offset outside its section", off)
     end = section.find(b"\0", off)
     return section[off:end if end >= 0 else len(section)]

@@ -9,9 +9,10 @@ unknown, never a guess.
 
 from __future__ import annotations
 
-import io
-import struct
 from dataclasses import dataclass
+
+from lumos.binary.reader import Reader
+from lumos.errors import DwarfFormatError
 
 # DWARF register numbers (x86-64 psABI) -> Linux struct pt_regs field names; xmm are "x0"..
 DWARF_REGS = {0: "ax", 1: "dx", 2: "cx", 3: "bx", 4: "si", 5: "di", 6: "bp", 7: "sp",
@@ -39,111 +40,78 @@ class LocRange:
 
 
 
-def _uleb(s: io.BytesIO) -> int:
-    v = shift = 0
-    while True:
-        b = s.read(1)
-        if not b:
-            raise ValueError("LEB128 runs off the end")
-        v |= (b[0] & 0x7F) << shift
-        shift += 7
-        if b[0] < 0x80:
-            return v
-        if shift > 70:
-            raise ValueError("LEB128 too long")
-
-
-def _sleb(s: io.BytesIO) -> int:
-    v = shift = 0
-    while True:
-        b = s.read(1)
-        if not b:
-            raise ValueError("LEB128 runs off the end")
-        v |= (b[0] & 0x7F) << shift
-        shift += 7
-        if b[0] < 0x80:
-            return v - (1 << shift) if b[0] & 0x40 else v
-        if shift > 70:
-            raise ValueError("LEB128 too long")
-
-
-def _read(s: io.BytesIO, n: int) -> bytes:
-    b = s.read(n)
-    if len(b) != n:
-        raise ValueError("location list runs off the end")
-    return b
+def _reader(sec: bytes, offset: int, what: str) -> Reader:
+    return Reader(sec, offset, f"DWARF: {what}", DwarfFormatError)
 
 
 def loclist_v4(sec: bytes, offset: int, base: int) -> tuple[LocRange, ...]:
-    s = io.BytesIO(sec)
-    s.seek(offset)
+    r = _reader(sec, offset, "location list")
     out = []
     for _ in range(100_000):
-        lo, hi = struct.unpack("<QQ", _read(s, 16))
+        lo, hi = r.u64(), r.u64()
         if lo == 0 and hi == 0:
             return tuple(out)
         if lo == (1 << 64) - 1:
             base = hi
             continue
-        n = struct.unpack("<H", _read(s, 2))[0]
-        out.append(LocRange(base + lo, base + hi, decode_expr(_read(s, n))))
-    raise ValueError("location list does not end")
+        n = r.u16()
+        out.append(LocRange(base + lo, base + hi, decode_expr(r.bytes(n))))
+    raise DwarfFormatError("DWARF: location list does not end", offset)
 
 
 def loclists_v5(sec: bytes, offset: int, addr, base: int) -> tuple[LocRange, ...]:
-    s = io.BytesIO(sec)
-    s.seek(offset)
+    r = _reader(sec, offset, "location list")
     out = []
     for _ in range(100_000):
-        kind = _read(s, 1)[0]
+        kind = r.u8()
         if kind == 0:        # DW_LLE_end_of_list
             return tuple(out)
         if kind == 1:        # base_addressx
-            base = addr(_uleb(s))
+            base = addr(r.uleb())
             continue
         if kind == 6:        # base_address
-            base = struct.unpack("<Q", _read(s, 8))[0]
+            base = r.u64()
             continue
         if kind == 2:        # startx_endx
-            lo, hi = addr(_uleb(s)), addr(_uleb(s))
+            lo, hi = addr(r.uleb()), addr(r.uleb())
         elif kind == 3:      # startx_length
-            lo = addr(_uleb(s))
-            hi = lo + _uleb(s)
+            lo = addr(r.uleb())
+            hi = lo + r.uleb()
         elif kind == 4:      # offset_pair
-            lo, hi = base + _uleb(s), base + _uleb(s)
+            lo, hi = base + r.uleb(), base + r.uleb()
         elif kind == 5:      # default_location
             lo, hi = 0, 1 << 64
         elif kind == 7:      # start_end
-            lo, hi = struct.unpack("<QQ", _read(s, 16))
+            lo, hi = r.u64(), r.u64()
         elif kind == 8:      # start_length
-            lo = struct.unpack("<Q", _read(s, 8))[0]
-            hi = lo + _uleb(s)
+            lo = r.u64()
+            hi = lo + r.uleb()
         else:
-            raise ValueError(f"unknown DW_LLE code {kind}")
-        out.append(LocRange(lo, hi, decode_expr(_read(s, _uleb(s)))))
-    raise ValueError("location list does not end")
+            raise DwarfFormatError(f"DWARF: unknown DW_LLE code {kind}", r.pos - 1)
+        out.append(LocRange(lo, hi, decode_expr(r.bytes(r.uleb()))))
+    raise DwarfFormatError("DWARF: location list does not end", offset)
 
 
 def decode_expr(b: bytes) -> tuple[Piece, ...]:
     """Decode a location expression into pieces; unknown operations -> unavailable."""
-    s = io.BytesIO(b)
+    s = _reader(b, 0, "location expression")
     pieces: list[Piece] = []
     reg = cfa = None
     unknown = False
-    while s.tell() < len(b):
-        op = _read(s, 1)[0]
+    while not s.at_end:
+        op = s.u8()
         if 0x50 <= op <= 0x6F:           # DW_OP_reg0..31
             reg = DWARF_REGS.get(op - 0x50)
             unknown = reg is None
         elif op == 0x90:                 # DW_OP_regx
-            reg = DWARF_REGS.get(_uleb(s))
+            reg = DWARF_REGS.get(s.uleb())
             unknown = reg is None
         elif op == 0x9C:                 # DW_OP_call_frame_cfa
             cfa = 0
         elif op == 0x91:                 # DW_OP_fbreg (Go: frame base = CFA)
-            cfa = _sleb(s)
+            cfa = s.sleb()
         elif op == 0x93:                 # DW_OP_piece
-            size = _uleb(s)
+            size = s.uleb()
             pieces.append(Piece(size, None, None) if unknown else Piece(size, reg, cfa))
             reg = cfa = None
             unknown = False

@@ -18,18 +18,27 @@ import contextlib
 import fnmatch
 import os
 import re
-import struct
 import zlib
 
 from elftools.common.exceptions import ELFError
 
-from lumos.errors import BinaryFormatError, GoBinaryError, LumosError, TargetError
+from lumos.errors import (
+    BinaryFormatError,
+    GoBinaryError,
+    GoFormatError,
+    LumosError,
+    TargetError,
+)
 from lumos.golang import cache
 from lumos.golang.buildinfo import BuildInfo, parse_go_version
 from lumos.golang.model import ABI0, ABI_INTERNAL, FuncSpec, Param, Site
 from lumos.golang.pclntab import GoFunction, PcLnTab, package_of
 from lumos.golang.rawargs import raw_params
 
+# Errors other libraries raise for a damaged file: pyelftools (ELFError, incl.
+# ELFParseError), zlib (a compressed section), the OS; MemoryError for an absurd size a
+# header asks pyelftools to allocate.
+_FORMAT_ERRORS = (ELFError, zlib.error, OSError, EOFError, MemoryError)
 KNOWN_GO = (1, 27)      # newest Go release whose layouts lumos has checked
 NO_DWARF_NOTICE = ("no DWARF in this binary: arguments are raw words as if in integer "
                    "registers (a float argument would show a wrong value; pass its "
@@ -65,14 +74,15 @@ class GoBinary:
 
     @contextlib.contextmanager
     def _parse_errors(self):
-        """Whatever a damaged file makes the parsers trip over becomes one
-        BinaryFormatError (the cause stays chained for --debug)."""
+        """A damaged file fails where its bytes are read, as a BinaryFormatError (lumos's
+        readers: binary/reader.py) or as one of pyelftools' and zlib's own errors, which
+        become one here (the cause stays chained for --debug). Nothing else is caught:
+        an IndexError or KeyError out of the parsers is a lumos bug, not a bad file."""
         try:
             yield
         except LumosError:
             raise
-        except (ELFError, struct.error, IndexError, ValueError, KeyError, OSError,
-                EOFError, UnicodeDecodeError, MemoryError, zlib.error) as e:
+        except _FORMAT_ERRORS as e:
             raise BinaryFormatError(f"{self.path}: corrupt or truncated file: {e}") from e
 
     # -- opening -------------------------------------------------------------------
@@ -133,9 +143,31 @@ class GoBinary:
                     text = tab.header_text_start or (self.elf.get_section_range(".text")
                                                      or (0,))[0]
                 self._tab = PcLnTab(data, text)
-            except (struct.error, IndexError, ValueError) as e:
-                raise GoBinaryError(f"{self.path}: corrupt pclntab: {e}") from e
+            except GoFormatError as e:
+                raise GoFormatError(f"{self.path}: corrupt pclntab: {e}") from e
         return self._tab
+
+    def source_lines(self):
+        """PC -> source frames, inlined calls expanded (lumos.golang.inline.SourceLines)."""
+        from lumos.golang.inline import SourceLines
+        with self._parse_errors():
+            tab = self._table()
+            return SourceLines(tab, self.elf, self._md)
+
+    def inlined_into(self, name: str, limit: int = 5) -> list[str]:
+        """Functions `name` was inlined into (it has no code of its own there): searched
+        in its own package, where the compiler inlines most; at most `limit`."""
+        from lumos.golang.pclntab import package_of
+        lines = self.source_lines()
+        pkg = package_of(name)
+        out = []
+        with self._parse_errors():
+            for fn in self.functions:
+                if fn.package == pkg and name in lines.inlined_names(fn):
+                    out.append(fn.name)
+                    if len(out) >= limit:
+                        break
+        return out
 
     def close(self) -> None:
         """Save what was learnt to the cache and close the file."""
@@ -307,22 +339,139 @@ class GoBinary:
         fn = self._pclntab_function(fn)
         ctx = self._site_context(fn)
         info = tab.info(fn)
-        abi = ABI0 if info.is_asm else ABI_INTERNAL
+        abi = self.abi_of(fn)
         notes: list[str] = []
         dwarf_params = None
         if signature is not None:
-            params, results, source = list(signature.params), list(signature.results), \
-                "signature"
+            params, results = self._user_params(fn, signature)
+            source = "signature"
+            notes.extend(f"warning: {w}" for w in self.check_signature(fn, signature))
         else:
             params, results, dwarf_params, source = self._params(fn, info, abi, notes)
         assign = assign_abi0 if abi == ABI0 else assign_internal
         a = assign([p.type for p in params], [p.type for p in results])
         code = self.elf.read_vaddr(fn.entry, fn.size)
-        entry, rets, site_notes = choose_sites(fn.entry, code, a.args, dwarf_params,
-                                               a.results, ctx)
+        try:
+            entry, rets, site_notes = choose_sites(fn.entry, code, a.args, dwarf_params,
+                                                   a.results, ctx)
+        except BinaryFormatError as e:
+            raise BinaryFormatError(f"{self.path}: {fn.name}: {e}") from e
         file, line = tab.source_of(fn)
         return FuncSpec(fn.name, fn.entry, fn.end, abi, tuple(params), tuple(results), source,
                         entry, rets, file, line, tuple(notes) + site_notes)
+
+    def reported_start(self, pc: int) -> GoFunction | None:
+        """The function Go's own traceback and goroutine profile show a goroutine
+        started in, for its start PC (g.startpc: funcval.fn given to newproc; an ELF
+        virtual address). For `go f(x)` the compiler starts the goroutine in a wrapper
+        closure that calls f (main.main.func3 in Go 1.19-1.21, main.main.gowrap1 from
+        1.22), marked funcID wrapper in the pclntab; Go's tracebacks leave wrapper
+        frames out (runtime/traceback.go showframe/elideWrapperCalling), so the
+        goroutine shows as started in f. Same here: through each wrapper to the one
+        function it calls directly (a method wrapper in turn to the method). A wrapper
+        calling through a func value (`go fn(x)`) cannot be seen through: the wrapper
+        is returned. None if pc is in no function."""
+        from lumos.binary.disasm import iter_insns
+        fn = self.function_at(pc)
+        wrapper = self._wrapper_funcid()
+        for _ in range(4):
+            if fn is None or wrapper is None or self._table().info(
+                    self._pclntab_function(fn)).func_id != wrapper:
+                return fn
+            # The wrapper's body is one call: if it was inlined, its inline tree's first
+            # entry is the wrapped function; else the one function it calls.
+            name = self._table().first_inlined(self._pclntab_function(fn),
+                                               self._md.gofunc if self._md else None,
+                                               self.elf.read_vaddr, self.minor)
+            if name is not None:
+                found = self.get_functions(name)
+                return found[0] if len(found) == 1 else fn
+            callees = set()
+            for insn in iter_insns(self.elf.read_vaddr(fn.entry, fn.size), fn.entry):
+                callee = self.function_at(insn.target) if insn.is_call and insn.target \
+                    else None
+                if callee is not None and not callee.name.startswith(_NOT_WRAPPED):
+                    callees.add(callee)
+            if len(callees) != 1:
+                return fn
+            fn = callees.pop()
+        return fn
+
+    def _wrapper_funcid(self) -> int | None:
+        """The pclntab funcID of wrappers (abi.FuncIDWrapper): 21 in Go 1.19-1.21, 22
+        in 1.23, 23 in 1.27... Go has always numbered it right after
+        FuncID_systemstack_switch, so it is read off runtime.systemstack_switch."""
+        if not hasattr(self, "_wrapper_id"):
+            funcs = self.get_functions("runtime.systemstack_switch")
+            self._wrapper_id = (self._table().info(self._pclntab_function(funcs[0])).func_id
+                                + 1) if funcs else None
+        return self._wrapper_id
+
+    def _user_params(self, fn: GoFunction, signature) -> tuple[list[Param], list[Param]]:
+        """A user signature's parameters, with the dictionary a generic function takes
+        first and a user never writes."""
+        from lumos.golang import arginfo
+        params = list(signature.params)
+        if _has_dictionary(fn.name) and not (params and params[0].name == ".dict"):
+            params.insert(0, Param(".dict", arginfo.DICT))
+        return params, list(signature.results)
+
+    def check_signature(self, fn: GoFunction, signature) -> list[str]:
+        """Warnings about a user signature (signature.Signature) for fn; raises
+        sigcheck.SignatureError (a UsageError: one line, exit 2) when its argument
+        words contradict the binary's traceback argument info, its argument frame or
+        DWARF. See sigcheck.py for what is refused and what only warned about."""
+        from lumos.golang import arginfo, sigcheck
+        with self._parse_errors():
+            fn = self._pclntab_function(fn)
+            info = self._table().info(fn)
+            abi = self.abi_of(fn)
+            params, results = self._user_params(fn, signature)
+            dwarf = None
+            if self.has_dwarf:
+                own = self.spec(fn)
+                if own.source == "dwarf":
+                    dwarf = (list(own.params), list(own.results))
+            actual = arginfo.read(self.elf, self._md, info) if abi != ABI0 else None
+            return sigcheck.check(fn.name, abi, params, results, actual=actual,
+                                  args_size=info.args, generic="[" in fn.name,
+                                  dwarf=dwarf)
+
+    def abi_of(self, fn: GoFunction) -> str:
+        """ABI0 or ABIInternal: how fn's code takes its arguments (asmabi.py has the
+        rules: .symtab's .abi0 names, else the code of assembly bodies and of the
+        wrappers between the two ABIs)."""
+        from lumos.golang import asmabi
+        tab = self._table()
+        fn = self._pclntab_function(fn)
+        info = tab.info(fn)
+        twins = [g for g in self.get_functions(fn.name) if g.entry != fn.entry]
+        if not info.is_asm and not twins:
+            return ABI_INTERNAL
+        if fn.entry in self._abi0_symbols():
+            return ABI0
+
+        def code(f):
+            return self.elf.read_vaddr(f.entry, min(f.size, 256))
+
+        if not info.is_asm:
+            return asmabi.wrapper_abi(code(fn), fn.entry)
+        for t in twins:
+            if not tab.info(self._pclntab_function(t)).is_asm:   # t wraps this body
+                return ABI0 if asmabi.wrapper_abi(code(t), t.entry) == ABI_INTERNAL \
+                    else ABI_INTERNAL
+        def code_at(vaddr):
+            f = self.function_at(vaddr)
+            return self.elf.read_vaddr(vaddr, min(f.end - vaddr, 256)) if f else None
+
+        return asmabi.asm_body_abi(code(fn), fn.entry, info.args,
+                                   self._site_context(fn).sp_delta, code_at)
+
+    def _abi0_symbols(self) -> set[int]:
+        """Entries of the .symtab symbols named pkg.f.abi0 (empty when stripped)."""
+        if getattr(self, "_abi0", None) is None:
+            self._abi0 = {s.addr for s in self.elf.functions if s.name.endswith(".abi0")}
+        return self._abi0
 
     def _params(self, fn, info, abi, notes):
         dps = self.dwarf.function_params(fn.name, fn.entry) if self.has_dwarf else None
@@ -336,14 +485,90 @@ class GoBinary:
                         notes.append("parameters from the Go declaration of this "
                                      "assembly function")
                         break
+        if dps is not None and abi == ABI_INTERNAL:
+            dps = self._reconcile(fn, info, dps, notes)
         if dps is not None and (dps or info.args <= 0):
             params = [Param(_pname(d.name), d.type) for d in dps if not d.is_result]
             results = [Param(_pname(d.name), d.type, True) for d in dps if d.is_result]
+            if any(r.name for r in results):  # Go: all results named or none
+                results = [r if r.name else Param("_", r.type, True) for r in results]
             inputs = [d for d in dps if not d.is_result]
             return params, results, inputs if abi == ABI_INTERNAL else None, "dwarf"
         params, raw_notes = raw_params(self.elf, self._md, info, abi)
         notes.extend(raw_notes)
         return params, [], None, "raw"
+
+    def _reconcile(self, fn, info, dps, notes):
+        """DWARF's inputs checked against the traceback argument info (arginfo.py), the
+        compiler's own record of the argument words, so no argument is read from
+        another's register. Go 1.19-1.23 leave a generic function's dictionary (its
+        first, hidden argument) out of DWARF, and Go 1.19 unnamed and blank inputs:
+        those are put back (the dictionary as *uint8, the others typed as raw words
+        from ArgInfo). Inputs that still disagree: None, so the caller falls back to
+        raw words, with a note saying why."""
+        from lumos.golang import arginfo
+        from lumos.golang.dwarfargs import DwarfParam
+        # ArgInfo leaves out the first input of any function with "[" in its name
+        # (cmd/compile: meant for the dictionary, also hits type:.eq.[2]T); only shape
+        # instantiations have a dictionary.
+        generic = "[" in fn.name
+        inputs = [d for d in dps if not d.is_result]
+        results = [d for d in dps if d.is_result]
+        if _has_dictionary(fn.name):
+            d = next((d for d in inputs if d.name == ".dict"), None)
+            if d is not None:
+                inputs.remove(d)
+            inputs.insert(0, d or DwarfParam(".dict", arginfo.DICT, False, ()))
+        actual = arginfo.read(self.elf, self._md, info)
+        if actual is None:
+            return inputs + results
+        rtypes = [r.type for r in results]
+        if arginfo.agrees(actual, [d.type for d in inputs], rtypes, generic):
+            return inputs + results
+        recv = _receiver(fn.name)
+        rtype = None
+        if recv and not (inputs and inputs[0].type.name == recv):
+            rtype = self._named_type(recv)  # an unnamed receiver: typed by the name
+        tries = [inputs]
+        if rtype is not None:
+            tries.insert(0, [DwarfParam("_", rtype, False, ()), *inputs])
+        for cand in tries:
+            if arginfo.agrees(actual, [d.type for d in cand], rtypes, generic) \
+                    and _arrive_as_dwarf_says(fn.entry, cand, rtypes):
+                notes.append("unnamed receiver missing from DWARF, typed from the "
+                             "method's name")
+                return cand + results
+        for cand in tries:
+            fits = []
+            for order in arginfo.fill_missing(actual, [d.type for d in cand], rtypes,
+                                              generic):
+                filled = [cand[k] if isinstance(k, int) else DwarfParam("_", k, False, ())
+                          for k in order]
+                if _arrive_as_dwarf_says(fn.entry, filled, rtypes):
+                    fits.append(filled)
+            if len(fits) == 1:
+                notes.append(f"{len(fits[0]) - len(cand)} unnamed parameter(s) missing "
+                             "from DWARF, sized from Go's traceback argument info")
+                return fits[0] + results
+            if fits:
+                notes.append("unnamed parameter(s) missing from DWARF, and where they "
+                             "were is ambiguous: arguments shown as raw words")
+                return None
+        got = arginfo.describe(arginfo.expected([d.type for d in inputs], rtypes, generic))
+        notes.append(f"DWARF's parameters {got} disagree with Go's traceback argument "
+                     f"info {arginfo.describe(actual)}: arguments shown as raw words")
+        return None
+
+    def _named_type(self, name: str):
+        """A type by its DWARF name; a pointer type DWARF never wrote is made from its
+        element type."""
+        t = self.dwarf.type_named(name)
+        if t is None and name.startswith("*"):
+            elem = self.dwarf.type_named(name[1:])
+            if elem is not None:
+                from lumos.golang.types import GoType
+                t = GoType("pointer", 8, name, elem=elem)
+        return t
 
     # -- runtime ---------------------------------------------------------------------
 
@@ -391,6 +616,55 @@ class GoBinary:
             for s, data in by_shard.items():
                 cache.save(self._key, data, s)
                 self._shards[s] = False
+
+
+def _arrive_as_dwarf_says(entry: int, inputs, results) -> bool:
+    """Does the ABI assignment of these inputs put each one where DWARF's location list
+    says it is at the function's first instruction (where it has one)?"""
+    from lumos.golang.abi import assign_internal
+    a = assign_internal([d.type for d in inputs], results)
+    for d, slot in zip(inputs, a.args, strict=True):
+        pieces = d.pieces_at(entry) if d.ranges else None
+        if not pieces or not slot.in_registers or len(pieces) != len(slot.regs):
+            continue
+        for piece, reg in zip(pieces, slot.regs, strict=True):
+            if piece.reg is not None and piece.reg != reg:
+                return False
+    return True
+
+
+# what a wrapper may call besides the function it wraps
+_NOT_WRAPPED = ("runtime.morestack", "runtime.panicwrap", "runtime.racefunc",
+                "runtime.gopanic", "runtime.panic")
+
+_CLOSURE_TAIL = re.compile(r"^\)?\.(?:func|gowrap|deferwrap)\d+$")
+_METHOD_TAIL = re.compile(r"^\)?\.\w+$")
+_RECEIVER = re.compile(r"^\.(?:\(\*(\w+)\)|(\w+))\.(\w+)$")
+
+
+def _has_dictionary(name: str) -> bool:
+    """Does this function take a generic dictionary as its first, hidden input? Shape
+    instantiations do (pkg.F[go.shape.int], pkg.(*T[go.shape.int]).M); their closures
+    (...].func1, -range1), method values (-fm) and generated type:.eq functions do not.
+    Go 1.19 writes every instantiation's type arguments as [...]."""
+    if ("go.shape." not in name and "[...]" not in name) or name.startswith(("type:",
+                                                                           "type..")):
+        return False
+    tail = name[name.rfind("]") + 1:]
+    return tail == "" or (bool(_METHOD_TAIL.match(tail)) and not _CLOSURE_TAIL.match(tail))
+
+
+def _receiver(name: str) -> str | None:
+    """The receiver type of a method as DWARF names it: "*sync.noCopy" for
+    sync.(*noCopy).Lock, "io.discard" for io.discard.Write; None for a function or a
+    closure (the caller checks the type against ArgInfo anyway)."""
+    if "[" in name:
+        return None
+    pkg = package_of(name)
+    m = _RECEIVER.match(name[len(pkg):])
+    if not m or _CLOSURE_TAIL.match("." + m.group(3)):
+        return None
+    return f"*{pkg}.{m.group(1)}" if m.group(1) else f"{pkg}.{m.group(2)}"
 
 
 def _pname(name: str) -> str:

@@ -15,7 +15,8 @@ Owns the layouts written by Go 1.18 through 1.27 (header magic 0xfffffff0 for 1.
 Entry PCs are offsets from the module's text start (`runtime.text`), which is not always
 the `.text` section address (cgo binaries start with C code); the caller passes it in
 (see moduledata.py). The table survives `-ldflags=-s -w`, so it is the symbol source of
-stripped binaries. Every read is bounds-checked: a damaged table raises GoBinaryError.
+stripped binaries. Every read is bounds-checked: a damaged table raises GoFormatError
+(a BinaryFormatError and a GoBinaryError).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import bisect
 import struct
 from dataclasses import dataclass, field
 
-from lumos.errors import GoBinaryError
+from lumos.binary.reader import uvarint
+from lumos.errors import GoBinaryError, GoFormatError
 
 MAGIC_GO118 = 0xFFFFFFF0
 MAGIC_GO120 = 0xFFFFFFF1
@@ -33,7 +35,8 @@ MAGIC_BYTES = (struct.pack("<I", MAGIC_GO120) + b"\x00\x00\x01\x08",
                struct.pack("<I", MAGIC_GO118) + b"\x00\x00\x01\x08")
 
 FUNCFLAG_TOPFRAME, FUNCFLAG_SPWRITE, FUNCFLAG_ASM = 1, 2, 4
-FUNCDATA_ARGINFO = 5
+FUNCDATA_INLTREE, FUNCDATA_ARGINFO = 3, 5
+PCDATA_INLTREEINDEX = 2
 _NOFUNCDATA = 0xFFFFFFFF
 
 
@@ -93,29 +96,29 @@ class PcLnTab:
     def __init__(self, data: bytes, text_start: int | None = None):
         self.data = data
         if len(data) < 72:
-            raise GoBinaryError("pclntab is truncated (shorter than its header)")
+            raise GoFormatError("pclntab is truncated (shorter than its header)")
         magic, pad, self.min_lc, self.ptr_size = struct.unpack_from("<IHBB", data, 0)
         if magic in _OLD_MAGICS:
             raise GoBinaryError(f"pclntab of Go {_OLD_MAGICS[magic]} is not supported "
                                 "(lumos reads Go 1.18 and later)")
         if magic not in (MAGIC_GO118, MAGIC_GO120) or pad != 0 or self.ptr_size != 8 \
                 or self.min_lc not in (1, 2, 4):
-            raise GoBinaryError("no valid pclntab (bad header magic)")
+            raise GoFormatError("no valid pclntab (bad header magic)")
         self.go120 = magic == MAGIC_GO120
         words = struct.unpack_from("<8Q", data, 8)
         self.nfunc, self.nfiles, self.header_text_start = words[0], words[1], words[2]
         offs = words[3:]
         for o in offs:
             if o >= len(data):
-                raise GoBinaryError(f"pclntab header points outside the table ({o:#x})")
+                raise GoFormatError(f"pclntab header points outside the table ({o:#x})")
         self._funcname, self._cutab, self._filetab, self._pctab, self._pcln = offs
         if self.nfunc == 0 or self._pcln + 8 * (self.nfunc + 1) > len(data):
-            raise GoBinaryError("pclntab function table is truncated")
+            raise GoFormatError("pclntab function table is truncated")
         self.text_start = text_start if text_start is not None else self.header_text_start
         self._functab = struct.unpack_from(f"<{2 * (self.nfunc + 1)}I", data, self._pcln)
         entries = self._functab[0::2]
         if any(b < a for a, b in zip(entries, entries[1:], strict=False)):
-            raise GoBinaryError("pclntab function table is not sorted (corrupt)")
+            raise GoFormatError("pclntab function table is not sorted (corrupt)")
         self._entries = entries  # offsets from text start; last one is etext
         self._functions: list[GoFunction] | None = None
         self._by_name: dict[str, GoFunction] | None = None
@@ -152,7 +155,7 @@ class PcLnTab:
     def _func_offset(self, i: int) -> int:
         off = self._pcln + self._functab[2 * i + 1]
         if off + 44 > len(self.data):
-            raise GoBinaryError(f"pclntab: function {i} record is outside the table")
+            raise GoFormatError(f"pclntab: function {i} record is outside the table")
         return off
 
     def _make(self, i: int) -> GoFunction:
@@ -163,10 +166,10 @@ class PcLnTab:
 
     def _cstring(self, off: int) -> str:
         if not 0 <= off < len(self.data):
-            raise GoBinaryError(f"pclntab: string offset {off:#x} outside the table")
+            raise GoFormatError(f"pclntab: string offset {off:#x} outside the table")
         end = self.data.find(b"\0", off)
         if end < 0:
-            raise GoBinaryError("pclntab: unterminated string")
+            raise GoFormatError("pclntab: unterminated string")
         return self.data[off:end].decode("utf-8", "replace")
 
     def info(self, fn: GoFunction) -> FuncInfo:
@@ -183,9 +186,45 @@ class PcLnTab:
             tail = off + 40
         fd_off = tail + 4 * npcdata
         if npcdata > 1024 or fd_off + 4 * nfd > len(d):
-            raise GoBinaryError(f"pclntab: {fn.name}: record is truncated")
+            raise GoFormatError(f"pclntab: {fn.name}: record is truncated")
         funcdata = struct.unpack_from(f"<{nfd}I", d, fd_off)
         return FuncInfo(args, defret, pcsp, pcfile, pcln, cu, start_line, fid, flag, funcdata)
+
+    def first_inlined(self, fn: GoFunction, gofunc: int | None, read_vaddr,
+                      minor: int | None) -> str | None:
+        """Name of the first function inlined into fn (entry 0 of its FUNCDATA_InlTree),
+        or None. runtime.inlinedCall is {parent i16, funcID u8, _ u8, file i32,
+        line i32, nameOff i32, parentPc i32} up to Go 1.19, {funcID u8, _ [3]u8,
+        nameOff i32, parentPc i32, startLine i32} from 1.20."""
+        inf = self.info(fn)
+        if gofunc is None or minor is None or len(inf.funcdata) <= FUNCDATA_INLTREE \
+                or inf.funcdata[FUNCDATA_INLTREE] == _NOFUNCDATA:
+            return None
+        entry = read_vaddr(gofunc + inf.funcdata[FUNCDATA_INLTREE], 20)
+        if len(entry) < 20:
+            return None
+        name_off = struct.unpack_from("<i", entry, 12 if minor <= 19 else 4)[0]
+        try:
+            return self._cstring(self._funcname + name_off)
+        except GoFormatError:
+            return None
+    def pcdata_offset(self, fn: GoFunction, table: int) -> int:
+        """Offset (in the pc-value table area) of the function's pcdata[table], 0 if none."""
+        off = self._func_offset(fn.index)
+        npcdata = struct.unpack_from("<I", self.data, off + 28)[0]
+        if table >= npcdata:
+            return 0
+        p = off + (44 if self.go120 else 40) + 4 * table
+        if p + 4 > len(self.data):
+            raise GoBinaryError(f"pclntab: {fn.name}: record is truncated")
+        return struct.unpack_from("<I", self.data, p)[0]
+
+    def funcname(self, name_off: int) -> str:
+        """A name from the function name table (inline tree entries point there)."""
+        return self._cstring(self._funcname + name_off)
+
+    def file_name(self, cu_offset: int, index: int) -> str:
+        return self._file_name(cu_offset, index)
 
     # -- pc-value tables ------------------------------------------------------------
 
@@ -207,7 +246,7 @@ class PcLnTab:
             out.append((pc, nxt, val))
             pc, first = nxt, False
             if len(out) > limit - fn.entry + 16:  # more runs than bytes: corrupt
-                raise GoBinaryError(f"pclntab: {fn.name}: pc-value table does not end")
+                raise GoFormatError(f"pclntab: {fn.name}: pc-value table does not end")
         return out
 
     def sp_delta_at(self, fn: GoFunction, pc: int) -> int | None:
@@ -259,21 +298,12 @@ class PcLnTab:
             return "?"
         try:
             return self._cstring(self._filetab + off)
-        except GoBinaryError:
+        except GoFormatError:
             return "?"
 
 
 def _uvarint(d: bytes, p: int) -> tuple[int, int]:
-    v = shift = 0
-    while True:
-        if p >= len(d) or shift > 63:
-            raise GoBinaryError("pclntab: pc-value table runs off the end")
-        b = d[p]
-        p += 1
-        v |= (b & 0x7F) << shift
-        if b < 0x80:
-            return v, p
-        shift += 7
+    return uvarint(d, p, "pclntab: pc-value table", GoFormatError)
 
 
 def looks_like_pclntab(data: bytes, off: int) -> bool:

@@ -16,9 +16,9 @@ gives the stack words.
 
 from __future__ import annotations
 
-from lumos.errors import BinaryFormatError
+from lumos.golang import arginfo
 from lumos.golang.model import ABI0, Param
-from lumos.golang.pclntab import FUNCDATA_ARGINFO, FuncInfo
+from lumos.golang.pclntab import FuncInfo
 from lumos.golang.types import Field, GoType, word
 
 TRACE_ARGS_LIMIT = 10   # abi.TraceArgsLimit
@@ -30,6 +30,11 @@ def raw_params(elf, md, info: FuncInfo, abi: str) -> tuple[list[Param], list[str
         n = max(info.args, 0) // 8
         notes = [f"assembly (ABI0) without a known signature: {n} stack words of arguments "
                  "and results"] if n else []
+        return [Param(f"w{i}", word()) for i in range(n)], notes
+    if info.is_asm:  # an <ABIInternal> assembly body (runtime.memmove): no ArgInfo either
+        n = min(max(info.args, 0) // 8, 9)
+        notes = [f"assembly (ABIInternal) without a known signature: {n} words of arguments "
+                 "and results, as if in integer registers"] if n else []
         return [Param(f"w{i}", word()) for i in range(n)], notes
     decoded = _arg_info(elf, md, info)
     if decoded is None:
@@ -59,35 +64,10 @@ def raw_params(elf, md, info: FuncInfo, abi: str) -> tuple[list[Param], list[str
 
 
 def _arg_info(elf, md, info: FuncInfo):
-    """([(is aggregate, [(frame offset, size)...]) per argument], truncated), or None."""
-    if md is None or md.gofunc is None or len(info.funcdata) <= FUNCDATA_ARGINFO \
-            or info.funcdata[FUNCDATA_ARGINFO] == 0xFFFFFFFF:
+    """([(is aggregate, [(frame offset, size)...]) per argument], truncated), or None
+    (components whose offset Go could not write are left out)."""
+    stream = arginfo.read(elf, md, info)
+    if stream is None:
         return None
-    try:
-        b = elf.read_vaddr(md.gofunc + info.funcdata[FUNCDATA_ARGINFO], 256)
-    except BinaryFormatError:
-        return None
-    groups: list[tuple[bool, list[tuple[int, int]]]] = []
-    depth = i = 0
-    truncated = False
-    while i < len(b):
-        op = b[i]
-        i += 1
-        if op == 0xFF:                    # end of sequence
-            return groups, truncated
-        if op == 0xFE:                    # start of an aggregate
-            if depth == 0:
-                groups.append((True, []))
-            depth += 1
-        elif op == 0xFD:                  # end of an aggregate
-            depth -= 1
-        elif op == 0xFC:                  # "...": more than the limit
-            truncated = truncated or depth == 0
-        elif op < 0xF0 and i < len(b):    # offset, size of a scalar component
-            size = b[i]
-            i += 1
-            if depth == 0:
-                groups.append((False, [(op, size)]))
-            elif groups:
-                groups[-1][1].append((op, size))
-    return None
+    groups, truncated = arginfo.groups(stream)
+    return [(agg, [c for c in comps if c[0] >= 0]) for agg, comps in groups], truncated

@@ -41,6 +41,7 @@ from lumos.binary.disasm import (
     uprobe_emulated,
     writes_per_insn,
 )
+from lumos.errors import BinaryFormatError
 from lumos.golang.abi import Slot
 from lumos.golang.dwarfargs import DwarfParam, Piece
 from lumos.golang.model import Loc, MorestackCheck, Site, reg_loc, stack_loc, unreadable
@@ -85,8 +86,9 @@ def choose_sites(entry: int, code: bytes, args: tuple[Slot, ...],
                  ctx: SiteContext) -> tuple[Site, tuple[Site, ...], tuple[str, ...]]:
     """(entry site, RET sites, notes) for a function whose machine code is `code`."""
     sc = scan(code, entry, _FIRST_HEAD)
-    if not sc.head:
-        raise ValueError("function has no instructions")
+    if not sc.head:  # its bytes are not in the file, or decode to nothing
+        raise BinaryFormatError("function has no instructions", ctx.file_offset(entry)
+                                if code else None)
     end = entry + len(code)
     insns = sc.head
     notes: list[str] = []

@@ -52,6 +52,12 @@ def _decode_rune(data: bytes, i: int) -> tuple[str | None, int]:
 def format_value(cap: Capture, value) -> str:
     if value is UNREADABLE:
         return "?"
+    if cap.kind == "cstring":  # C: NULL, and a cut string just trails off
+        if value is None:
+            return "NULL"
+        return go_quote(value.data) + ("..." if value.truncated else "")
+    if cap.kind == "hex":
+        return f"{value:#x}"
     if isinstance(value, Text):
         text = go_quote(value.data) if cap.kind == "string" else _bytes_literal(value.data)
         if value.truncated:
@@ -60,7 +66,9 @@ def format_value(cap: Capture, value) -> str:
     if cap.kind == "bool":
         return "true" if value else "false"
     if cap.kind == "pointer":
-        return "nil" if value == 0 else f"{value:#x}"
+        if value == 0:  # C types are written 'char *', Go's '*main.T'
+            return "NULL" if cap.type_name.endswith("*") else "nil"
+        return f"{value:#x}"
     if cap.kind == "float":
         return repr(value)
     if cap.kind == "slice":
@@ -71,7 +79,9 @@ def format_value(cap: Capture, value) -> str:
             return _any_text(value.value)
         typ, data = (value.typ, value.data) if isinstance(value, Boxed) else value
         return "nil" if typ == 0 else f"{cap.type_name or 'interface'}({typ:#x}, {data:#x})"
-    if isinstance(value, tuple):
+    if isinstance(value, tuple):  # raw words: one is a number, more a {..} list
+        if len(value) == 1:
+            return f"{value[0]:#x}"
         return "{" + ", ".join(f"{w:#x}" for w in value) + "}"
     return str(value)
 
@@ -108,6 +118,13 @@ def json_value(cap: Capture, value):
                 "words": list(value.words)}
     if isinstance(value, Boxed):
         return [value.typ, value.data]
+    if cap.kind == "cstring":
+        if value is None:
+            return None
+        out = {"str": value.data.decode("utf-8", "backslashreplace")}
+        if value.truncated:
+            out["truncated"] = True
+        return out
     if isinstance(value, Text):
         out = {"len": value.length}
         try:

@@ -48,26 +48,31 @@ class Attached:
 
 
 def attach_sites(build: Callable[[int], ProgramSpec], sites: list[ProbeSite],
-                 pid: int | None, stack: ExitStack, mode: str | None = None) -> Attached:
+                 pid: int | None, stack: ExitStack, mode: str | None = None,
+                 indexes: list[int] | None = None) -> Attached:
     """Load build(attach_type) and attach it at every site; everything goes on `stack`.
 
-    Cookies are site indexes (see ProbeSite.cookie). Sites whose instruction the
-    kernel cannot probe are skipped and listed in the result, never silently.
+    Cookies are site indexes (see ProbeSite.cookie): positions in `sites`, or
+    `indexes[i]` for sites[i] when given (attaching part of a larger list). Sites whose
+    instruction the kernel cannot probe are skipped and listed in the result, never
+    silently.
     """
     mode = choose_mode(mode)
     attach_type = bsys.BPF_TRACE_UPROBE_MULTI if mode == MULTI else 0
     prog = stack.enter_context(load_program(build(attach_type)))
-    indexed = sorted(enumerate(sites), key=lambda t: t[1].path)
+    numbered = zip(indexes, sites, strict=True) if indexes is not None else enumerate(sites)
+    # one link per file and kind: uretprobes are a flag of the whole uprobe_multi link
+    indexed = sorted(numbered, key=lambda t: (t[1].path, t[1].retprobe))
     links: list[Link] = []
     skipped: list[ProbeSite] = []
     if mode == PER_SITE:
         ensure_fd_limit(2 * len(sites))
-    for path, group in groupby(indexed, key=lambda t: t[1].path):
+    for (path, ret), group in groupby(indexed, key=lambda t: (t[1].path, t[1].retprobe)):
         group = list(group)
         if mode == MULTI:
-            got, bad = _attach_multi(prog, path, group, pid)
+            got, bad = _attach_multi(prog, path, group, pid, ret)
         else:
-            got, bad = _attach_each(prog, path, group, pid)
+            got, bad = _attach_each(prog, path, group, pid, ret)
         links.extend(stack.enter_context(link) for link in got)
         skipped.extend(bad)
     if not links:
@@ -80,11 +85,12 @@ def _refused(e: AttachError) -> bool:
     return e.errno in (ENOTSUPP, errno.EINVAL, errno.EOPNOTSUPP)
 
 
-def _attach_multi(prog, path, group, pid) -> tuple[list[Link], list[ProbeSite]]:
+def _attach_multi(prog, path, group, pid, ret=False) -> tuple[list[Link], list[ProbeSite]]:
     """One link for the group; if the kernel refuses a site, bisect to isolate it."""
     try:
         return [attach_uprobe_multi(prog, path, [s.offset for _, s in group],
-                                    [s.cookie(i) for i, s in group], pid or -1)], []
+                                    [s.cookie(i) for i, s in group], pid or -1, ret,
+                                    ref_ctr_offsets=[s.ref_ctr_offset for _, s in group])], []
     except AttachError as e:
         if not _refused(e):
             raise
@@ -94,7 +100,7 @@ def _attach_multi(prog, path, group, pid) -> tuple[list[Link], list[ProbeSite]]:
     links, bad = [], []
     try:
         for part in (group[:half], group[half:]):
-            got, refused = _attach_multi(prog, path, part, pid)
+            got, refused = _attach_multi(prog, path, part, pid, ret)
             links += got
             bad += refused
     except BaseException:
@@ -104,13 +110,14 @@ def _attach_multi(prog, path, group, pid) -> tuple[list[Link], list[ProbeSite]]:
     return links, bad
 
 
-def _attach_each(prog, path, group, pid) -> tuple[list[Link], list[ProbeSite]]:
+def _attach_each(prog, path, group, pid, ret=False) -> tuple[list[Link], list[ProbeSite]]:
     per: list[Link] = []
     bad: list[ProbeSite] = []
     try:
         for i, s in group:
             try:
-                per.append(attach_uprobe(prog, path, s.offset, pid or -1, s.cookie(i)))
+                per.append(attach_uprobe(prog, path, s.offset, pid or -1, s.cookie(i), ret,
+                                         ref_ctr_offset=s.ref_ctr_offset))
             except AttachError as e:
                 if not _refused(e):
                     raise

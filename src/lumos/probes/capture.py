@@ -12,10 +12,10 @@ decoding a single struct.unpack per record.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 
 from lumos.bpf.asm import (
+    R0,
     R1,
     R2,
     R3,
@@ -27,16 +27,30 @@ from lumos.bpf.asm import (
     Jeq,
     Jle,
     Mov,
+    Or,
     Reg,
     call,
+    ld_imm64,
     ldx,
     stx,
 )
 from lumos.probes.codegen import PT_REGS
+from lumos.probes.record import Field, Record
 
-# Header of every event record.
-HEADER = struct.Struct("<QIIQIi")  # ts_ns, pid, tid, goid, site index, frame (stack.hi - sp)
-HEADER_SIZE = HEADER.size  # 32
+# The header of every event record (written by eventprog.emit_header).
+HEADER_RECORD = Record("event_header", [
+    Field("ts_ns", "u64", doc="bpf_ktime_get_ns()"),
+    Field("pid", "u32", doc="tgid"),
+    Field("tid", "u32"),
+    Field("goid", "u64", doc="g.goid, 0 outside Go code"),
+    Field("site", "u32", doc="the site's index (cookie bits 0-31)"),
+    Field("frame", "s32", doc="g.stack.hi - SP at entry: the call's frame id"),
+])
+HEADER = HEADER_RECORD.struct
+# Set in a string's length word when its bytes could not be read (Go lengths stay far
+# below 2^48, so the bit never belongs to a real length).
+READ_FAILED = 1 << 62
+HEADER_SIZE = HEADER_RECORD.size  # 32
 
 
 @dataclass(frozen=True)
@@ -67,10 +81,22 @@ class WordLoc:
     def readable(self) -> bool:
         return self.kind != "none"
 
+    def describe(self) -> str:
+        """Where the word is read, for listings: 'CX', 'SP+0x20', '*(DI+0x98)'."""
+        if self.kind == "reg":
+            return self.reg.upper()
+        if self.kind == "stack":
+            return f"SP{self.sp_offset:+#x}"
+        if self.kind == "deref":
+            return f"*({self.reg.upper()}{self.sp_offset:+#x})"
+        return "unreadable"
+
 
 # How a capture's words are turned into a value in user space.
+# cstring: a C string behind a pointer, copied up to its NUL (its record slots: the
+# pointer, the copied length from bpf_probe_read_user_str, the bytes); hex: a raw word.
 KINDS = ("int", "uint", "bool", "float", "pointer", "string", "bytes", "slice", "iface",
-         "words")
+         "words", "cstring", "hex")
 
 
 @dataclass(frozen=True)
@@ -81,6 +107,7 @@ class Capture:
     size: int = 8                   # int/uint/float: value size in bytes
     str_max: int = 0                # string/bytes: bytes copied at most
     type_name: str = ""             # as the user wrote it ("string", "[]byte", "*main.T")
+    source: str = field(default="", compare=False)  # where the locations come from
     # iface: bytes copied from behind the data word (0: the two words only), then up to
     # str_max bytes behind a string header at the start of those bytes; decoded in user
     # space by the runtime's type data (golang.anyvalue). itab: a non-empty interface
@@ -90,7 +117,7 @@ class Capture:
 
     @property
     def copies_bytes(self) -> bool:
-        return self.kind in ("string", "bytes") and self.str_max > 0
+        return self.kind in ("string", "bytes", "cstring") and self.str_max > 0
 
     @property
     def boxed(self) -> bool:
@@ -100,24 +127,43 @@ class Capture:
     def record_size(self) -> int:
         if self.boxed:
             return 8 * len(self.words) + _align8(self.deref) + _align8(self.str_max)
-        return 8 * len(self.words) + (_align8(self.str_max) if self.copies_bytes else 0)
+        extra = 8 if self.kind == "cstring" else 0  # the copied length
+        return 8 * len(self.words) + extra + (_align8(self.str_max) if self.copies_bytes else 0)
 
 
 @dataclass
 class RecordLayout:
-    """Where each capture lands in a record, and how to unpack it."""
+    """Where each capture lands in a record, and how to unpack it: the header, then per
+    capture its words (u64 each) and, for strings, the copied bytes (8-aligned)."""
 
     captures: tuple[Capture, ...]
     offsets: list[int] = field(default_factory=list)
     size: int = HEADER_SIZE
+    record: Record | None = None
 
     def __post_init__(self):
-        off = HEADER_SIZE
-        self.offsets = []
+        fields: list[Field] = []
         for c in self.captures:
-            self.offsets.append(off)
-            off += c.record_size
-        self.size = off
+            fields += [Field(f"{c.name}.w{i}", "u64", doc=f"{c.type_name} word {i}")
+                       for i in range(len(c.words))]
+            if c.kind == "cstring":
+                fields.append(Field(f"{c.name}.n", "s64", doc="bytes copied with the NUL, "
+                                    "or -errno (bpf_probe_read_user_str)"))
+            if c.copies_bytes:
+                fields.append(Field(f"{c.name}.bytes", "bytes", _align8(c.str_max),
+                                    doc=f"up to {c.str_max} bytes behind w0"))
+            if c.boxed:  # emit_boxed: the value behind the data word, then a string's bytes
+                fields.append(Field(f"{c.name}.value", "bytes", _align8(c.deref),
+                                    doc=f"{c.deref} bytes behind w1 (the data word)"))
+                if c.str_max:
+                    fields.append(Field(f"{c.name}.bytes", "bytes", _align8(c.str_max),
+                                        doc=f"up to {c.str_max} bytes behind a string "
+                                            "header at the start of .value"))
+        self.record = HEADER_RECORD.extend("event", fields)
+        self.offsets = [self.record.offset(f"{c.name}.w0") if c.words
+                        else self.record.offset(f"{c.name}.bytes") if c.copies_bytes
+                        else HEADER_SIZE for c in self.captures]
+        self.size = self.record.size
 
 
 def _align8(n: int) -> int:
@@ -151,20 +197,40 @@ def emit_read_word(a: Asm, loc: WordLoc, dst_base: Reg, dst_off: int) -> None:
 def emit_capture(a: Asm, cap: Capture, rec_off: int) -> None:
     """Fill a capture's slots in the record at R8 + rec_off."""
     for i, loc in enumerate(cap.words):
+        part = f" word {i}" if len(cap.words) > 1 else ""
+        a.comment(f"emit_capture: {cap.name}{part} ({cap.type_name or cap.kind}) from "
+                  f"{loc.describe()}{' (' + cap.source + ')' if cap.source else ''} "
+                  f"-> record+{rec_off + 8 * i}")
         emit_read_word(a, loc, R8, rec_off + 8 * i)
     if cap.boxed:
         emit_boxed(a, cap, rec_off)
         return
     if not cap.copies_bytes:
         return
+    if cap.kind == "cstring":
+        a.comment(f"emit_capture: {cap.name}: the C string up to its NUL, at most "
+                  f"{cap.str_max} bytes -> record+{rec_off + 16}; copied length (or -errno) "
+                  f"-> record+{rec_off + 8}")
+        a.emit(Mov.reg(R1, R8), Add.imm(R1, rec_off + 16), Mov.imm(R2, cap.str_max),
+               ldx(8, R3, R8, rec_off), call(Helper.probe_read_user_str),
+               stx(8, R8, rec_off + 8, R0))
+        return
     # Copy min(len, str_max) bytes from ptr. The unsigned compare also clamps a
     # negative length; the verifier learns the bound [0, str_max] from the jump.
     clamped = a.fresh("clamped")
+    a.comment(f"emit_capture: {cap.name}: copy min(len, --strlen {cap.str_max}) bytes "
+              f"-> record+{rec_off + 8 * len(cap.words)}")
     a.emit(ldx(8, R2, R8, rec_off + 8), Jle.imm(R2, cap.str_max, clamped),
            Mov.imm(R2, cap.str_max))
     a.label(clamped)
+    read = a.fresh("read")
     a.emit(Mov.reg(R1, R8), Add.imm(R1, rec_off + 8 * len(cap.words)),
            ldx(8, R3, R8, rec_off), call(Helper.probe_read_user))
+    a.comment(f"emit_capture: {cap.name}: the bytes could not be read (a page not yet "
+              f"mapped in): flag the length word with bit 62, so they are never shown")
+    a.emit(Jeq.imm(R0, 0, read), ldx(8, R1, R8, rec_off + 8), ld_imm64(R2, READ_FAILED),
+           Or.reg(R1, R2), stx(8, R8, rec_off + 8, R1))
+    a.label(read)
 
 
 

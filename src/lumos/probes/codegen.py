@@ -8,10 +8,15 @@ the hit is to be ignored.
 from __future__ import annotations
 
 from lumos.bpf.asm import (
+    FP,
     R0,
     R1,
+    R2,
+    R3,
+    R4,
     R6,
     R7,
+    Add,
     And,
     Asm,
     Helper,
@@ -23,8 +28,12 @@ from lumos.bpf.asm import (
     Rsh,
     call,
     ja,
+    ld_map_fd,
     ldx,
+    st,
+    stx,
 )
+from lumos.bpf.sys import BPF_NOEXIST
 
 # struct pt_regs on x86-64 (arch/x86/include/uapi/asm/ptrace.h; tests check vs BTF)
 PT_REGS = {
@@ -35,6 +44,7 @@ PT_REGS = {
 
 
 def save_ctx(a: Asm) -> None:
+    a.comment("save_ctx: R6 = ctx")
     a.emit(Mov.reg(R6, R1))
 
 
@@ -42,6 +52,7 @@ def tgid_filter(a: Asm, tgid: int | None, skip: str) -> None:
     """Ignore hits from other processes (a constant compiled into the program)."""
     if tgid is None:
         return
+    a.comment(f"tgid_filter: only PID {tgid} (-p)")
     a.emit(call(Helper.get_current_pid_tgid), Rsh.imm(R0, 32), Jne.imm(R0, tgid, skip))
 
 
@@ -51,10 +62,13 @@ def load_cookie(a: Asm, skip: str, check_flags: bool = True) -> None:
 
     check_flags is for uprobe programs only (other contexts are not pt_regs).
     """
+    a.comment("load_cookie: R7 = the site's cookie (probesite.ProbeSite.cookie)")
     a.emit(Mov.reg(R1, R6), call(Helper.get_attach_cookie), Mov.reg(R7, R0))
     if not check_flags:
         return
     check = a.fresh("flags")
+    a.comment("load_cookie: cookie bits 32-39: flags mask; skip the hit when "
+              "pt_regs->flags & mask (the prologue's JBE about to call morestack)")
     a.emit(Rsh.imm(R0, 32), And.imm(R0, 0xFF), Jeq.imm(R0, 0, check),
            ldx(8, R1, R6, PT_REGS["flags"]), And.reg(R1, R0), Jne.imm(R1, 0, skip))
     a.label(check)
@@ -78,3 +92,48 @@ def dispatch(a: Asm, reg: Reg, labels: list[str], lo: int = 0, hi: int | None = 
     dispatch(a, reg, labels, lo, mid)
     a.label(upper)
     dispatch(a, reg, labels, mid, hi)
+
+
+def emit_log2(a: Asm, src: Reg, dst: Reg) -> None:
+    """dst = floor(log2(src)) (0 for 0 and 1), halving the search range: 6 steps, as
+    libbpf-tools' bits.bpf.h log2l. Clobbers src and R2."""
+    a.comment(f"emit_log2: r{int(dst)} = log2(r{int(src)}), the histogram slot")
+    a.emit(Mov.imm(dst, 0))
+    for shift in (32, 16, 8, 4, 2, 1):
+        skip = a.fresh("log2")
+        a.emit(Mov.reg(R2, src), Rsh.imm(R2, shift), Jeq.imm(R2, 0, skip),
+               Mov.reg(src, R2), Add.imm(dst, shift))
+        a.label(skip)
+
+
+def emit_counter_add(a: Asm, counters, index: int, done: str) -> None:
+    """counters[index] += 1 in a per-CPU u64 array (no atomics: a program runs with
+    migration off), then jump to done."""
+    key = a.frame.slot("counter_key", 8)
+    a.comment(f"emit_counter_add: {counters.name}[{index}] += 1")
+    a.emit(st(4, FP, key, index), ld_map_fd(R1, counters), Mov.reg(R2, FP), Add.imm(R2, key),
+           call(Helper.map_lookup_elem), Jeq.imm(R0, 0, done),
+           ldx(8, R1, R0, 0), Add.imm(R1, 1), stx(8, R0, 0, R1), ja(done))
+
+
+def emit_hist_add(a: Asm, hist, key: int, value: Reg, scratch: int, done: str,
+                  full: str) -> None:
+    """hist[FP+key] += (1, value) in a per-CPU hash of (count, sum); value must be a
+    callee-saved register (R6-R9). A new key is inserted; when that fails because the
+    map is full, jump to `full` (the caller counts it: nothing vanishes silently); when
+    another CPU inserted the key first, add to its element. scratch: a 16-byte slot."""
+    add, insert = a.fresh("hist.add"), a.fresh("hist.insert")
+    a.comment(f"emit_hist_add: {hist.name}[key] += (1, r{int(value)})")
+    a.emit(ld_map_fd(R1, hist), Mov.reg(R2, FP), Add.imm(R2, key),
+           call(Helper.map_lookup_elem), Jeq.imm(R0, 0, insert))
+    a.label(add)
+    a.emit(ldx(8, R1, R0, 0), Add.imm(R1, 1), stx(8, R0, 0, R1),
+           ldx(8, R1, R0, 8), Add.reg(R1, value), stx(8, R0, 8, R1), ja(done))
+    a.label(insert)
+    a.comment("emit_hist_add: a new key: insert (1, value); if that fails, look again "
+              "(another CPU may have inserted it), else the map is full")
+    a.emit(st(8, FP, scratch, 1), stx(8, FP, scratch + 8, value), ld_map_fd(R1, hist),
+           Mov.reg(R2, FP), Add.imm(R2, key), Mov.reg(R3, FP), Add.imm(R3, scratch),
+           Mov.imm(R4, BPF_NOEXIST), call(Helper.map_update_elem), Jeq.imm(R0, 0, done),
+           ld_map_fd(R1, hist), Mov.reg(R2, FP), Add.imm(R2, key),
+           call(Helper.map_lookup_elem), Jne.imm(R0, 0, add), ja(full))

@@ -41,13 +41,17 @@ def count_program(counts: Map, tgid: int | None, prog_type: int,
     codegen.save_ctx(a)
     codegen.tgid_filter(a, tgid, "out")
     codegen.site_from_cookie(a, "out", check_flags=prog_type == BPF_PROG_TYPE_KPROBE)
-    a.emit(stx(4, FP, -4, R7), ld_map_fd(R1, counts), Mov.reg(R2, FP), Add.imm(R2, -4),
+    key = a.frame.slot("site_key", 4, align=4)
+    a.comment("count_program: counts[site]++ (per-CPU: no atomics needed)")
+    a.emit(stx(4, FP, key, R7), ld_map_fd(R1, counts), Mov.reg(R2, FP), Add.imm(R2, key),
            call(Helper.map_lookup_elem), Jeq.imm(R0, 0, "out"),
            ldx(8, R1, R0, 0), Add.imm(R1, 1), stx(8, R0, 0, R1))
     a.label("out")
     a.emit(Mov.imm(R0, 0), exit_())
     return ProgramSpec("lumos_count", prog_type, tuple(a.finish()),
-                       expected_attach_type=attach_type)
+                       expected_attach_type=attach_type,
+                       about=f"stack slots:\n{a.frame.layout()}\nmaps:\n  {counts.name}: "
+                             f"per-CPU array of u64, one per site")
 
 
 class CountProbe:

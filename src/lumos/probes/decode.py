@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from lumos.probes.capture import HEADER, Capture
+from lumos.probes.capture import HEADER, READ_FAILED, Capture
 from lumos.probes.eventprog import MAX_STACK_DEPTH, Variant
 from lumos.probes.probesite import ProbeSite
 
@@ -112,8 +112,20 @@ def convert(cap: Capture, words: tuple[int, ...], rec, bytes_off: int):
         if cap.size == 4:
             return struct.unpack("<f", struct.pack("<I", w0 & 0xFFFFFFFF))[0]
         return struct.unpack("<d", struct.pack("<Q", w0))[0]
+    if kind == "cstring":
+        n = struct.unpack_from("<q", rec, bytes_off)[0]
+        if w0 == 0:
+            return None  # NULL
+        if n <= 0:
+            return UNREADABLE  # the pointer did not lead to readable memory
+        data = bytes(rec[bytes_off + 8: bytes_off + 8 + n - 1])
+        return Text(data, len(data) + (n == cap.str_max))  # full: it may go on
+    if kind == "hex":
+        return w0
     if kind in ("string", "bytes"):
         length = words[1]
+        if length & READ_FAILED and not length >> 63:
+            return UNREADABLE  # the kernel could not read the bytes: never show zeros
         if length >= 1 << 63:
             length -= 1 << 64
         n = max(0, min(length, cap.str_max))

@@ -4,9 +4,9 @@ Sites differ in what they capture (each function has its own arguments), so the
 program holds one body per *variant* and dispatches on the variant id carried in the
 site's cookie (binary search over ids: a handful of compares whatever the count).
 
-Cookie bits: see sites.ProbeSite.cookie (bits 40-63 are the variant id). Stack slots:
-FP-8 drop-path scratch, FP-16 goid, FP-24 frame, FP-32 g pointer scratch, FP-48 pair
-key, FP-56 pair value, FP-256.. filter scratch, FP-440.. g span (emit_goroutine).
+Cookie bits: see probesite.ProbeSite.cookie (bits 40-63 are the variant id). Stack
+slots are named in the program's Frame (a.frame): goid, frame, g, pair_key, pair_value,
+g_span, drop_key, filter_scratch; `--dump-prog` prints where each landed.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from lumos.bpf.prog import ProgramSpec
 from lumos.bpf.sys import BPF_PROG_TYPE_KPROBE
 from lumos.probes import codegen
 from lumos.probes.capture import (
+    HEADER_RECORD,
     R_SP,
     Capture,
     RecordLayout,
@@ -61,10 +62,18 @@ MAX_STACK_DEPTH = 32
 # at the caller's frame and skips the caller itself: the decoder puts it back.
 STACK_TAIL = 16
 
-SLOT_GOID, SLOT_FRAME, SLOT_G = -16, -24, -32
-SLOT_PAIR, SLOT_PAIR_VALUE = -48, -56  # 16-byte key, 8-byte value of the pairs map
-# g from stack.hi up to goid, read at once: FP-440 .. FP-272, below the filter scratch
-SLOT_G_SPAN, G_SPAN_MAX = -440, 168
+# g from stack.hi up to goid, read at once into the slot "g_span" when it is this short
+G_SPAN_MAX = 168
+
+
+def goid_slot(a: Asm) -> int:
+    """The stack slot emit_goroutine leaves g.goid in (0 outside Go code)."""
+    return a.frame.slot("goid", 8)
+
+
+def frame_slot(a: Asm) -> int:
+    """The stack slot emit_goroutine leaves the frame id (g.stack.hi - SP at entry) in."""
+    return a.frame.slot("frame", 8)
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,7 @@ class GoroutineSource:
     reg: str = "r14"
     tls_offset: int = -8
     fsbase_offset: int = 0
+    goid_source: str = field(default="runtime layout", compare=False)  # for listings
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,13 @@ class Variant:
     @property
     def layout(self) -> RecordLayout:
         return RecordLayout(self.captures)
+
+    def describe(self) -> str:
+        what = ", ".join(c.name for c in self.captures) or "no values"
+        extras = [x for x, on in (("user stack", self.user_stack),
+                                  (f"pairing={self.pairing}", self.pairing),
+                                  ("filter", self.filter is not None)) if on]
+        return f"{self.kind}: {what}" + (f" ({', '.join(extras)})" if extras else "")
 
     @property
     def stack_offset(self) -> int:
@@ -135,28 +152,49 @@ class EventProgram:
         codegen.save_ctx(a)
         codegen.tgid_filter(a, self.tgid, "out")
         codegen.load_cookie(a, "out")
+        a.comment("EventProgram.build: R0 = variant (cookie bits 40-63), R7 = site index "
+                  "(bits 0-31)")
         a.emit(Mov.reg(R0, R7), Rsh.imm(R0, 40), Mov.reg32(R7, R7))
         labels = [f"variant.{i}" for i in range(len(self.variants))]
         codegen.dispatch(a, R0, labels)
-        for label, variant in zip(labels, self.variants, strict=True):
+        for i, (label, variant) in enumerate(zip(labels, self.variants, strict=True)):
             a.label(label)
+            a.comment(f"EventProgram: variant {i}: {variant.describe()}")
             self._emit_variant(a, variant)
         a.label("out")
         a.emit(Mov.imm(R0, 0), exit_())
-        return ProgramSpec(self.listing_name, BPF_PROG_TYPE_KPROBE, tuple(a.finish()),
-                           expected_attach_type=attach_type)
+        insns = tuple(a.finish())
+        return ProgramSpec(self.listing_name, BPF_PROG_TYPE_KPROBE, insns,
+                           expected_attach_type=attach_type, about=self.about(a))
+
+    def about(self, a: Asm) -> str:
+        """Stack slots, maps and every variant's record, for --dump-prog."""
+        lines = ["stack slots:", a.frame.layout(), "maps:",
+                 f"  {self.channel.name}: ring buffer, {self.channel.ring_bytes >> 20} MiB; "
+                 f"lumos_drops: per-CPU u64, records that did not fit"]
+        if self.pairs is not None:
+            lines.append("  lumos_pairs: LRU hash (goid, pid << 32 | frame) -> 1: calls "
+                         "the filter accepted, awaiting their RET")
+        for i, v in enumerate(self.variants):
+            lines.append(f"record of variant {i} ({v.kind}; every record is padded to "
+                         f"{self.record_size} bytes):")
+            lines.append(v.layout.record.c_struct())
+        return "\n".join(lines)
 
     def _emit_variant(self, a: Asm, v: Variant) -> None:
         load_sp(a)
         reject = "out"
+        pair_key = a.frame.slot("pair_key", 16) if v.pairing else 0
         if v.pairing:
             # the call's identity first: the filter's reject path needs it too
             self._emit_goroutine(a, v)
             self._emit_pair_key(a, v)
             if v.pairing == "exit":
-                a.emit(ld_map_fd(R1, self.pairs), Mov.reg(R2, FP), Add.imm(R2, SLOT_PAIR),
+                a.comment("EventProgram: a return is sent only if the filter accepted its "
+                          "call (lumos_pairs), and forgets it")
+                a.emit(ld_map_fd(R1, self.pairs), Mov.reg(R2, FP), Add.imm(R2, pair_key),
                        call(Helper.map_lookup_elem), Jeq.imm(R0, 0, "out"),
-                       ld_map_fd(R1, self.pairs), Mov.reg(R2, FP), Add.imm(R2, SLOT_PAIR),
+                       ld_map_fd(R1, self.pairs), Mov.reg(R2, FP), Add.imm(R2, pair_key),
                        call(Helper.map_delete_elem))
             else:
                 reject = a.fresh("reject")
@@ -165,8 +203,10 @@ class EventProgram:
         if not v.pairing:
             self._emit_goroutine(a, v)
         if v.pairing == "entry":
-            a.emit(st(8, FP, SLOT_PAIR_VALUE, 1), ld_map_fd(R1, self.pairs), Mov.reg(R2, FP),
-                   Add.imm(R2, SLOT_PAIR), Mov.reg(R3, FP), Add.imm(R3, SLOT_PAIR_VALUE),
+            value = a.frame.slot("pair_value", 8)
+            a.comment("EventProgram: remember the accepted call for its RET (lumos_pairs)")
+            a.emit(st(8, FP, value, 1), ld_map_fd(R1, self.pairs), Mov.reg(R2, FP),
+                   Add.imm(R2, pair_key), Mov.reg(R3, FP), Add.imm(R3, value),
                    Mov.imm(R4, 0), call(Helper.map_update_elem))
         self.channel.emit_reserve(a, self.record_size, R8, "out")
         emit_header(a)
@@ -174,6 +214,8 @@ class EventProgram:
             emit_capture(a, cap, off)
         if v.user_stack:
             off = v.stack_offset
+            a.comment(f"EventProgram: user stack (bpf_get_stack, {MAX_STACK_DEPTH} frames) "
+                      f"-> record+{off}, then the return address at SP and BP - SP")
             a.emit(Mov.reg(R1, R6), Mov.reg(R2, R8), Add.imm(R2, off + 8),
                    Mov.imm(R3, 8 * MAX_STACK_DEPTH), Mov.imm(R4, BPF_F_USER_STACK),
                    call(Helper.get_stack), stx(8, R8, off, R0))
@@ -186,7 +228,9 @@ class EventProgram:
         a.emit(ja("out"))
         if reject != "out":  # a rejected call: forget an older one at the same frame
             a.label(reject)
-            a.emit(ld_map_fd(R1, self.pairs), Mov.reg(R2, FP), Add.imm(R2, SLOT_PAIR),
+            a.comment("EventProgram: the filter rejected this call: forget an older one at "
+                      "the same frame")
+            a.emit(ld_map_fd(R1, self.pairs), Mov.reg(R2, FP), Add.imm(R2, pair_key),
                    call(Helper.map_delete_elem), ja("out"))
 
     @staticmethod
@@ -194,67 +238,96 @@ class EventProgram:
         if v.goroutine is not None:
             emit_goroutine(a, v.goroutine, v.sp_delta, v.frame or bool(v.pairing))
         else:
-            a.emit(st(8, FP, SLOT_GOID, 0), st(8, FP, SLOT_FRAME, 0))
+            a.comment("EventProgram: not Go code: goid and frame 0")
+            a.emit(st(8, FP, goid_slot(a), 0), st(8, FP, frame_slot(a), 0))
 
     @staticmethod
     def _emit_pair_key(a: Asm, v: Variant) -> None:
-        """FP+SLOT_PAIR = (goid, pid << 32 | frame) for Go, (tid, SP at entry) otherwise."""
-        if v.goroutine is not None:  # goids repeat across processes: add the pid
-            a.emit(call(Helper.get_current_pid_tgid), Rsh.imm(R0, 32), Lsh.imm(R0, 32),
-                   ldx(8, R1, FP, SLOT_GOID), stx(8, FP, SLOT_PAIR, R1),
-                   ldx(8, R1, FP, SLOT_FRAME), Mov.reg32(R1, R1), Or.reg(R1, R0),
-                   stx(8, FP, SLOT_PAIR + 8, R1))
-        else:
-            a.emit(call(Helper.get_current_pid_tgid), Mov.reg32(R0, R0),
-                   stx(8, FP, SLOT_PAIR, R0), Mov.reg(R1, R_SP), Add.imm(R1, v.sp_delta),
-                   stx(8, FP, SLOT_PAIR + 8, R1))
+        """pair_key = (goid, pid << 32 | frame) for Go, (tid, SP at entry) otherwise."""
+        emit_call_key(a, a.frame.slot("pair_key", 16), v.goroutine is not None, v.sp_delta)
+
+
+def emit_call_key(a: Asm, key: int, go: bool, sp_delta: int) -> None:
+    """FP+key (16 bytes) = one live call's identity: (goid, pid << 32 | frame) for Go code
+    after emit_goroutine (goids repeat across processes, so the pid goes in), (tid, SP at
+    entry) for C, whose stacks do not move."""
+    if go:
+        a.comment("emit_call_key: (goid, pid << 32 | frame)")
+        a.emit(call(Helper.get_current_pid_tgid), Rsh.imm(R0, 32), Lsh.imm(R0, 32),
+               ldx(8, R1, FP, goid_slot(a)), stx(8, FP, key, R1),
+               ldx(8, R1, FP, frame_slot(a)), Mov.reg32(R1, R1), Or.reg(R1, R0),
+               stx(8, FP, key + 8, R1))
+    else:
+        a.comment(f"emit_call_key: (tid, SP{sp_delta:+d} = SP at entry)")
+        a.emit(call(Helper.get_current_pid_tgid), Mov.reg32(R0, R0),
+               stx(8, FP, key, R0), Mov.reg(R1, R_SP), Add.imm(R1, sp_delta),
+               stx(8, FP, key + 8, R1))
 
 
 def emit_goroutine(a: Asm, src: GoroutineSource, sp_delta: int, frame: bool = True) -> None:
-    """FP-16 = g.goid, FP-24 = g.stack.hi - SP at entry: a frame id that survives stack moves.
+    """goid slot = g.goid, frame slot = g.stack.hi - SP at entry: a frame id that survives
+    stack moves.
 
     Go's copystack keeps every frame's distance from the stack top, and SP at a RET
     equals SP at entry, so (goid, frame) names one live call exactly.
     """
+    goid, frame_off = goid_slot(a), frame_slot(a)
     if src.reg:
+        a.comment(f"emit_goroutine: R3 = g, in {src.reg.upper()} under Go's ABIInternal")
         a.emit(ldx(8, R3, R6, codegen.PT_REGS[src.reg]))
     else:
+        g = a.frame.slot("g", 8)
+        a.comment(f"emit_goroutine: R3 = g from TLS: *(task->thread.fsbase "
+                  f"{src.tls_offset:+d}) (fsbase at task_struct+{src.fsbase_offset:#x}, "
+                  f"vmlinux BTF; runtime/go_tls.h)")
         a.emit(call(Helper.get_current_task), Mov.reg(R3, R0), Add.imm(R3, src.fsbase_offset),
-               Mov.reg(R1, FP), Add.imm(R1, SLOT_G), Mov.imm(R2, 8),
-               call(Helper.probe_read_kernel), ldx(8, R3, FP, SLOT_G),
-               Add.imm(R3, src.tls_offset), Mov.reg(R1, FP), Add.imm(R1, SLOT_G),
-               Mov.imm(R2, 8), call(Helper.probe_read_user), ldx(8, R3, FP, SLOT_G))
+               Mov.reg(R1, FP), Add.imm(R1, g), Mov.imm(R2, 8),
+               call(Helper.probe_read_kernel), ldx(8, R3, FP, g),
+               Add.imm(R3, src.tls_offset), Mov.reg(R1, FP), Add.imm(R1, g),
+               Mov.imm(R2, 8), call(Helper.probe_read_user), ldx(8, R3, FP, g))
     span = src.goid_offset + 8 - src.stack_hi_offset
     if not frame:  # the goid alone: each user read costs ~100 ns here, whatever its size
-        a.emit(Mov.reg(R1, FP), Add.imm(R1, SLOT_GOID), Mov.imm(R2, 8),
+        a.comment(f"emit_goroutine: goid = g.goid at g+{src.goid_offset:#x} "
+                  f"({src.goid_source}); no frame needed")
+        a.emit(Mov.reg(R1, FP), Add.imm(R1, goid), Mov.imm(R2, 8),
                Add.imm(R3, src.goid_offset), call(Helper.probe_read_user),
-               st(8, FP, SLOT_FRAME, 0))
+               st(8, FP, frame_off, 0))
         return
     if 0 < span <= G_SPAN_MAX:
+        g_span = a.frame.slot("g_span", G_SPAN_MAX)
         # One user read of g from stack.hi to goid instead of two: a read's cost is
         # mostly fixed (~100 ns per call measured here), not per byte.
-        a.emit(Add.imm(R3, src.stack_hi_offset), Mov.reg(R1, FP), Add.imm(R1, SLOT_G_SPAN),
+        a.comment(f"emit_goroutine: one read of g+{src.stack_hi_offset:#x} (stack.hi) .. "
+                  f"g+{src.goid_offset + 8:#x}: goid at g+{src.goid_offset:#x} "
+                  f"({src.goid_source}); frame = stack.hi - SP")
+        a.emit(Add.imm(R3, src.stack_hi_offset), Mov.reg(R1, FP), Add.imm(R1, g_span),
                Mov.imm(R2, span), call(Helper.probe_read_user),
-               ldx(8, R1, FP, SLOT_G_SPAN + span - 8), stx(8, FP, SLOT_GOID, R1),
-               ldx(8, R1, FP, SLOT_G_SPAN), Sub.reg(R1, R_SP))
+               ldx(8, R1, FP, g_span + span - 8), stx(8, FP, goid, R1),
+               ldx(8, R1, FP, g_span), Sub.reg(R1, R_SP))
     else:
-        a.emit(stx(8, FP, SLOT_G, R3),
-               Mov.reg(R1, FP), Add.imm(R1, SLOT_GOID), Mov.imm(R2, 8),
+        g = a.frame.slot("g", 8)
+        a.comment(f"emit_goroutine: goid = g.goid at g+{src.goid_offset:#x} "
+                  f"({src.goid_source}); frame = g.stack.hi (g+{src.stack_hi_offset:#x}) - SP")
+        a.emit(stx(8, FP, g, R3),
+               Mov.reg(R1, FP), Add.imm(R1, goid), Mov.imm(R2, 8),
                Add.imm(R3, src.goid_offset), call(Helper.probe_read_user),
-               ldx(8, R3, FP, SLOT_G), Add.imm(R3, src.stack_hi_offset),
-               Mov.reg(R1, FP), Add.imm(R1, SLOT_FRAME), Mov.imm(R2, 8),
+               ldx(8, R3, FP, g), Add.imm(R3, src.stack_hi_offset),
+               Mov.reg(R1, FP), Add.imm(R1, frame_off), Mov.imm(R2, 8),
                call(Helper.probe_read_user),
-               ldx(8, R1, FP, SLOT_FRAME), Sub.reg(R1, R_SP))
+               ldx(8, R1, FP, frame_off), Sub.reg(R1, R_SP))
     if sp_delta:  # SP at the site is sp_delta below SP at entry
+        a.comment(f"emit_goroutine: the site is {sp_delta} bytes below SP at entry")
         a.emit(Add.imm(R1, -sp_delta))
-    a.emit(stx(8, FP, SLOT_FRAME, R1))
+    a.emit(stx(8, FP, frame_off, R1))
 
 
 def emit_header(a: Asm) -> None:
-    """ts, pid, tid, goid, site index (R7), frame into the record at R8."""
-    a.emit(call(Helper.ktime_get_ns), stx(8, R8, 0, R0),
-           call(Helper.get_current_pid_tgid), stx(4, R8, 12, R0),
-           Rsh.imm(R0, 32), stx(4, R8, 8, R0), stx(4, R8, 24, R7),
-           ldx(8, R1, FP, SLOT_GOID), stx(8, R8, 16, R1),
-           ldx(8, R1, FP, SLOT_FRAME), stx(4, R8, 28, R1))
-
+    """The event_header (capture.HEADER_RECORD) of the record at R8: ts, pid, tid, goid,
+    site index (R7), frame."""
+    h = HEADER_RECORD.offset
+    a.comment("emit_header: ts_ns, pid/tid, goid, site, frame (capture.HEADER_RECORD)")
+    a.emit(call(Helper.ktime_get_ns), stx(8, R8, h("ts_ns"), R0),
+           call(Helper.get_current_pid_tgid), stx(4, R8, h("tid"), R0),
+           Rsh.imm(R0, 32), stx(4, R8, h("pid"), R0), stx(4, R8, h("site"), R7),
+           ldx(8, R1, FP, goid_slot(a)), stx(8, R8, h("goid"), R1),
+           ldx(8, R1, FP, frame_slot(a)), stx(4, R8, h("frame"), R1))

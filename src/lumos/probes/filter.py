@@ -54,7 +54,11 @@ from lumos.probes.capture import R_SP, Capture, WordLoc
 from lumos.probes.codegen import PT_REGS
 
 MAX_STR_LITERAL = 64
-SCRATCH_OFF = -256  # stack area for filter reads: FP-256 .. FP-256+MAX_STR_LITERAL+8
+SCRATCH_BYTES = MAX_STR_LITERAL + 8  # stack slot "filter_scratch": words and literals read
+
+
+def _scratch(a: Asm) -> int:
+    return a.frame.slot("filter_scratch", SCRATCH_BYTES)
 
 
 @dataclass(frozen=True)
@@ -140,7 +144,7 @@ class _Parser:
         if tok == ("op", "("):
             self.take()
             inner = self.or_()
-            if self.take() != ("op", ")"):
+            if self.peek() is None or self.take() != ("op", ")"):
                 raise UsageError(f"--filter {self.text!r}: missing ')'")
             return inner
         return self.compare()
@@ -172,6 +176,17 @@ def parse_filter(text: str):
     return _Parser(text).parse()
 
 
+def format_expr(expr) -> str:
+    """The expression back as text, fully parenthesised (for listings and errors)."""
+    if isinstance(expr, Compare):
+        v = f'"{expr.value}"' if isinstance(expr.value, str) else str(expr.value)
+        return f"{expr.name} {expr.op} {v}"
+    if isinstance(expr, Not):
+        return f"!({format_expr(expr.inner)})"
+    op = "&&" if expr.op == "and" else "||"
+    return f"({format_expr(expr.left)} {op} {format_expr(expr.right)})"
+
+
 def names_in(expr) -> set[str]:
     if isinstance(expr, Compare):
         return {expr.name}
@@ -180,10 +195,35 @@ def names_in(expr) -> set[str]:
     return names_in(expr.left) | names_in(expr.right)
 
 
+def lookup(captures: dict[str, Capture], name: str) -> Capture | None:
+    """The capture a filter name stands for. Raw machine words (arguments of a binary
+    without DWARF, shown as arg0={w0: .., w1: ..}) are compared as unsigned integers:
+    'arg0' is the first word of a one-word argument, 'arg0.w1' any word of one."""
+    cap = captures.get(name)
+    if cap is not None and (cap.kind != "words" or len(cap.words) != 1):
+        return cap if cap.kind != "words" else None
+    base, dot, word = name.rpartition(".w")
+    if cap is None and dot and word.isdigit():
+        cap, index = captures.get(base), int(word)
+    else:
+        index = 0
+    if cap is None or cap.kind != "words" or index >= len(cap.words):
+        return None
+    return Capture(name, "uint", (cap.words[index],), 8, type_name="word")
+
+
 def check_filter(expr, captures: dict[str, Capture], where: str) -> None:
     """UsageError unless every name is a readable capture of a comparable kind."""
     for cmp in _compares(expr):
-        cap = captures.get(cmp.name)
+        cap = lookup(captures, cmp.name)
+        if cap is None and cmp.name in captures:  # several words: say how to name one
+            n = len(captures[cmp.name].words)
+            raise UsageError(f"--filter: {cmp.name} of {where} is {n} raw words; compare "
+                             f"one of them: {', '.join(f'{cmp.name}.w{i}' for i in range(n))}")
+        parts = [k for k in captures if k.startswith(cmp.name + ".")]
+        if cap is None and parts:  # a struct, or raw words shown as {w0: .., w1: ..}
+            raise UsageError(f"--filter: {cmp.name} of {where} has parts; compare one of "
+                             f"them: {', '.join(parts[:6])}")
         if cap is None:
             known = ", ".join(captures) or "none"
             raise UsageError(f"--filter: {where} has no argument {cmp.name!r} "
@@ -224,6 +264,7 @@ _UNSIGNED = {"==": Jeq, "!=": Jne, "<": Jlt, "<=": Jle, ">": Jgt, ">=": Jge}
 def emit_filter(a: Asm, expr, captures: dict[str, Capture], reject: str) -> None:
     """Jump to `reject` unless expr holds. Needs R6 = ctx and R_SP loaded (see capture)."""
     accept = a.fresh("accept")
+    a.comment(f"emit_filter: --filter {format_expr(expr)}")
     _emit(a, expr, captures, accept, reject)
     a.label(accept)
 
@@ -240,22 +281,26 @@ def _emit(a: Asm, expr, caps, yes: str, no: str) -> None:
     elif isinstance(expr, Not):
         _emit(a, expr.inner, caps, no, yes)
     elif isinstance(expr.value, str):
-        _emit_string(a, expr, caps[expr.name], yes, no)
+        _emit_string(a, expr, lookup(caps, expr.name), yes, no)
     else:
-        _emit_int(a, expr, caps[expr.name], yes, no)
+        _emit_int(a, expr, lookup(caps, expr.name), yes, no)
 
 
 def _load_word(a: Asm, loc: WordLoc, dst: Reg) -> None:
-    """dst = the word (R1-R3 clobbered for stack reads)."""
+    """dst = the word (R1-R3 clobbered for memory reads)."""
     if loc.kind == "reg":
         a.emit(ldx(8, dst, R6, PT_REGS[loc.reg]))
-    else:
-        a.emit(Mov.reg(R1, FP), Add.imm(R1, SCRATCH_OFF), Mov.imm(R2, 8), Mov.reg(R3, R_SP),
-               Add.imm(R3, loc.sp_offset), call(Helper.probe_read_user),
-               ldx(8, dst, FP, SCRATCH_OFF))
+        return
+    scratch = _scratch(a)
+    base = [Mov.reg(R3, R_SP)] if loc.kind == "stack" else [ldx(8, R3, R6, PT_REGS[loc.reg])]
+    a.emit(Mov.reg(R1, FP), Add.imm(R1, scratch), Mov.imm(R2, 8), *base,
+           Add.imm(R3, loc.sp_offset), call(Helper.probe_read_user),
+           ldx(8, dst, FP, scratch))
 
 
 def _emit_int(a: Asm, cmp: Compare, cap: Capture, yes: str, no: str) -> None:
+    a.comment(f"emit_filter: {cmp.name} {cmp.op} {cmp.value} ({cap.type_name or cap.kind} "
+              f"at {cap.words[0].describe()})")
     _load_word(a, cap.words[0], R0)
     size = cap.words[0].size if cap.kind != "bool" else 1
     signed = cap.kind == "int"
@@ -274,6 +319,10 @@ def _emit_int(a: Asm, cmp: Compare, cap: Capture, yes: str, no: str) -> None:
 def _emit_string(a: Asm, cmp: Compare, cap: Capture, yes: str, no: str) -> None:
     lit = cmp.value.encode()
     equal, differ = (yes, no) if cmp.op == "==" else (no, yes)
+    scratch = _scratch(a)
+    a.comment(f"emit_filter: {cmp.name} {cmp.op} {cmp.value!r}: length ({len(lit)}) at "
+              f"{cap.words[1].describe()} first, then the bytes behind "
+              f"{cap.words[0].describe()}, 8 at a time")
     _load_word(a, cap.words[1], R0)  # length first: cheap, and decides most calls
     a.emit(Jne.imm(R0, len(lit), differ))
     if not lit:
@@ -281,13 +330,13 @@ def _emit_string(a: Asm, cmp: Compare, cap: Capture, yes: str, no: str) -> None:
         return
     _load_word(a, cap.words[0], R0)
     padded = lit + bytes(-len(lit) % 8)
-    a.emit(*(st(8, FP, SCRATCH_OFF + i, 0) for i in range(0, len(padded), 8)))
-    a.emit(Mov.reg(R1, FP), Add.imm(R1, SCRATCH_OFF), Mov.imm(R2, len(lit)), Mov.reg(R3, R0),
+    a.emit(*(st(8, FP, scratch + i, 0) for i in range(0, len(padded), 8)))
+    a.emit(Mov.reg(R1, FP), Add.imm(R1, scratch), Mov.imm(R2, len(lit)), Mov.reg(R3, R0),
            call(Helper.probe_read_user), Jne.imm(R0, 0, differ))
     for i in range(0, len(padded), 8):
         chunk = int.from_bytes(padded[i:i + 8], "little")
         take = min(8, len(lit) - i)
-        a.emit(ldx(8, R0, FP, SCRATCH_OFF + i))
+        a.emit(ldx(8, R0, FP, scratch + i))
         if take < 8:  # bytes past the literal were not read: mask them off
             a.emit(Lsh.imm(R0, 64 - 8 * take), Rsh.imm(R0, 64 - 8 * take))
         a.emit(ld_imm64(R1, chunk), Jne.reg(R0, R1, differ))

@@ -9,7 +9,11 @@ panic unwinding through it) leaves a stale start, overwritten by the next call a
 depth or evicted by the LRU map, and never paired with another function's RET: the
 exit checks the function id.
 
-Cookie variant bits: (function index << 1) | is_exit. With --by, the value of one
+Built once per shape: functions that differ only in their id share one entry block and
+one exit block. The cookie carries the function id (bits 0-31) and the block (bits 40-63:
+shape << 1 | is_exit), so the program's size depends on how many kinds of functions
+there are (goroutine access, --by capture, SP adjustment), not on how many: 'runtime.*'
+(1,100+ functions) loads in a few dozen instructions. With --by, the value of one
 argument is captured at entry and becomes part of the histogram key.
 """
 
@@ -40,7 +44,6 @@ from lumos.bpf.asm import (
     Jne,
     Lsh,
     Mov,
-    Or,
     Rsh,
     Sub,
     call,
@@ -53,21 +56,19 @@ from lumos.bpf.asm import (
 )
 from lumos.bpf.maps import array_spec, create_map, hash_spec
 from lumos.bpf.prog import ProgramSpec
-from lumos.bpf.sys import BPF_NOEXIST, BPF_PROG_TYPE_KPROBE
+from lumos.bpf.sys import BPF_PROG_TYPE_KPROBE
 from lumos.probes import codegen
 from lumos.probes.attach import Attached, attach_sites
-from lumos.probes.capture import R_SP, Capture, emit_read_word, load_sp
-from lumos.probes.eventprog import SLOT_FRAME, SLOT_GOID, GoroutineSource, emit_goroutine
+from lumos.probes.capture import Capture, emit_read_word, load_sp
+from lumos.probes.codegen import emit_counter_add, emit_hist_add, emit_log2
+from lumos.probes.eventprog import GoroutineSource, emit_call_key, emit_goroutine
 from lumos.probes.probesite import ProbeSite
 
 BY_STR_BYTES = 16
-# stack layout (below the goroutine slots of event.py)
-KEY = -48        # start key: id u64, frame u64                        (FP-48 .. FP-32)
-VALUE = -88      # start value: ts u64, func u32, pad u32, by 24 bytes  (FP-88 .. FP-48)
-HKEY = -128      # hist key: func u32, slot u32, by 24 bytes, pad u64   (FP-128 .. FP-88)
 START_VALUE = struct.Struct(f"<QIIQ{BY_STR_BYTES}s")  # ts, func, pad, by word, by bytes
 HIST_KEY = struct.Struct(f"<IIQ{BY_STR_BYTES}s")      # func, slot, by word, by bytes
-assert VALUE + START_VALUE.size == KEY and HKEY + HIST_KEY.size + 8 == VALUE
+HIST_KEY_SIZE = HIST_KEY.size + 8                     # padded: the verifier reads 8s
+DEFAULT_MAX_KEYS = 16384                              # histogram buckets kept at once
 
 
 # The kernel's LRU hash is approximate: under concurrency it may evict before it is full
@@ -98,111 +99,150 @@ class LatencyProbe:
 
     def __init__(self, functions: list[LatencyFunction], entries: list[ProbeSite],
                  exits: list[ProbeSite], unit_ns: int, tgid: int | None = None,
-                 max_inflight: int = 65536):
+                 max_inflight: int = 65536, max_keys: int = DEFAULT_MAX_KEYS):
         self.functions = functions
-        self.sites = ([_tag(s, s.func_index << 1) for s in entries]
-                      + [_tag(s, s.func_index << 1 | 1) for s in exits])
         self.unit_ns = unit_ns
         self.tgid = tgid
         self.max_inflight = max_inflight
+        self.max_keys = max_keys
+        # shapes: what an entry / exit block depends on besides the function id
+        self.entry_shapes: list[tuple] = []
+        self.exit_shapes: list[tuple[GoroutineSource | None, int]] = []
+        self.sites = ([self._tag(s, self._entry_shape(functions[s.func_index]), 0)
+                       for s in entries]
+                      + [self._tag(s, self._exit_shape(functions[s.func_index], s), 1)
+                         for s in exits])
         self.attached: Attached | None = None
+
+    def _entry_shape(self, fn: LatencyFunction) -> int:
+        shape = (fn.goroutine, fn.by, fn.entry_sp_delta)
+        if shape not in self.entry_shapes:
+            self.entry_shapes.append(shape)
+        return self.entry_shapes.index(shape)
+
+    def _exit_shape(self, fn: LatencyFunction, site: ProbeSite) -> int:
+        # at a RET, SP is back to its value at entry; at a uretprobe (C code) the return
+        # address has been popped: SP is 8 above
+        shape = (fn.goroutine, -8 if site.retprobe else 0)
+        if shape not in self.exit_shapes:
+            self.exit_shapes.append(shape)
+        return self.exit_shapes.index(shape)
+
+    @staticmethod
+    def _tag(site: ProbeSite, shape: int, is_exit: int) -> ProbeSite:
+        return replace(site, variant=shape << 1 | is_exit, ident=site.func_index)
 
     def attach(self, stack: ExitStack, mode: str | None = None) -> LatencyProbe:
         self.starts = stack.enter_context(create_map(hash_spec(
             "lumos_starts", 16, START_VALUE.size, LRU_HEADROOM * self.max_inflight,
             lru=True)))
-        self.unmatched = stack.enter_context(create_map(array_spec("lumos_unmatched", 8, 1,
-                                                                   percpu=True)))
+        self.counters = stack.enter_context(create_map(array_spec(
+            "lumos_latency_counters", 8, 2, percpu=True)))  # unmatched returns, overflow
         self.hist = stack.enter_context(create_map(hash_spec(
-            "lumos_hist", HIST_KEY.size + 8, 16, 16384, percpu=True)))  # count, sum
+            "lumos_hist", HIST_KEY_SIZE, 16, self.max_keys, percpu=True)))  # count, sum
         self.attached = attach_sites(self._build, self.sites, self.tgid, stack, mode)
         return self
 
     def _build(self, attach_type: int) -> ProgramSpec:
         a = Asm()
+        key = a.frame.slot("start_key", 16)
         codegen.save_ctx(a)
         codegen.tgid_filter(a, self.tgid, "out")
         codegen.load_cookie(a, "out")
-        a.emit(Rsh.imm(R7, 40))  # R7 = variant: func << 1 | is_exit
+        a.comment("LatencyProbe: R0 = block (cookie bits 40-63: shape << 1 | is_exit), "
+                  "R7 = function id (bits 0-31)")
+        a.emit(Mov.reg(R0, R7), Rsh.imm(R0, 40), Mov.reg32(R7, R7))
         load_sp(a)
-        a.emit(Mov.reg(R0, R7), And.imm(R0, 1), Jne.imm(R0, 0, "exit"), Rsh.imm(R7, 1))
-        labels = [f"entry.{i}" for i in range(len(self.functions))]
-        codegen.dispatch(a, R7, labels)
-        for i, (label, fn) in enumerate(zip(labels, self.functions, strict=True)):
+        a.emit(Mov.reg(R1, R0), And.imm(R1, 1), Rsh.imm(R0, 1), Jne.imm(R1, 0, "exit"))
+        labels = [f"entry.{i}" for i in range(len(self.entry_shapes))]
+        codegen.dispatch(a, R0, labels)
+        for label, (goroutine, by, sp_delta) in zip(labels, self.entry_shapes, strict=True):
             a.label(label)
-            self._emit_entry(a, i, fn)
+            self._emit_entry(a, key, goroutine, by, sp_delta)
         a.label("exit")
-        a.emit(Rsh.imm(R7, 1))
-        labels = [f"exit.{i}" for i in range(len(self.functions))]
-        codegen.dispatch(a, R7, labels)
-        for label, fn in zip(labels, self.functions, strict=True):
+        labels = [f"exit.{i}" for i in range(len(self.exit_shapes))]
+        codegen.dispatch(a, R0, labels)
+        for label, (goroutine, sp_delta) in zip(labels, self.exit_shapes, strict=True):
             a.label(label)
-            self._emit_key(a, fn, 0)  # at a RET, SP is back to its value at entry
+            a.comment(f"LatencyProbe: exit block ({_shape_text(goroutine)}); "
+                      + ("a uretprobe: SP is 8 above its value at entry" if sp_delta else
+                         "at a RET, SP is back to its value at entry"))
+            self._emit_key(a, key, goroutine, sp_delta)
             a.emit(ja("exit.tail"))
         a.label("exit.tail")
-        self._emit_exit(a)
+        self._emit_exit(a, key)
         a.label("out")
         a.emit(Mov.imm(R0, 0), exit_())
         return ProgramSpec("lumos_latency", BPF_PROG_TYPE_KPROBE, tuple(a.finish()),
-                           expected_attach_type=attach_type)
+                           expected_attach_type=attach_type, about=self._about(a))
 
-    def _emit_key(self, a: Asm, fn: LatencyFunction | None, sp_delta: int) -> None:
-        """FP+KEY = (goid, frame) or (tid, SP at entry)."""
-        if fn is not None and fn.goroutine is not None:
-            emit_goroutine(a, fn.goroutine, sp_delta)
-            # goids repeat across processes (a binary target traces them all): the
-            # frame word carries the process id in its upper half
-            a.emit(call(Helper.get_current_pid_tgid), Rsh.imm(R0, 32), Lsh.imm(R0, 32),
-                   ldx(8, R1, FP, SLOT_GOID), stx(8, FP, KEY, R1),
-                   ldx(8, R1, FP, SLOT_FRAME), Mov.reg32(R1, R1), Or.reg(R1, R0),
-                   stx(8, FP, KEY + 8, R1))
-        else:
-            a.emit(call(Helper.get_current_pid_tgid), Mov.reg32(R0, R0), stx(8, FP, KEY, R0),
-                   Mov.reg(R1, R_SP), Add.imm(R1, sp_delta), stx(8, FP, KEY + 8, R1))
+    def _about(self, a: Asm) -> str:
+        names = {0: "returns with no recorded entry", 1: "calls that found no room in "
+                 "lumos_hist"}
+        return "\n".join([
+            "stack slots:", a.frame.layout(), "maps:",
+            f"  lumos_starts: LRU hash, {LRU_HEADROOM * self.max_inflight} entries: call "
+            f"key (16 bytes) -> start {START_VALUE.format} (ts, function, pad, --by word, "
+            f"--by bytes)",
+            f"  lumos_hist: per-CPU hash, {self.max_keys} entries: key {HIST_KEY.format} "
+            f"(function, log2 slot, --by word, --by bytes) + 8 pad -> (count, sum)",
+            "  lumos_latency_counters: per-CPU u64 array: "
+            + "; ".join(f"[{k}] {v}" for k, v in names.items()),
+            f"{len(self.entry_shapes)} entry shape(s), {len(self.exit_shapes)} exit shape(s) "
+            f"for {len(self.functions)} function(s)"])
 
-    def _emit_entry(self, a: Asm, index: int, fn: LatencyFunction) -> None:
-        self._emit_key(a, fn, fn.entry_sp_delta)
-        a.emit(*(st(8, FP, VALUE + i, 0) for i in range(0, START_VALUE.size, 8)))
-        if fn.by is not None:
-            _emit_by(a, fn.by, VALUE + 16)
-        a.emit(st(4, FP, VALUE + 8, index), call(Helper.ktime_get_ns), stx(8, FP, VALUE, R0),
-               ld_map_fd(R1, self.starts), Mov.reg(R2, FP), Add.imm(R2, KEY),
-               Mov.reg(R3, FP), Add.imm(R3, VALUE), Mov.imm(R4, 0),
+    def _emit_key(self, a: Asm, key: int, goroutine: GoroutineSource | None,
+                  sp_delta: int) -> None:
+        """FP+key = (goid, pid << 32 | frame) or (tid, SP at entry)."""
+        if goroutine is not None:
+            emit_goroutine(a, goroutine, sp_delta)
+        emit_call_key(a, key, goroutine is not None, sp_delta)
+
+    def _emit_entry(self, a: Asm, key: int, goroutine, by: Capture | None,
+                    sp_delta: int) -> None:
+        value = a.frame.slot("start_value", START_VALUE.size)
+        a.comment(f"LatencyProbe: entry block ({_shape_text(goroutine)}"
+                  f"{', --by ' + by.name if by else ''}{f', SP{sp_delta:+d}' if sp_delta else ''})")
+        self._emit_key(a, key, goroutine, sp_delta)
+        a.emit(*(st(8, FP, value + i, 0) for i in range(0, START_VALUE.size, 8)))
+        if by is not None:
+            _emit_by(a, by, value + 16)
+        a.comment("LatencyProbe: starts[key] = (now, function id)")
+        a.emit(stx(4, FP, value + 8, R7), call(Helper.ktime_get_ns), stx(8, FP, value, R0),
+               ld_map_fd(R1, self.starts), Mov.reg(R2, FP), Add.imm(R2, key),
+               Mov.reg(R3, FP), Add.imm(R3, value), Mov.imm(R4, 0),
                call(Helper.map_update_elem), ja("out"))
 
-    def _emit_exit(self, a: Asm) -> None:
-        """With the key at FP+KEY and the function in R7: pair with the entry, count."""
-        a.emit(ld_map_fd(R1, self.starts), Mov.reg(R2, FP), Add.imm(R2, KEY),
+    def _emit_exit(self, a: Asm, key: int) -> None:
+        """With the key at FP+key and the function in R7: pair with the entry, count."""
+        hkey = a.frame.slot("hist_key", HIST_KEY_SIZE)
+        value = a.frame.slot("start_value", START_VALUE.size)
+        a.comment("LatencyProbe: the start of this call; another function's at this frame "
+                  "is stale (a panic skipped its RET)")
+        a.emit(ld_map_fd(R1, self.starts), Mov.reg(R2, FP), Add.imm(R2, key),
                call(Helper.map_lookup_elem), Jeq.imm(R0, 0, "unmatched"),
-               ldx(4, R1, R0, 8), Jne.reg(R1, R7, "stale"))  # another function's frame
-        # hist key: func, slot, by (copied from the start value)
-        a.emit(stx(4, FP, HKEY, R1))
+               ldx(4, R1, R0, 8), Jne.reg(R1, R7, "stale"))
+        a.comment("LatencyProbe: hist key = (function, slot, --by value from the start)")
+        a.emit(stx(4, FP, hkey, R1))
         for i in range(0, 24, 8):
-            a.emit(ldx(8, R1, R0, 16 + i), stx(8, FP, HKEY + 8 + i, R1))
-        a.emit(st(8, FP, HKEY + 32, 0), ldx(8, R3, R0, 0), stx(8, FP, VALUE, R3),
-               call(Helper.ktime_get_ns), ldx(8, R3, FP, VALUE), Sub.reg(R0, R3))
+            a.emit(ldx(8, R1, R0, 16 + i), stx(8, FP, hkey + 8 + i, R1))
+        a.emit(st(8, FP, hkey + 32, 0), ldx(8, R3, R0, 0), stx(8, FP, value, R3),
+               call(Helper.ktime_get_ns), ldx(8, R3, FP, value), Sub.reg(R0, R3))
         if self.unit_ns > 1:
+            a.comment(f"LatencyProbe: duration in the unit ({self.unit_ns} ns)")
             a.emit(Div.imm(R0, self.unit_ns))
         a.emit(Mov.reg(R8, R0))  # the duration, kept across calls for the sum
-        _emit_log2(a)
-        a.emit(stx(4, FP, HKEY + 4, R1))
-        a.emit(ld_map_fd(R1, self.starts), Mov.reg(R2, FP), Add.imm(R2, KEY),
+        emit_log2(a, R0, R1)
+        a.emit(stx(4, FP, hkey + 4, R1))
+        a.emit(ld_map_fd(R1, self.starts), Mov.reg(R2, FP), Add.imm(R2, key),
                call(Helper.map_delete_elem))
-        # hist[func, slot, by] += (1 call, duration): one lookup (per-CPU: no atomics)
-        a.emit(ld_map_fd(R1, self.hist), Mov.reg(R2, FP), Add.imm(R2, HKEY),
-               call(Helper.map_lookup_elem), Jeq.imm(R0, 0, "bucket.new"),
-               ldx(8, R1, R0, 0), Add.imm(R1, 1), stx(8, R0, 0, R1),
-               ldx(8, R1, R0, 8), Add.reg(R1, R8), stx(8, R0, 8, R1), ja("out"))
-        a.label("bucket.new")
-        a.emit(st(8, FP, VALUE, 1), stx(8, FP, VALUE + 8, R8), ld_map_fd(R1, self.hist),
-               Mov.reg(R2, FP), Add.imm(R2, HKEY), Mov.reg(R3, FP), Add.imm(R3, VALUE),
-               Mov.imm(R4, BPF_NOEXIST), call(Helper.map_update_elem), ja("out"))
+        emit_hist_add(a, self.hist, hkey, R8, value, "out", "overflow")
+        a.label("overflow")
+        emit_counter_add(a, self.counters, 1, "out")
         a.label("unmatched")  # entered before tracing began, or its start was evicted
-        a.emit(st(4, FP, KEY, 0), ld_map_fd(R1, self.unmatched), Mov.reg(R2, FP),
-               Add.imm(R2, KEY), call(Helper.map_lookup_elem), Jeq.imm(R0, 0, "out"),
-               ldx(8, R1, R0, 0), Add.imm(R1, 1), stx(8, R0, 0, R1), ja("out"))
+        emit_counter_add(a, self.counters, 0, "out")
         a.label("stale")
-        a.emit(ld_map_fd(R1, self.starts), Mov.reg(R2, FP), Add.imm(R2, KEY),
+        a.emit(ld_map_fd(R1, self.starts), Mov.reg(R2, FP), Add.imm(R2, key),
                call(Helper.map_delete_elem), ja("out"))
 
     def read(self) -> dict[tuple[int, object], Histogram]:
@@ -221,23 +261,34 @@ class LatencyProbe:
     def clear(self) -> None:
         self.hist.clear()
 
+    def _counter(self, index: int) -> int:
+        return sum(struct.unpack("<Q", v)[0]
+                   for v in self.counters.lookup_percpu(struct.pack("<I", index)) or [])
+
     @property
     def returns_unmatched(self) -> int:
         """RETs with no recorded entry: calls begun before tracing, or starts evicted."""
-        return sum(struct.unpack("<Q", v)[0]
-                   for v in self.unmatched.lookup_percpu(struct.pack("<I", 0)) or [])
+        return self._counter(0)
+
+    @property
+    def overflowed(self) -> int:
+        """Calls timed but not counted: every histogram key was taken (--max-keys)."""
+        return self._counter(1)
 
     @property
     def inflight(self) -> int:
         return len(self.starts)
 
 
-def _tag(site: ProbeSite, variant: int) -> ProbeSite:
-    return replace(site, variant=variant)
+def _shape_text(goroutine: GoroutineSource | None) -> str:
+    if goroutine is None:
+        return "C: keyed by thread and SP"
+    return f"Go, g in {goroutine.reg.upper()}" if goroutine.reg else "Go, g from TLS"
 
 
 def _emit_by(a: Asm, cap: Capture, dst: int) -> None:
     """FP+dst = the --by value: an integer (sign-extended) or a string's len + prefix."""
+    a.comment(f"LatencyProbe: --by {cap.name} ({cap.type_name or cap.kind})")
     if cap.kind in ("string", "bytes"):
         emit_read_word(a, cap.words[1], FP, dst)        # length
         emit_read_word(a, cap.words[0], FP, dst + 8)    # pointer, replaced by the bytes
@@ -254,16 +305,6 @@ def _emit_by(a: Asm, cap: Capture, dst: int) -> None:
         shift = 64 - 8 * size
         a.emit(ldx(8, R1, FP, dst), Lsh.imm(R1, shift),
                (Arsh if cap.kind == "int" else Rsh).imm(R1, shift), stx(8, FP, dst, R1))
-
-
-def _emit_log2(a: Asm) -> None:
-    """R1 = floor(log2(R0)) (0 for 0 and 1), halving the search range: 6 steps."""
-    a.emit(Mov.imm(R1, 0))
-    for shift in (32, 16, 8, 4, 2, 1):
-        skip = a.fresh("log2")
-        a.emit(Mov.reg(R2, R0), Rsh.imm(R2, shift), Jeq.imm(R2, 0, skip),
-               Mov.reg(R0, R2), Add.imm(R1, shift))
-        a.label(skip)
 
 
 def _by_value(cap: Capture, word: int, data: bytes):

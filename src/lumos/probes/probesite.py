@@ -25,9 +25,16 @@ class ProbeSite:
     flags_mask: int = 0  # skip the hit when pt_regs->flags & flags_mask
     func_index: int = 0  # which function (several sites may share one)
     variant: int = 0     # which body of an event program handles this site
+    ident: int | None = None  # cookie bits 0-31 if not the site's index (latency: function)
+    retprobe: bool = False   # a uretprobe: fires when the function returns (C code only:
+                             # a uretprobe rewrites the return address, which kills Go)
+    ref_ctr_offset: int = 0  # USDT semaphore's file offset: the kernel increments it
+                             # while the uprobe is in (perf config[63:32] / uprobe_multi
+                             # ref_ctr_offsets, Linux 4.20 / 6.6); 0: none
 
     def cookie(self, index: int) -> int:
-        return index | (self.flags_mask & 0xFF) << 32 | self.variant << 40
+        low = index if self.ident is None else self.ident
+        return low | (self.flags_mask & 0xFF) << 32 | self.variant << 40
 
 
 @dataclass(frozen=True)

@@ -83,8 +83,8 @@ class Record:
     def dtype(self):
         import numpy as np
         return np.dtype({"names": [f.name for f in self.fields],
-                         "formats": [f"V{f.size}" if f.kind == "bytes" else KINDS[f.kind][2]
-                                     for f in self.fields],
+                         "formats": [("u1", (f.size,)) if f.kind == "bytes"
+                                     else KINDS[f.kind][2] for f in self.fields],
                          "offsets": [self.offsets[f.name] for f in self.fields],
                          "itemsize": self.size})
 

@@ -29,7 +29,7 @@ from lumos.bpf.ringbuf import DISCARD_BIT, HDR_SIZE
 from lumos.probes.channel import EventChannel
 
 POLL_S = 0.05
-BATCH_RECORDS = 65536     # records handed on at once: bounds the copy to ~10 MiB
+BATCH_RECORDS = 16384     # records handed on at once: bounds the working memory to a few MiB
 DRAIN_S = 0.3             # after a stop: time to pass on what is still in the ring
 
 
@@ -42,23 +42,35 @@ class Batch:
         self.record_size = record_size
         self.stride = (record_size + HDR_SIZE + 7) & ~7
         self._dtype = dtype
-        self._array = None
+        self._rows = None
 
     def __len__(self) -> int:
         return self.count
 
     @property
-    def array(self):
-        """A numpy structured array of the records (discarded ones left out)."""
-        if self._array is None:
+    def rows(self):
+        """(records, stride) uint8: one row per record, ring header first; discarded
+        records left out."""
+        if self._rows is None:
             import numpy as np
-            framed = np.dtype({"names": ["_hdr", "rec"],
-                               "formats": ["<u4", self._dtype],
-                               "offsets": [0, HDR_SIZE], "itemsize": self.stride})
-            rows = np.frombuffer(self.chunk, framed, self.count)
-            keep = (rows["_hdr"] & DISCARD_BIT) == 0
-            self._array = rows["rec"] if keep.all() else rows["rec"][keep]
-        return self._array
+            rows = np.frombuffer(self.chunk, np.uint8).reshape(self.count, self.stride)
+            discarded = (rows[:, 3] & (DISCARD_BIT >> 24)) != 0
+            self._rows = rows[~discarded] if discarded.any() else rows
+        return self._rows
+
+    def records_as(self, dtype, which=None):
+        """The records (or the rows `which` selects) as a numpy structured array of
+        `dtype` (a Record's dtype: the layout the BPF program wrote)."""
+        import numpy as np
+        rows = self.rows if which is None else self.rows[which]
+        framed = np.dtype({"names": ["rec"], "formats": [dtype], "offsets": [HDR_SIZE],
+                           "itemsize": self.stride})
+        return np.ascontiguousarray(rows).view(framed).reshape(-1)["rec"]
+
+    @property
+    def array(self):
+        """The records as a numpy structured array of the Stream's dtype."""
+        return self.records_as(self._dtype)
 
     def records(self) -> Iterator[memoryview]:
         """Each record's bytes, discarded ones skipped."""

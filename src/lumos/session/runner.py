@@ -19,12 +19,17 @@ class Runner:
     """Decides when a tool stops: Ctrl-C, SIGTERM or SIGHUP, -d expiry, or the traced
     command's exit."""
 
-    def __init__(self, duration: float | None = None, launched: Launched | None = None):
+    def __init__(self, duration: float | None = None, launched: Launched | None = None,
+                 pid: int | None = None, exec_watch=None):
         if duration is not None and duration <= 0:
             raise UsageError("-d must be a positive number of seconds")
         self.deadline = time.monotonic() + duration if duration else None
         self.launched = launched
+        self.pid = pid                    # -p: stop when it exits
+        self.exec_watch = exec_watch      # probes.lifecycle.ExecWatch: stop when it execs
         self.stop_reason: str | None = None
+        self.target_note: str | None = None   # "PID 12 exited", for the tool to print
+        self._next_check = 0.0
         self._old: dict[int, object] = {}
 
     def __enter__(self) -> Runner:
@@ -43,11 +48,26 @@ class Runner:
     @property
     def stopping(self) -> bool:
         if self.stop_reason is None:
-            if self.deadline is not None and time.monotonic() >= self.deadline:
+            now = time.monotonic()
+            if self.deadline is not None and now >= self.deadline:
                 self.stop_reason = "duration"
             elif self.launched is not None and self.launched.poll() is not None:
                 self.stop_reason = "command exited"
+            elif now >= self._next_check:  # the target's fate, every POLL_S at most
+                self._next_check = now + POLL_S / 2
+                self._check_target()
         return self.stop_reason is not None
+
+    def _check_target(self) -> None:
+        if self.pid is not None and not process_alive(self.pid):
+            self.stop_reason = "target exited"
+            self.target_note = f"PID {self.pid} exited"
+        elif self.exec_watch is not None and self.exec_watch.execs():
+            self.stop_reason = "target exec'd"
+            exe = _exe(self.pid)
+            self.target_note = (f"PID {self.pid} exec'd{' ' + exe if exe else ''}: the probes "
+                                f"were in the old image (trace the new one with -p again, or "
+                                f"give the binary path to follow every process running it)")
 
     def sleep(self, seconds: float) -> bool:
         """Sleep up to `seconds` in short steps; False as soon as the tool should stop."""
@@ -80,3 +100,21 @@ class Runner:
         if self.deadline is None:
             return POLL_S
         return max(0.0, min(POLL_S, self.deadline - time.monotonic()))
+
+
+def process_alive(pid: int) -> bool:
+    """False once the process has exited (a zombie counts as exited)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rpartition(b")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in (b"Z", b"X")
+
+
+def _exe(pid: int | None) -> str:
+    import os
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return ""

@@ -20,7 +20,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 
-from lumos.session.args import validate_timing
+from lumos.probes.lifecycle import ExecWatch
+from lumos.session.args import validate_shared
 from lumos.session.report import report_skipped
 from lumos.session.runner import Runner
 from lumos.targets.target import Target, resolve_target
@@ -29,7 +30,7 @@ from lumos.targets.target import Target, resolve_target
 class Session:
     def __init__(self, args: argparse.Namespace, need_patterns: bool = True,
                  is_kernel_pattern=lambda p: False, target: Target | None = None):
-        validate_timing(args)
+        validate_shared(args)
         self.args = args
         self.stack = ExitStack()
         self.target = target or resolve_target(args, need_patterns, is_kernel_pattern)
@@ -42,7 +43,23 @@ class Session:
         return self
 
     def __exit__(self, *exc) -> bool | None:
-        return self.stack.__exit__(*exc)
+        try:
+            return self.stack.__exit__(*exc)
+        finally:
+            self._report_end()
+
+    def _report_end(self) -> None:
+        """Say why the target ended tracing, and hand a -c command's failure on."""
+        if self.runner is not None and self.runner.target_note:
+            print(f"lumos: {self.runner.target_note}", file=sys.stderr)
+        launched = self.target.launched
+        if self.runner is not None and launched is not None \
+                and launched.returncode not in (None, 0) and not launched.stopped_by_lumos:
+            status = launched.returncode
+            what = f"killed by signal {-status}" if status < 0 else f"exited with status {status}"
+            print(f"lumos: the command {what}", file=sys.stderr)
+            # lumos exits as the command did (128 + signal, as shells report it)
+            self.args._command_status = status if status > 0 else 128 - status
 
     def enter(self, cm):
         """Put a context manager (map, link, ring buffer) on the session's stack."""
@@ -55,14 +72,21 @@ class Session:
         print(f"Tracing {what}{where}... Hit Ctrl-C to end.", file=sys.stderr, flush=True)
         report_skipped(list(skipped))
         for note in sorted(set(notes)):
-            print(f"lumos: note: {note}", file=sys.stderr)
+            # golang/sigcheck.py's warnings come as "warning: ..."
+            print(f"lumos: {note}" if note.startswith("warning: ") else f"lumos: note: {note}",
+                  file=sys.stderr)
 
     def start(self) -> Runner:
-        """Let a -c command exec (probes are attached) and start watching for the end."""
-        self.runner = Runner(getattr(self.args, "duration", None), self.target.launched)
+        """Let a -c command exec (probes are attached) and start watching for the end:
+        the command's exit, or a -p process's exit or exec."""
+        launched = self.target.launched
+        if launched:
+            launched.start()
+        pid = self.target.pid
+        watch = ExecWatch(pid).attach(self.stack) if pid is not None else None
+        self.runner = Runner(getattr(self.args, "duration", None), launched,
+                             pid if launched is None else None, watch)
         self.stack.enter_context(self.runner)
-        if self.target.launched:
-            self.target.launched.start()
         return self.runner
 
     def intervals(self) -> Iterator[bool]:

@@ -8,6 +8,8 @@ pieces stays unreadable ('?'), never half-read.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from lumos.golang.model import Loc
 from lumos.golang.types import GoType
 from lumos.probes.capture import Capture, WordLoc
@@ -26,12 +28,18 @@ def word_loc(loc: Loc) -> WordLoc:
     return WordLoc("none", size=min(loc.size, 8) or 8)
 
 
-def param_captures(params, locs_per_param, strlen: int) -> tuple[Capture, ...]:
+# FuncSpec.source -> where the locations of its values come from (for listings)
+LOCATION_SOURCES = {"dwarf": "DWARF", "signature": "ABI rules on the given signature",
+                    "raw": "traceback ArgInfo words"}
+
+
+def param_captures(params, locs_per_param, strlen: int, source: str = "") -> tuple[Capture, ...]:
     out: list[Capture] = []
+    why = LOCATION_SOURCES.get(source, source)
     for i, p in enumerate(params):
         locs = list(locs_per_param[i]) if i < len(locs_per_param) else []
         name = p.name or (f"~r{i}" if p.is_result else f"arg{i}")
-        out.extend(captures_for(name, p.type, locs, strlen))
+        out.extend(replace(c, source=why) for c in captures_for(name, p.type, locs, strlen))
     return tuple(out)
 
 
@@ -97,3 +105,49 @@ def _stack_value(name: str, t: GoType, sp_offset: int, strlen: int) -> list[Capt
     if t.size == 0:
         return captures_for(name, t, [], strlen)
     return captures_for(name, t, [Loc("stack", t.size, sp_offset=sp_offset)], strlen)
+
+
+# C values (targets/csig.py) -> captures, by the System V AMD64 calling convention
+_C_KINDS = {"int": "int", "uint": "uint", "bool": "bool", "cstring": "cstring",
+            "pointer": "pointer", "hex": "hex"}
+
+
+def _c_capture(name: str, t, loc: WordLoc, strlen: int, source: str) -> Capture:
+    if t.kind == "float":  # in an XMM register: no uprobe can read it
+        return Capture(name, "float", (WordLoc("none", size=t.size),), t.size,
+                       type_name=t.name, source="XMM register")
+    kind = _C_KINDS[t.kind]
+    return Capture(name, kind, (loc,), t.size if kind in ("int", "uint") else 8,
+                   str_max=strlen if kind == "cstring" else 0, type_name=t.name,
+                   source=source)
+
+
+def c_captures(sig, strlen: int) -> tuple[tuple[Capture, ...], tuple[Capture, ...]]:
+    """(argument captures at the first instruction, result captures at the return)."""
+    from lumos.targets.csig import ARG_REGS, CType
+    if sig is None:  # the six argument registers and RAX, as bpftrace's arg0..arg5, retval
+        args = tuple(Capture(f"arg{i}", "hex", (WordLoc.register(r),), 8, type_name="long",
+                             source="SysV argument register") for i, r in enumerate(ARG_REGS))
+        return args, (Capture("~r0", "hex", (WordLoc.register("ax"),), 8,
+                              type_name="long", source="RAX"),)
+    out, ints, stack = [], 0, 0
+    src = f"SysV ABI, {sig.source}"
+    for p in sig.params:
+        if p.type.kind == "float":
+            out.append(_c_capture(p.name, p.type, WordLoc("none"), strlen, src))
+            continue
+        if ints < len(ARG_REGS):
+            loc = WordLoc.register(ARG_REGS[ints], min(p.type.size, 8) or 8)
+            ints += 1
+        else:  # 7th integer argument on: above the return address at entry
+            stack += 1
+            loc = WordLoc.stack(8 * stack, min(p.type.size, 8) or 8)
+        out.append(_c_capture(p.name, p.type, loc, strlen, src))
+    res: tuple[Capture, ...] = ()
+    result = sig.result
+    if result is not None and result.kind != "void":
+        res = (_c_capture("~r0", result if result.kind != "float" else CType(
+            "float", result.size, result.name), WordLoc.register("ax",
+                                                              min(result.size, 8) or 8),
+            strlen, "RAX"),)
+    return tuple(out), res

@@ -19,6 +19,9 @@ class Launched:
     def __init__(self, argv: list[str]):
         path = shutil.which(argv[0])
         if path is None:
+            if os.path.exists(argv[0]) or (os.sep not in argv[0] and _anywhere(argv[0])):
+                raise TargetError(f"{argv[0]}: not executable (chmod +x it, or run it through "
+                                  f"its interpreter)")
             raise TargetError(f"command not found: {argv[0]}")
         self.argv = argv
         self.exe = os.path.realpath(path)
@@ -43,6 +46,7 @@ class Launched:
         self._err_r = err_r
         self.pid = pid
         self.returncode: int | None = None
+        self.stopped_by_lumos = False
 
     def start(self) -> None:
         os.write(self._go_w, b"x")
@@ -73,8 +77,15 @@ class Launched:
             os.close(self._go_w)  # child reads EOF and exits 126
             self._go_w = -1
         if self.poll() is None:
+            self.stopped_by_lumos = True  # its end is lumos's doing, not its own failure
             try:
                 os.kill(self.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
             self.wait()
+
+
+def _anywhere(name: str) -> bool:
+    """name is a file in some PATH directory (shutil.which skips non-executables)."""
+    return any(os.path.isfile(os.path.join(d, name))
+               for d in os.environ.get("PATH", "").split(os.pathsep) if d)

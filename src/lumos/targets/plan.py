@@ -12,10 +12,10 @@ lumos then decodes by the ABI rules as if DWARF had said so.
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import groupby
 
-from lumos.binary.disasm import ret_addresses
+from lumos.binary.cfuncs import c_prototype
 from lumos.binary.elf import open_elf
 from lumos.errors import UsageError
 from lumos.golang.gobinary import NO_DWARF_NOTICE
@@ -24,9 +24,15 @@ from lumos.golang.signature import parse_signature
 from lumos.probes.capture import Capture
 from lumos.probes.eventprog import GoroutineSource
 from lumos.probes.probesite import ProbeSite
-from lumos.targets.captures import param_captures
+from lumos.targets.captures import c_captures, param_captures
+from lumos.targets.csig import CSignature, parse_c_signature, signature_from_prototype
 from lumos.targets.entry import entry_site, go_function, open_go
-from lumos.targets.patterns import FunctionMatch, resolve_patterns
+from lumos.targets.patterns import (
+    FunctionMatch,
+    classify_pattern,
+    resolve_patterns,
+    split_pattern,
+)
 from lumos.targets.target import Target
 
 
@@ -44,10 +50,13 @@ class PlannedFunction:
     goroutine: GoroutineSource | None = None   # None: not Go code
     notes: tuple[str, ...] = ()
     entry_sp_delta: int = 0                    # bytes pushed since entry at the entry site
+    c_signature: CSignature | None = None      # C code: its signature (user's or DWARF)
 
     @property
     def signature(self) -> str:
-        return self.spec.signature() if self.spec else f"{self.name}()"
+        if self.spec:
+            return self.spec.signature()
+        return self.c_signature.text() if self.c_signature else f"{self.name}()"
 
 
 def split_signature(pattern: str) -> tuple[str, str | None]:
@@ -63,31 +72,59 @@ def split_signature(pattern: str) -> tuple[str, str | None]:
 
 
 def plan(target: Target, patterns: list[str], strlen: int = 64,
-         want_results: bool = True) -> list[PlannedFunction]:
+         want_results: bool = True, dropped: list | None = None) -> list[PlannedFunction]:
+    """The functions the patterns match, planned. dropped (if given) receives the name of
+    each match that cannot be probed (see dropped_note)."""
     globs, signatures = [], {}
     for p in patterns:
+        kind, _ = classify_pattern(p)
+        if kind != "user":
+            raise UsageError(f"{p}: this tool probes user functions (a kernel {kind} "
+                             f"pattern is for funccount: lumos funccount {p!r})")
         glob, sig = split_signature(p)
         globs.append(glob)
-        if sig is not None:
-            try:
-                signatures[glob] = parse_signature(sig)
-            except Exception as e:  # parse errors become one clear line
-                raise UsageError(f"signature {sig!r}: {e}") from None
+        if sig is not None:  # keyed by the name glob, without a 'libc:' prefix
+            signatures[split_pattern(glob)[1]] = sig[len(glob) - len(split_pattern(glob)[1]):]
     matches = resolve_patterns(target, globs)
     out: list[PlannedFunction] = []
     for path, group in groupby(enumerate(matches), key=lambda t: t[1].path):
         gobin = open_go(path)
         with open_elf(path) as elf:
             for i, m in group:
-                sig = signatures.get(m.name) or next(
+                text = signatures.get(m.name) or next(
                     (s for g, s in signatures.items() if fnmatch.fnmatchcase(m.name, g)), None)
-                pf = (_plan_go(gobin, elf, m, i, strlen, sig) if gobin is not None
-                      else _plan_c(elf, m, i))
+                if gobin is not None:
+                    pf = _plan_go(gobin, elf, m, i, strlen, _go_signature(text))
+                else:
+                    pf = _plan_c(elf, m, i, strlen, parse_c_signature(text) if text else None)
                 if pf is not None:
                     out.append(pf)
+                elif dropped is not None:
+                    dropped.append(m.name)
         if gobin is not None:
             gobin.close()  # saves what was learnt to the cache
     return out
+
+
+def dropped_note(names: list[str], why: str) -> list[str]:
+    """A banner note for matched functions a tool leaves out (never silently)."""
+    if not names:
+        return []
+    shown = ", ".join(sorted(names)[:5]) + (f" and {len(names) - 5} more"
+                                            if len(names) > 5 else "")
+    return [f"{len(names)} matched function{'s' if len(names) != 1 else ''} not traced "
+            f"({why}): {shown}"]
+
+
+def _go_signature(text: str | None):
+    if text is None:
+        return None
+    try:
+        return parse_signature(text)
+    except UsageError:
+        raise
+    except Exception as e:  # parse errors become one clear line
+        raise UsageError(f"signature {text!r}: {e}") from None
 
 
 def _plan_go(gobin, elf, m: FunctionMatch, index: int, strlen: int,
@@ -102,14 +139,17 @@ def _plan_go(gobin, elf, m: FunctionMatch, index: int, strlen: int,
     if entry is None:
         return None
     exits = [ProbeSite(m.path, s.offset, m.name, "return", 0, index) for s in spec.ret_sites]
-    args = param_captures(spec.params, es.locs, strlen)
-    results = [param_captures(spec.results, s.locs, strlen) for s in spec.ret_sites]
+    args = param_captures(spec.params, es.locs, strlen, spec.source)
+    results = [param_captures(spec.results, s.locs, strlen, spec.source)
+               for s in spec.ret_sites]
     # Go code under ABIInternal has g in R14; assembly (ABI0) reads it from TLS.
     goroutine = GoroutineSource(layout.goid_offset, reg=layout.g_register
                                 if spec.abi == "ABIInternal" else "",
                                 tls_offset=layout.g_tls_offset,
                                 fsbase_offset=_fsbase_offset() if spec.abi != "ABIInternal"
-                                else 0)
+                                else 0,
+                                goid_source="DWARF runtime.g" if layout.goid_source == "dwarf"
+                                else f"per-version table, {gobin.go_version}")
     # The binary's caveats (no DWARF, a newer Go than lumos knows); "no DWARF" only
     # where it shows: a function decoded from raw words rather than a signature.
     notes = spec.notes + tuple(n for n in gobin.notices
@@ -129,11 +169,24 @@ def _fsbase_offset() -> int:
     return _fsbase
 
 
-def _plan_c(elf, m: FunctionMatch, index: int) -> PlannedFunction | None:
+def _plan_c(elf, m: FunctionMatch, index: int, strlen: int,
+            sig: CSignature | None) -> PlannedFunction | None:
+    """A C function: entry at its first instruction, the return by a uretprobe (fine in
+    C code, and it sees tail calls that RET sites miss), SysV arguments typed by the
+    user's signature, else by C DWARF, else the six argument registers as raw words."""
     entry = entry_site(elf, None, m, index)
     if entry is None:
         return None
-    code = elf.read_vaddr(m.addr, m.size) if m.size else b""
-    rets = [elf.vaddr_to_offset(a) for a in ret_addresses(code, m.addr)]
-    exits = [ProbeSite(m.path, o, m.name, "return", 0, index) for o in rets]
-    return PlannedFunction(m.name, m.path, entry, exits, results=[() for _ in exits])
+    notes: tuple[str, ...] = ()
+    if sig is None:
+        proto = c_prototype(elf, m.name)
+        if proto is not None:
+            sig = signature_from_prototype(proto)
+    if sig is None:
+        notes = (f"no C signature for {m.name} (no DWARF): arguments are the six argument "
+                 f"registers; give one to decode them, e.g. "
+                 f"'{m.name}(const char *name, int n) int'",)
+    args, results = c_captures(sig, strlen)
+    exit_site = replace(entry, kind="return", retprobe=True, flags_mask=0)
+    return PlannedFunction(m.name, m.path, entry, [exit_site], args, [results],
+                           notes=notes, c_signature=sig)

@@ -3,6 +3,10 @@
 address -> (file, file offset) through /proc/PID/maps (re-read when an address falls
 outside what is known: the process may have mapped more) -> ELF virtual address ->
 the function: Go's pclntab when the file is a Go binary, else ELF symbols.
+
+frames() gives source frames instead: for Go code every inlined call expanded from the
+pclntab's inline tree, each with file:line (lumos.golang.inline), for C code the ELF
+symbol. Stacks (trace --stack, stacks, profile, allocs) and pprof output use it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import time
 from lumos.binary.elf import open_elf
 from lumos.binary.procmaps import Mapping, find_mapping, read_maps
 from lumos.errors import LumosError
+from lumos.golang.inline import SourceFrame
 from lumos.targets.patterns import functions_of
 
 
@@ -23,6 +28,8 @@ class Symbolizer:
         self._maps: list[Mapping] = []
         self._files: dict[str, tuple[object, list[int], list]] = {}
         self._cache: dict[int, str] = {}
+        self._lines: dict[str, object] = {}   # path -> SourceLines, or None (not Go)
+        self._frames: dict[tuple[int, bool], list[SourceFrame]] = {}
 
     def load_maps(self, timeout_s: float = 1.0) -> None:
         """Read the process's mappings now, once its executable is mapped: a command
@@ -103,3 +110,43 @@ class Symbolizer:
                 i = bisect.bisect_right(addrs, where[1]) - 1
                 self._cache[addr] = f"{name}+{where[1] - syms[i].addr:#x}"
         return self._cache[addr]
+
+    def frames(self, addr: int, return_address: bool = False) -> list[SourceFrame]:
+        """Source frames at a runtime address, innermost first (inlined calls expanded
+        for Go code). return_address: addr is where a call returns to (every stack
+        frame but the leaf), so its call site is looked up. An address in no known
+        function gives one frame named by the address."""
+        key = (addr, return_address)
+        got = self._frames.get(key)
+        if got is None:
+            got = self._frames[key] = self._source_frames(addr, return_address)
+        return got
+
+    def _source_frames(self, addr: int, return_address: bool) -> list[SourceFrame]:
+        where = self.vaddr_in_file(addr)
+        if where is not None:
+            lines = self._source_lines(where[0])
+            if lines is not None:
+                got = lines.frames(where[1], return_address)
+                if got:
+                    return got
+            name = self.name(addr)
+            if name is not None:
+                return [SourceFrame(name, "", 0)]
+        return [SourceFrame(f"{addr:#x}", "", 0)]
+
+    def sp_delta(self, addr: int) -> int | None:
+        """Bytes the Go function at addr has pushed on its stack there (pclntab pcsp):
+        0 means the frame-pointer walk from this address skipped its caller."""
+        where = self.vaddr_in_file(addr)
+        lines = self._source_lines(where[0]) if where else None
+        return lines.sp_delta(where[1]) if lines is not None else None
+
+    def _source_lines(self, path: str):
+        if path not in self._lines:
+            from lumos.golang.gobinary import open_go_binary
+            try:  # kept open: the inline tree is read from the file as frames are asked for
+                self._lines[path] = open_go_binary(path).source_lines()
+            except LumosError:
+                self._lines[path] = None
+        return self._lines[path]

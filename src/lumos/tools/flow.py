@@ -11,16 +11,22 @@ from dataclasses import replace
 from lumos.output.clock import Clock, time_offset
 from lumos.output.govalues import format_values, json_value
 from lumos.output.jsonl import write_json
-from lumos.output.units import format_duration
+from lumos.output.units import format_duration, plural
 from lumos.probes.attach import attach_sites
 from lumos.probes.channel import EventChannel
 from lumos.probes.decode import Decoder
 from lumos.probes.eventprog import EventProgram, Variant
 from lumos.probes.stream import run_stream
-from lumos.session.args import add_target_arguments, add_timing_arguments
+from lumos.session.args import (
+    add_ring_argument,
+    add_strlen_argument,
+    add_target_arguments,
+    add_timing_arguments,
+    ring_bytes,
+)
 from lumos.session.report import report_lost
 from lumos.session.session import Session
-from lumos.targets.plan import plan
+from lumos.targets.plan import dropped_note, plan
 
 HELP = "call flow per goroutine: -> entry, <- return with duration, indented by depth"
 EXAMPLES = """\
@@ -38,15 +44,16 @@ def add_arguments(p) -> None:
     add_timing_arguments(p, interval=False)
     p.add_argument("--args", dest="show_args", action="store_true",
                    help="show decoded arguments on entry")
-    p.add_argument("--strlen", type=int, default=32, help="bytes of each string (default 32)")
-    p.add_argument("--ring-mb", type=int, default=32,
-                   help="ring buffer size in MiB (a power of two; default 32)")
+    add_strlen_argument(p, 32)
+    add_ring_argument(p)
 
 
 def run(args) -> int:
+    ring = ring_bytes(args)  # checked before anything is attached
     with Session(args) as s:
         target = s.target
-        functions = plan(target, target.patterns, args.strlen)
+        unprobeable: list[str] = []
+        functions = plan(target, target.patterns, args.strlen, dropped=unprobeable)
         variants: list[Variant] = []
         index: dict[Variant, int] = {}
         sites, meta = [], []
@@ -60,11 +67,13 @@ def run(args) -> int:
                     variants.append(v)
                 sites.append(replace(site, variant=vid))
                 meta.append((fi, kind))
-        channel = EventChannel(args.ring_mb << 20).open(s.stack)
+        channel = EventChannel(ring).open(s.stack)
         program = EventProgram(variants, channel, target.pid, "lumos_flow")
         attached = attach_sites(program.build, sites, target.pid, s.stack)
         flow = Flow(functions, sites, variants, meta, args)
-        s.banner(f"{len(functions)} functions", skipped=attached.skipped)
+        s.banner(plural(len(functions), "function"),
+                 dropped_note(unprobeable, "no instruction a uprobe can sit on"),
+                 skipped=attached.skipped)
         if not args.json:
             sys.stdout.write(f"{'TIME':<15} {'PID':>7} {'TID':>7} {'GOID':>7} FLOW\n")
         stream = run_stream(channel, s.start(), flow.handle, program.record_size,

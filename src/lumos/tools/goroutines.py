@@ -41,7 +41,7 @@ EXAMPLES = """\
 """
 
 def add_arguments(p) -> None:
-    p.add_argument("args", nargs="?", metavar="TARGET", help="a Go binary (or use -p/-c)")
+    p.add_argument("args", nargs="*", metavar="TARGET", help="a Go binary (or use -p/-c)")
     p.add_argument("-p", "--pid", type=int, help="trace this process only")
     p.add_argument("-c", "--command", metavar="CMD", help="start CMD and trace it")
     add_timing_arguments(p)
@@ -51,7 +51,9 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    args.args = [args.args] if args.args else []
+    if len(args.args) > (0 if args.pid is not None or args.command else 1):
+        raise UsageError("goroutines follows every goroutine and takes no patterns: give "
+                         "a Go binary, -p PID or -c CMD")
     with Session(args, need_patterns=False) as s:
         target = s.target
         if target.exe is None:
@@ -71,7 +73,9 @@ def run(args) -> int:
                             on_tick=tracker.report_leaks if args.leaks else None,
                             interval=args.interval, out=sys.stdout)
         if args.leaks:
-            tracker.report_leaks()
+            ended = runner.target_note or ("the command exited" if runner.stop_reason ==
+                                           "command exited" else None)
+            tracker.report_leaks(ended)
         report_lost(stream, args.json)
     return 0
 
@@ -98,6 +102,8 @@ class Tracker:
         self.alive: dict[tuple[int, int], Goroutine] = {}       # (pid, goid) -> goroutine
         self.out = sys.stdout
         self.last_ns = 0
+        self._gobins: dict = {}                                  # path -> GoBinary
+        self._starts: dict[tuple[str, int], str | None] = {}     # (path, vaddr) -> name
 
     def symbolizer(self, pid: int) -> Symbolizer:
         if pid not in self.symbolizers:
@@ -106,6 +112,26 @@ class Tracker:
 
     def _name(self, pid: int, pc: int) -> str:
         return self.symbolizer(pid).name(pc) or f"{pc:#x}"
+
+    def _start_name(self, pid: int, pc: int) -> str:
+        """The function Go's traceback shows the goroutine in: GoBinary.reported_start
+        sees through the compiler's go-statement wrappers (main.main.gowrap1)."""
+        where = self.symbolizer(pid).vaddr_in_file(pc)
+        if where is not None:
+            if where not in self._starts:
+                from lumos.errors import LumosError
+                from lumos.golang.gobinary import open_go_binary
+                fn = None
+                try:
+                    if where[0] not in self._gobins:
+                        self._gobins[where[0]] = open_go_binary(where[0])
+                    fn = self._gobins[where[0]].reported_start(where[1])
+                except LumosError:
+                    self._gobins.setdefault(where[0], None)
+                self._starts[where] = fn.name if fn is not None else None
+            if self._starts[where]:
+                return self._starts[where]
+        return self._name(pid, pc)
 
     def handle(self, rec) -> None:
         ev = self.decoder.decode(rec)
@@ -120,7 +146,7 @@ class Tracker:
             if info is None:
                 return  # its entry was before tracing began
             startpc, parent, callerpc = info
-            g = Goroutine(ev.values[0], parent, self._name(ev.pid, startpc),
+            g = Goroutine(ev.values[0], parent, self._start_name(ev.pid, startpc),
                           self._name(ev.pid, callerpc), ev.ts_ns)
             self.alive[(ev.pid, g.goid)] = g
             self._emit(ev, "create", g.parent, g.goid, f"{g.creator} -> {g.start}", g)
@@ -149,21 +175,25 @@ class Tracker:
         label = text if kind == "create" else f"exit {text}"
         self.out.write(f"{stamp:<15} {ev.pid:>7} {par:>7} {arrow} {goid:<7} {label}\n")
 
-    def report_leaks(self) -> None:
+    def report_leaks(self, ended: str | None = None) -> None:
         now = time.monotonic_ns()
         groups: dict[tuple[int, str, str], list[Goroutine]] = defaultdict(list)
         for (pid, _), g in self.alive.items():
             groups[(pid, g.start, g.creator)].append(g)
-        rows = sorted(((pid, len(gs), format_duration(now - min(x.born_ns for x in gs)),
-                        start, creator) for (pid, start, creator), gs in groups.items()),
-                      key=lambda r: (-r[1], r[3]))
+        ages = {k: now - min(x.born_ns for x in gs) for k, gs in groups.items()}
         if self.args.json:
-            for pid, count, age, start, creator in rows:
-                write_json({"alive": count, "pid": pid, "start": start, "creator": creator,
-                            "oldest": age}, self.out)
+            for (pid, start, creator), gs in sorted(groups.items(),
+                                                    key=lambda t: (-len(t[1]), t[0][1])):
+                write_json({"alive": len(gs), "pid": pid, "start": start, "creator": creator,
+                            "oldest_ns": ages[(pid, start, creator)]}, self.out)
             self.out.flush()
             return
-        print(f"\n{len(self.alive)} goroutines created while tracing are still alive"
+        rows = sorted(((pid, len(gs), format_duration(ages[(pid, start, creator)]), start,
+                        creator) for (pid, start, creator), gs in groups.items()),
+                      key=lambda r: (-r[1], r[3]))
+        state = f"were still alive when {ended[0].lower() + ended[1:]}" if ended \
+            else "are still alive"
+        print(f"\n{len(self.alive)} goroutines created while tracing {state}"
               + (":" if rows else "."), file=self.out)
         if rows:
             print_table(["PID", "COUNT", "OLDEST", "START FUNCTION", "CREATED BY"], rows,

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 
 from lumos.errors import UsageError
 from lumos.output.hist import format_log2_hist, slot_range
 from lumos.output.jsonl import write_json
-from lumos.probes.latency import LatencyFunction, LatencyProbe
+from lumos.output.prometheus import add_prometheus_argument, latency_metrics, serve_metrics
+from lumos.output.units import plural
+from lumos.probes.latency import DEFAULT_MAX_KEYS, LatencyFunction, LatencyProbe
 from lumos.session.args import add_target_arguments, add_timing_arguments
 from lumos.session.session import Session
-from lumos.targets.plan import plan
+from lumos.targets.plan import dropped_note, plan
 
 HELP = "latency histograms of Go (or C) functions, computed in the kernel"
 EXAMPLES = """\
@@ -25,6 +28,7 @@ EXAMPLES = """\
   lumos latency -p 1234 'net/http.(*conn).serve' -m      # in milliseconds
   lumos latency -p 1234 'main.*' -i 5 -d 60              # print every 5 s for a minute
   lumos latency -p 1234 'parser.ParseExpr(input string)' --by input   # stripped binary
+  lumos latency -p 1234 main.handler --prometheus 9464  # serve as Prometheus metrics
 """
 
 UNITS = {"ns": (1, "nsecs"), "us": (1000, "usecs"), "ms": (1000_000, "msecs")}
@@ -39,13 +43,28 @@ def add_arguments(p) -> None:
     p.add_argument("--max-inflight", type=int, default=65536,
                    help="calls in progress tracked at once, at least (an LRU map of twice "
                         "this size, so that panics cannot grow it; default 65536)")
+    p.add_argument("--max-keys", type=int, default=DEFAULT_MAX_KEYS,
+                   help="histogram buckets kept at once (function x --by value x slot; "
+                        f"default {DEFAULT_MAX_KEYS}); calls past it are counted, not lost")
+    add_prometheus_argument(p)
+
+
+MAX_MAP_ENTRIES = 1 << 22  # what the maps may hold; past it map creation needs GBs
 
 
 def run(args) -> int:
     unit_ns, unit_name = UNITS[args.unit]
+    for flag, value in (("--max-inflight", args.max_inflight), ("--max-keys", args.max_keys)):
+        if not 1 <= value <= MAX_MAP_ENTRIES:
+            raise UsageError(f"{flag} must be between 1 and {MAX_MAP_ENTRIES}")
     with Session(args) as s:
         target = s.target
-        planned = [f for f in plan(target, target.patterns, strlen=16) if f.exits]
+        unprobeable: list[str] = []
+        planned = plan(target, target.patterns, strlen=16, dropped=unprobeable)
+        no_ret = [f.name for f in planned if not f.exits]
+        planned = [f for f in planned if f.exits]
+        notes = (dropped_note(unprobeable, "no instruction a uprobe can sit on at entry")
+                 + dropped_note(no_ret, "no RET instruction: they never return"))
         if not planned:
             raise UsageError("no matching function has a RET instruction to time")
         functions = [LatencyFunction(f.name, f.goroutine, _by_capture(f, args.by),
@@ -53,18 +72,26 @@ def run(args) -> int:
         if args.by and all(f.by is None for f in functions):
             raise UsageError(f"--by {args.by}: no matching function has that argument "
                              f"(see: lumos funcs)")
-        entries = [f.entry for f in planned]
-        exits = [x for f in planned for x in f.exits]
+        # function ids are positions in `functions` (plan's own numbering skips the
+        # functions it could not probe)
+        entries = [replace(f.entry, func_index=k) for k, f in enumerate(planned)]
+        exits = [replace(x, func_index=k) for k, f in enumerate(planned) for x in f.exits]
         probe = LatencyProbe(functions, entries, exits, unit_ns, target.pid,
-                             args.max_inflight).attach(s.stack)
-        s.banner(f"{len(functions)} functions ({len(entries)} entries, {len(exits)} RET "
-                 f"sites)", skipped=probe.attached.skipped)
-        s.report_intervals(probe.read, probe.clear,
+                             args.max_inflight, args.max_keys).attach(s.stack)
+        sites = f"{plural(len(entries), 'entry', 'entries')}, {plural(len(exits), 'RET site')}"
+        s.banner(f"{plural(len(functions), 'function')} ({sites})", notes,
+                 skipped=probe.attached.skipped)
+        s.enter(serve_metrics(args, lambda: latency_metrics(functions, probe.read(), unit_ns)))
+        s.report_intervals(probe.read, probe.clear if not args.prometheus else lambda: None,
                            lambda hists: report(functions, hists, unit_name, args))
         if probe.returns_unmatched:
             print(f"lumos: {probe.returns_unmatched} returns had no recorded entry (calls "
                   f"begun before tracing started, or more than --max-inflight calls in "
                   f"progress)", file=sys.stderr)
+        if probe.overflowed:
+            print(f"lumos: {probe.overflowed} calls were timed but found no room in the "
+                  f"histogram map (more than --max-keys {args.max_keys} distinct function, "
+                  f"--by value and bucket keys; raise --max-keys)", file=sys.stderr)
     return 0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import struct
 import sys
@@ -10,9 +9,7 @@ import sys
 from lumos.bpf.maps import array_spec, create_map, hash_spec
 from lumos.errors import UsageError
 from lumos.golang.anyvalue import FOLLOWS, AnyDecoder
-from lumos.golang.inline import open_lines
-from lumos.golang.loggers import PACKAGES, SEVERITIES, level_threshold
-from lumos.golang.pclntab import package_of
+from lumos.golang.loggers import SEVERITIES, level_threshold
 from lumos.golang.typedata import load_typedata
 from lumos.output.clock import Clock, time_offset
 from lumos.output.jsonl import write_json
@@ -110,9 +107,9 @@ def run(args) -> int:
         notes = [f"{x.func.name}: no level-check site found; calls are not marked filtered"
                  for x in sites if x.verdict == "none"]
         s.banner(f"{', '.join(loggers)} log calls ({len(sites)} sites)", notes, attached.skipped)
-        out = LogLines(sites, AnyDecoder(types, FOLLOW_SIZES), open_lines(path), grep,
+        out = LogLines(sites, AnyDecoder(types, FOLLOW_SIZES), gb.source_lines(), grep,
                        Clock(time_offset()), args.json, sys.stdout)
-        gb.close()
+        s.stack.callback(gb.close)  # the line tables read the file as calls come
         if not args.json:
             out.header()
         runner = s.start()
@@ -149,22 +146,3 @@ def _report_rate(rate_map, sites, json_out: bool) -> None:
     for name, n in per.items():
         print(f"lumos: {n} calls of {name} over the --rate limit were counted, not shown",
               file=sys.stderr)
-
-
-def logger_packages(loggers) -> set[str]:
-    return {p for lg in loggers for p in PACKAGES[lg]}
-
-
-def outer_frame(lines, pcs, packages) -> tuple[str, str, int] | None:
-    """The first frame (inlined ones expanded) outside the logging packages."""
-    for pc in pcs:
-        if not pc:
-            break
-        for fn, file, line in lines.frames(pc - 1):
-            if package_of(fn) not in packages:
-                return fn, file, line
-    return None
-
-
-def short_file(path: str) -> str:
-    return os.path.basename(path)

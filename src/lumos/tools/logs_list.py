@@ -11,7 +11,6 @@ import numpy as np
 
 from lumos.binary.disasm import iter_insns
 from lumos.errors import UsageError
-from lumos.golang.inline import open_lines
 from lumos.golang.loggers import PACKAGES
 from lumos.golang.pclntab import package_of
 from lumos.output.jsonl import write_json
@@ -100,7 +99,7 @@ def call_sites(gb, path: str, loggers, probed: set[str]) -> list[tuple[str, int,
         fn = gb.function_at(addr)
         if fn is not None and package_of(fn.name) not in packages:
             candidates.setdefault(fn.entry, []).append(addr)
-    lines = open_lines(path)
+    lines = gb.source_lines()
     out = set()
     for entry, addrs in candidates.items():
         fn = gb.function_at(entry)
@@ -110,8 +109,8 @@ def call_sites(gb, path: str, loggers, probed: set[str]) -> list[tuple[str, int,
             if ins is None or ins.mnemonic != "call":
                 continue  # an E8 byte inside another instruction
             callee = targets[int(ins.op_str, 16)]
-            for func, file, line in lines.frames(a):
-                if package_of(func) not in packages:
-                    out.add((file, line, func, callee))
+            for f in lines.frames(a):  # the CALL itself: not a return address
+                if package_of(f.function) not in packages:
+                    out.add((f.file, f.line, f.function, callee))
                     break
     return sorted(out)

@@ -172,14 +172,14 @@ class LogLines:
         for pc in pcs:
             if not pc:
                 break
-            for fn, file, line in self.lines.frames(pc - 1):
-                if _package(fn) not in packages:
-                    return fn, file, line
+            for f in self.lines.frames(pc, return_address=True):
+                if _package(f.function) not in packages:
+                    return f.function, f.file, f.line
         return None
 
     def _from_logger(self, pc: int) -> bool:
-        frames = self.lines.frames(pc - 1) if pc else []
-        return bool(frames) and frames[-1][0] in self.probed
+        frames = self.lines.frames(pc, return_address=True) if pc else []
+        return bool(frames) and frames[-1].function in self.probed
 
     # -- writing ----------------------------------------------------------------------
 

@@ -7,20 +7,28 @@ from dataclasses import replace
 
 from lumos.bpf.maps import create_map, hash_spec
 from lumos.errors import UsageError
+from lumos.output.calllines import CallLines
 from lumos.output.clock import Clock, time_offset
 from lumos.output.govalues import format_values, json_value
 from lumos.output.jsonl import write_json
+from lumos.output.units import plural
 from lumos.probes.attach import attach_sites
 from lumos.probes.channel import EventChannel
 from lumos.probes.decode import Boxed, Decoder
 from lumos.probes.eventprog import EventProgram, Variant
-from lumos.probes.filter import check_filter, names_in, parse_filter
-from lumos.probes.stream import run_stream
-from lumos.session.args import add_target_arguments, add_timing_arguments
+from lumos.probes.filter import check_filter, lookup, names_in, parse_filter
+from lumos.probes.stream import Stream, run_stream
+from lumos.session.args import (
+    add_ring_argument,
+    add_strlen_argument,
+    add_target_arguments,
+    add_timing_arguments,
+    ring_bytes,
+)
 from lumos.session.report import report_lost
 from lumos.session.session import Session
 from lumos.targets.ifaces import IfaceResolver
-from lumos.targets.plan import PlannedFunction, plan
+from lumos.targets.plan import PlannedFunction, dropped_note, plan
 from lumos.targets.symbolize import Symbolizer
 
 HELP = "print each call of Go (or C) functions with decoded arguments and return values"
@@ -31,6 +39,7 @@ EXAMPLES = """\
   lumos trace -p 1234 'main.handler' --stack            # with the user stack
   lumos trace -p 1234 'parser.ParseExpr(input string)'  # stripped binary: give the signature
   lumos trace -c './app' 'main.*' --json > calls.jsonl  # JSON lines for scripts
+  lumos trace -p 1234 'usdt:python:function__entry' --str 0,1  # USDT probe arguments
 """
 
 
@@ -44,24 +53,29 @@ def add_arguments(p) -> None:
     p.add_argument("--filter", metavar="EXPR",
                    help="only calls whose arguments satisfy EXPR (evaluated in the kernel): "
                         "year == 2021, name != \"x\", a > 1 && (b == 2 || c)")
-    p.add_argument("--strlen", type=int, default=64, metavar="N",
-                   help="bytes of each string to copy (default 64; longer ones are cut)")
+    add_strlen_argument(p, 64)
     p.add_argument("--stack", action="store_true", help="print the user stack of each call")
-    p.add_argument("--ring-mb", type=int, default=32,
-                   help="ring buffer size in MiB (a power of two; default 32)")
+    add_ring_argument(p)
+    p.add_argument("--str", metavar="N,N", help="usdt: probes: print these arguments "
+                   "(arg numbers) as the C strings they point to")
+    p.add_argument("--semaphores", choices=("kernel", "mem"), default="kernel",
+                   help="usdt: probes: set semaphores by the kernel's ref_ctr_offset "
+                        "(default) or by writing /proc/PID/mem (needs -p)")
 
 
 def run(args) -> int:
-    if not 0 < args.strlen <= 4096:
-        raise UsageError("--strlen must be between 1 and 4096")
-    if args.ring_mb < 1 or args.ring_mb & (args.ring_mb - 1):
-        raise UsageError("--ring-mb must be a power of two")
+    if any(str(a).startswith("usdt:") for a in args.args or ()):  # USDT: its own program
+        from lumos.tools.usdt_trace import run as run_usdt
+        return run_usdt(args)
+    ring = ring_bytes(args)  # checked before anything is attached
     expr = parse_filter(args.filter) if args.filter else None
     with Session(args) as s:
         target = s.target
-        functions = _apply_filter(plan(target, target.patterns, args.strlen), expr)
+        unprobeable: list[str] = []
+        functions = _apply_filter(plan(target, target.patterns, args.strlen,
+                                       dropped=unprobeable), expr)
         sites, variants, meta = build_variants(functions, expr, args.ret, args.stack)
-        channel = EventChannel(args.ring_mb << 20).open(s.stack)
+        channel = EventChannel(ring).open(s.stack)
         pairs = None
         if expr is not None and args.ret:
             pairs = s.enter(create_map(hash_spec("lumos_pairs", 16, 8, MAX_OPEN_CALLS,
@@ -69,19 +83,39 @@ def run(args) -> int:
         program = EventProgram(variants, channel, target.pid, "lumos_trace", pairs)
         attached = attach_sites(program.build, sites, target.pid, s.stack)
         printer = Printer(functions, sites, variants, meta, args, target)
-        s.banner(f"{len(functions)} functions ({len(sites)} sites)",
-                 [n for f in functions for n in f.notes], attached.skipped)
+        s.banner(f"{plural(len(functions), 'function')} ({plural(len(sites), 'site')})",
+                 [n for f in functions for n in f.notes]
+                 + dropped_note(unprobeable, "no instruction a uprobe can sit on"),
+                 attached.skipped)
         if not args.json:
             printer.header()
         runner = s.start()
-        if target.launched and args.stack:
-            printer.symbolizer(target.pid).load_maps()
-        if target.launched and printer.ifaces:
-            printer.ifaces.load_maps(target.pid)  # a PIE's type words need its mappings
-        stream = run_stream(channel, runner, printer.handle, program.record_size,
-                            out=sys.stdout)
+        # interface values are decoded by type per event: the one-at-a-time printer too
+        boxed = printer.ifaces is not None and any(c.boxed for v in variants
+                                                   for c in v.captures)
+        if args.stack or boxed:  # symbolizing stacks is per event: the one-at-a-time printer
+            if target.launched and args.stack:
+                printer.symbolizer(target.pid).load_maps()
+            if target.launched and boxed:
+                printer.ifaces.load_maps(target.pid)  # a PIE's type words need its maps
+            stream = run_stream(channel, runner, printer.handle, program.record_size,
+                                out=sys.stdout)
+        else:
+            stream = _stream_lines(channel, runner, program, printer)
         report_lost(stream, args.json)
     return 0
+
+
+def _stream_lines(channel, runner, program, printer) -> Stream:
+    """Every record decoded and written a batch at a time (output/calllines.py)."""
+    lines = CallLines([printer.functions[fi].name for fi, _ in printer.meta],
+                      [k < 0 for _, k in printer.meta], [s.variant for s in printer.sites],
+                      printer.variants, printer.args.json, printer.go, printer.offset)
+    sys.stdout.flush()
+    out = sys.stdout.buffer
+    stream = Stream(channel, program.record_size)
+    stream.run(runner, lambda batch: out.write(lines.lines(batch)), flush=out.flush)
+    return stream
 
 
 def _apply_filter(functions: list[PlannedFunction], expr) -> list[PlannedFunction]:
@@ -89,10 +123,20 @@ def _apply_filter(functions: list[PlannedFunction], expr) -> list[PlannedFunctio
     if expr is None:
         return functions
     wanted = names_in(expr)
-    kept = [f for f in functions if wanted <= {c.name for c in f.args}]
+    caps = {f.name: {c.name: c for c in f.args} for f in functions}
+    def has(f, n: str) -> bool:  # the argument, or a struct whose parts are captured
+        return lookup(caps[f.name], n) is not None or any(
+            k == n or k.startswith(n + ".") for k in caps[f.name])
+
+    kept = [f for f in functions if all(has(f, n) for n in wanted)]
     if not kept:
         raise UsageError(f"--filter: no traced function has argument(s) "
                          f"{', '.join(sorted(wanted))}")
+    dropped = [f.name for f in functions if f not in kept]
+    if dropped:  # never silently: say which matches the filter left out
+        more = f" and {len(dropped) - 5} more" if len(dropped) > 5 else ""
+        print(f"lumos: note: --filter names {', '.join(sorted(wanted))}: not tracing "
+              f"{', '.join(dropped[:5])}{more} (no such argument)", file=sys.stderr)
     for f in kept:
         check_filter(expr, {c.name: c for c in f.args}, f.name)
     return kept
@@ -121,7 +165,8 @@ def build_variants(functions, expr, want_ret: bool, user_stack: bool):
         if want_ret:
             for k, site in enumerate(f.exits):
                 v = Variant("return", f.results[k] if k < len(f.results) else (), None, (),
-                            f.goroutine, frame=False, pairing="exit" if paired else "")
+                            f.goroutine, frame=False, pairing="exit" if paired else "",
+                            sp_delta=-8 if site.retprobe else 0)  # uretprobe: RA popped
                 sites.append(_with_variant(site, vid(v)))
                 meta.append((fi, k))
     return sites, variants, meta

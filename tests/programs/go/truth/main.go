@@ -409,6 +409,13 @@ func main() {
 			rec{"~r0": I(int64(r))})
 	}
 
+	{ // copy() of a known size calls runtime.memmove, an <ABIInternal> assembly body
+		src, dst := make([]byte, 12345), make([]byte, 12345)
+		n := copy(dst, src)
+		emit("runtime.memmove", rec{"to": W(unsafe.Pointer(&dst[0])),
+			"from": W(unsafe.Pointer(&src[0])), "n": I(int64(n))}, rec{})
+	}
+
 	r := asmAdd(1, 2, "abc")
 	emit("asm direct", rec{"a": I(1), "b": I(2), "s": S("abc")}, rec{"~r0": I(r)})
 	r = asmFunc(3, -4, "xy")

@@ -4,7 +4,7 @@ A BPF program has 512 bytes of stack (FP-512 .. FP-1). Emitters ask a Frame for 
 by name instead of writing bare offsets, so two emitters cannot silently overlap and a
 listing can say which slot an offset is:
 
-    frame = Frame()
+    frame = a.frame                     # every Asm carries one
     goid = frame.slot("goid", 8)        # -8
     key = frame.slot("pair_key", 16)    # -24: 16 bytes from FP-24 to FP-9
     frame.slot("goid", 8)               # the same slot again (same name, same size)

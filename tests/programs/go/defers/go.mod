@@ -1,0 +1,3 @@
+module example.com/defers
+
+go 1.19

@@ -1,0 +1,3 @@
+module example.com/streamer
+
+go 1.19
