@@ -8,7 +8,8 @@
 # chrt (pin CPU hogs, a real-time sleeper), mkswap, swapon, losetup (swap space made in
 # the test), static glibc for the static C test programs; for the lumos http/sql tests:
 # PostgreSQL, wrk, openssl, and the Go sources of lib/pq and mattn/go-sqlite3 (built
-# offline from /usr/share/gocode).
+# offline from /usr/share/gocode); zap and logrus sources (golang-go.uber-zap-dev,
+# golang-github-sirupsen-logrus-dev) for the `lumos logs` tests.
 set -euo pipefail
 need=()
 command -v go >/dev/null || need+=(golang-go)
@@ -34,6 +35,9 @@ command -v taskset >/dev/null || need+=(util-linux)
 PATH="$PATH:/sbin:/usr/sbin" command -v mkswap >/dev/null || need+=(util-linux)
 PATH="$PATH:/sbin:/usr/sbin" command -v swapon >/dev/null || need+=(mount)
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need+=(libc6-dev)
+# zap and logrus sources for the `lumos logs` test programs (GOPATH builds)
+[ -d /usr/share/gocode/src/go.uber.org/zap ] || need+=(golang-go.uber-zap-dev)
+[ -d /usr/share/gocode/src/github.com/sirupsen/logrus ] || need+=(golang-github-sirupsen-logrus-dev)
 if [ ${#need[@]} -gt 0 ]; then
     echo "setup: installing Debian packages: ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive

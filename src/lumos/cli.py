@@ -35,6 +35,7 @@ TOOLS = {
     "swapin": "lumos.tools.swapin",
     "faults": "lumos.tools.faults",
     "list": "lumos.tools.list",
+    "logs": "lumos.tools.logs",
 }
 
 

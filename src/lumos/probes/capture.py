@@ -108,13 +108,25 @@ class Capture:
     str_max: int = 0                # string/bytes: bytes copied at most
     type_name: str = ""             # as the user wrote it ("string", "[]byte", "*main.T")
     source: str = field(default="", compare=False)  # where the locations come from
+    # iface: bytes copied from behind the data word (0: the two words only), then up to
+    # str_max bytes behind a string header at the start of those bytes; decoded in user
+    # space by the runtime's type data (golang.anyvalue). itab: a non-empty interface
+    # (its first word is an itab, not a type).
+    deref: int = 0
+    itab: bool = False
 
     @property
     def copies_bytes(self) -> bool:
         return self.kind in ("string", "bytes", "cstring") and self.str_max > 0
 
     @property
+    def boxed(self) -> bool:
+        return self.kind == "iface" and self.deref > 0
+
+    @property
     def record_size(self) -> int:
+        if self.boxed:
+            return 8 * len(self.words) + _align8(self.deref) + _align8(self.str_max)
         extra = 8 if self.kind == "cstring" else 0  # the copied length
         return 8 * len(self.words) + extra + (_align8(self.str_max) if self.copies_bytes else 0)
 
@@ -155,6 +167,13 @@ class RecordLayout:
             if c.copies_bytes:
                 fields.append(Field(f"{key}.bytes", "bytes", _align8(c.str_max),
                                     doc=f"up to {c.str_max} bytes behind w0"))
+            if c.boxed:  # emit_boxed: the value behind the data word, then a string's bytes
+                fields.append(Field(f"{c.name}.value", "bytes", _align8(c.deref),
+                                    doc=f"{c.deref} bytes behind w1 (the data word)"))
+                if c.str_max:
+                    fields.append(Field(f"{c.name}.bytes", "bytes", _align8(c.str_max),
+                                        doc=f"up to {c.str_max} bytes behind a string "
+                                            "header at the start of .value"))
         self.record = HEADER_RECORD.extend("event", fields)
         self.offsets = [self.record.offset(f"{k}.w0") if c.words
                         else self.record.offset(f"{k}.bytes") if c.copies_bytes
@@ -198,6 +217,9 @@ def emit_capture(a: Asm, cap: Capture, rec_off: int) -> None:
                   f"{loc.describe()}{' (' + cap.source + ')' if cap.source else ''} "
                   f"-> record+{rec_off + 8 * i}")
         emit_read_word(a, loc, R8, rec_off + 8 * i)
+    if cap.boxed:
+        emit_boxed(a, cap, rec_off)
+        return
     if not cap.copies_bytes:
         return
     if cap.kind == "cstring":
@@ -225,3 +247,23 @@ def emit_capture(a: Asm, cap: Capture, rec_off: int) -> None:
            Or.reg(R1, R2), stx(8, R8, rec_off + 8, R1))
     a.label(read)
 
+
+
+def emit_boxed(a: Asm, cap: Capture, rec_off: int) -> None:
+    """An interface's value: `deref` bytes behind its data word, then the bytes behind a
+    string header at their start (a string, []byte or an error's message), bounded."""
+    win = rec_off + 16
+    done = a.fresh("boxed_done")
+    clamped = a.fresh("boxed_clamped")
+    a.comment(f"emit_boxed: {cap.name}: {cap.deref} bytes behind the data word, then up to "
+              f"{cap.str_max} behind the string header there (type decoded in user space)")
+    a.emit(ldx(8, R3, R8, rec_off + 8), Jeq.imm(R3, 0, done), Mov.reg(R1, R8),
+           Add.imm(R1, win), Mov.imm(R2, cap.deref), call(Helper.probe_read_user))
+    if cap.str_max:
+        a.emit(ldx(8, R3, R8, win), Jeq.imm(R3, 0, done), ldx(8, R2, R8, win + 8),
+               Jeq.imm(R2, 0, done), Jle.imm(R2, cap.str_max, clamped),
+               Mov.imm(R2, cap.str_max))
+        a.label(clamped)
+        a.emit(Mov.reg(R1, R8), Add.imm(R1, win + _align8(cap.deref)),
+               call(Helper.probe_read_user))
+    a.label(done)

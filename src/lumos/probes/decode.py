@@ -29,6 +29,18 @@ class Text:
         return self.length > len(self.data)
 
 
+@dataclass(frozen=True)
+class Boxed:
+    """An interface value as copied (Capture.deref): its two words, the bytes behind the
+    data word and those behind a string header there; resolved by type in user space."""
+
+    typ: int          # the type word (or itab) as the program had it (runtime address)
+    data: int
+    window: bytes
+    follow: bytes
+    itab: bool
+
+
 @dataclass
 class Event:
     ts_ns: int
@@ -120,4 +132,8 @@ def convert(cap: Capture, words: tuple[int, ...], rec, bytes_off: int):
         return Text(bytes(rec[bytes_off: bytes_off + n]), length)
     if kind == "pointer":
         return w0
+    if cap.boxed:
+        n = (cap.deref + 7) & ~7
+        return Boxed(words[0], words[1], bytes(rec[bytes_off:bytes_off + cap.deref]),
+                     bytes(rec[bytes_off + n:bytes_off + n + cap.str_max]), cap.itab)
     return tuple(words)

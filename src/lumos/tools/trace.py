@@ -17,7 +17,7 @@ from lumos.output.units import plural
 from lumos.output.writeall import write_all
 from lumos.probes.capture import shape_of
 from lumos.probes.channel import EventChannel
-from lumos.probes.decode import Decoder
+from lumos.probes.decode import Boxed, Decoder
 from lumos.probes.eventprog import Variant, attach_events
 from lumos.probes.filter import check_filter, lookup, names_in, parse_filter
 from lumos.probes.stream import Stream, run_stream
@@ -30,6 +30,7 @@ from lumos.session.args import (
 )
 from lumos.session.report import report_lost
 from lumos.session.session import Session
+from lumos.targets.ifaces import IfaceResolver
 from lumos.targets.plan import PlannedFunction, dropped_note, plan
 from lumos.targets.symbolize import Symbolizer
 
@@ -92,9 +93,14 @@ def run(args) -> int:
         if not args.json:
             printer.header()
         runner = s.start()
-        if args.stack:  # symbolizing stacks is per event: the one-at-a-time printer
-            if target.launched:
+        # interface values are decoded by type per event: the one-at-a-time printer too
+        boxed = printer.ifaces is not None and any(c.boxed for v in variants
+                                                   for c in v.captures)
+        if args.stack or boxed:  # symbolizing stacks is per event: the one-at-a-time printer
+            if target.launched and args.stack:
                 printer.symbolizer(target.pid).use_maps(target.launched.maps)
+            if target.launched and boxed:  # a PIE's type words need its maps
+                printer.ifaces.use_maps(target.pid, target.launched.maps)
             stream = run_stream(channel, runner, printer.handle, record_size, out=sys.stdout)
         else:
             stream = _stream_lines(channel, runner, record_size, printer)
@@ -198,6 +204,7 @@ class Printer:
         self.site_captures = [functions[fi].args if k < 0 else
                               (functions[fi].results[k] if k < len(functions[fi].results)
                                else ()) for fi, k in meta]
+        self.ifaces = IfaceResolver(target.exe) if target.exe else None
 
     def symbolizer(self, pid: int) -> Symbolizer:
         if pid not in self.symbolizers:
@@ -218,6 +225,9 @@ class Printer:
 
     def handle(self, rec) -> None:
         ev = self.decoder.decode(rec)
+        if self.ifaces and any(isinstance(v, Boxed) for v in ev.values):  # by value
+            ev.values = [self.ifaces.resolve(v, ev.pid) or v if isinstance(v, Boxed) else v
+                         for v in ev.values]
         fi, k = self.meta[ev.site]
         f = self.functions[fi]
         caps = self.site_captures[ev.site]
