@@ -14,7 +14,9 @@ from support.gobuild import VERSIONS, build, go_tool
 
 from lumos.golang.fields import H2_NAMES, STDLIB, THIRD_PARTY, FieldResolver
 from lumos.golang.gobinary import open_go_binary
-from lumos.golang.typenames import ITAB_TYPE_OFFSET, TypeNames
+from lumos.golang.typenames import TypeNames
+
+ITAB_TYPE_OFFSET = 8  # itab._type (runtime/runtime2.go)
 
 
 def _minor(version: str) -> int:
@@ -87,8 +89,8 @@ def test_types_base_is_runtime_types(version):
     exe = build("reqsvc", version, "cgo")
     names = TypeNames(open_go_binary(str(exe), use_cache=False))
     syms = _nm(version, exe)
-    assert names.types is not None and names.types[0] == syms["runtime.types"]
-    assert names.lookup(0) is None and names.lookup(names.types[1] + 8) is None
+    assert names.region is not None and names.region[0] == syms["runtime.types"]
+    assert names.lookup(0) is None and names.lookup(names.region[1] + 8) is None
 
 
 # Go 1.27's linker keeps no go:itab symbols; its type names are checked end to end by
@@ -107,5 +109,6 @@ def test_type_names_of_itab_types(version):
         addr = syms.get("go.itab." + sym, syms.get("go:itab." + sym))   # 1.19 / 1.21+
         assert addr is not None, sym
         tptr = int.from_bytes(gobin.elf.read_vaddr(addr + ITAB_TYPE_OFFSET, 8), "little")
-        kind = "pointer" if concrete.startswith("*") else "struct"
-        assert names.lookup(tptr) == (concrete, kind), sym
+        kind = "ptr" if concrete.startswith("*") else "struct"
+        t = names.lookup(tptr)
+        assert (t.name, t.kind) == (concrete, kind), sym

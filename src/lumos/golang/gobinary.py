@@ -161,12 +161,12 @@ class GoBinary:
             return SourceLines(tab, self.elf, self._md)
 
     def type_names(self):
-        """Runtime type descriptor address -> name (lumos.golang.typeaddr.TypeNames);
+        """Runtime type descriptor address -> name (lumos.golang.typenames.TypeNames);
         None when runtime.firstmoduledata is not found."""
-        from lumos.golang.typeaddr import TypeNames
+        from lumos.golang.typenames import TypeNames
         with self._parse_errors():
             self._table()
-            return TypeNames(self.elf, self._md.vaddr, self.minor) if self._md else None
+            return TypeNames(self)
 
     def inlined_into(self, name: str, limit: int = 5) -> list[str]:
         """Functions `name` was inlined into (it has no code of its own there): searched

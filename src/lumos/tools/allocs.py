@@ -5,7 +5,7 @@ per 512 KiB, so the cost stays near zero at any allocation rate; setprofilebucke
 mProf_Free give the in-use side), scaled as runtime/pprof scales its heap profile.
 --every: runtime.mallocgc, every allocation counted exactly, at a uprobe's cost each,
 with the type allocated (mallocgc's typ argument, named from the binary's type data:
-lumos.golang.typeaddr).
+lumos.golang.typenames).
 Output: the top allocation sites, a pprof heap profile (alloc_objects, alloc_space,
 inuse_objects, inuse_space, as Go's own), a PNG of bytes allocated per interval.
 """
@@ -20,7 +20,7 @@ import time
 from lumos.errors import LumosError, UsageError
 from lumos.golang.gobinary import open_go_binary
 from lumos.golang.heapsample import DEFAULT_RATE, heap_probes, hide_runtime, scale
-from lumos.golang.typeaddr import allocation_type
+from lumos.golang.typenames import allocation_type
 from lumos.output.plot import plot_series
 from lumos.output.stackout import add_output_arguments, write_outputs
 from lumos.output.table import print_table

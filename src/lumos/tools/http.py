@@ -201,7 +201,8 @@ class _TypeNamer:
             self._names = TypeNames(gobin)
         where = self.symbolizer(pid).vaddr_in_file(ptr)
         vaddr = where[1] if where else ptr
-        return self._names.lookup(vaddr)
+        t = self._names.lookup(vaddr)
+        return (t.name, "pointer" if t.kind == "ptr" else t.kind) if t else None
 
 
 class Summary:

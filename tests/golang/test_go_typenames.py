@@ -1,4 +1,4 @@
-"""golang/typeaddr: a runtime type descriptor's address -> its name, from the binary's
+"""golang/typenames: a runtime type descriptor's address -> its name, from the binary's
 type data, against the program's own reflect: `profiled types` prints, for a few values,
 the type word of the value as an `any` (the descriptor's address) and reflect's name and
 size of its type. Go 1.19, 1.21, 1.23, 1.27; default, stripped and PIE."""
@@ -11,7 +11,7 @@ import pytest
 from support.gobuild import build
 
 from lumos.golang.gobinary import open_go_binary
-from lumos.golang.typeaddr import allocation_type
+from lumos.golang.typenames import allocation_type
 from lumos.targets.symbolize import Symbolizer
 
 
@@ -49,8 +49,9 @@ def test_names_match_reflect(version, variant):
     names = open_go_binary(exe).type_names()
     assert names is not None and names.known
     for vaddr, size, name in truth:
-        assert names.lookup(vaddr) == (name, size), (version, variant, name)
-        assert names.lookup(vaddr + 8) is None or names.lookup(vaddr + 8)[0] != name
+        t = names.lookup(vaddr)
+        assert (t.name, t.size) == (name, size), (version, variant, name)
+        assert names.lookup(vaddr + 8) is None or names.lookup(vaddr + 8).name != name
 
 
 def test_allocation_type_spelling():
