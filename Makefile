@@ -41,6 +41,9 @@ bench: setup
 	$(VENV)/bin/python bench/trace.py
 	$(VENV)/bin/python bench/reliability.py
 	$(VENV)/bin/python bench/funcs.py
+	$(VENV)/bin/python bench/requests.py
+	$(VENV)/bin/python bench/profiles.py
+	$(VENV)/bin/python bench/logs.py
 
 # profile_pb2.py from profile.proto (pprof's format); needs grpcio-tools, not a run-time
 # dependency: the generated module is committed

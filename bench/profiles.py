@@ -1,7 +1,8 @@
-"""Truth and speed of allocs and profile, each row in one run, side by side with the
+"""Truth and speed of allocs, profile and stacks, each row in one run, side by side with the
 program's own runtime/pprof profiles and bpftrace's `profile:hz:99 { @[ustack] = count(); }`.
 
-    .venv/bin/python bench/profiles.py        (root; figures go to bench/RESULTS.md by hand)
+    .venv/bin/python bench/profiles.py [allocs] [profile] [stacks]   (root; figures go
+                                                                     to bench/RESULTS.md)
 
 CPU time is the traced program's own (user + sys, from wait4's rusage): what tracing
 adds to it. Peak RSS is lumos's (its rusage as a child of this script).
@@ -10,37 +11,58 @@ adds to it. Peak RSS is lumos's (its rusage as a child of this script).
 from __future__ import annotations
 
 import os
+import queue
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 from support.gobuild import build  # noqa: E402
-from support.profiling import pprof_top  # noqa: E402
+from support.profiling import (  # noqa: E402
+    agreement,
+    flat_shares,
+    leaf_names,
+    num_samples,
+    pprof_top,
+    preempt_shift,
+)
 
 LUMOS = [sys.executable, "-m", "lumos.cli"]
 
 
-def run_prog(argv, tracer=None, settle=1.5):
+def run_prog(argv, tracer=None, ready="Tracing", env=None, settle=0.0):
     """(program CPU s, program stdout, tracer rusage): the program waits for a line on
-    stdin, sent once the tracer is attached."""
-    prog = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    stdin, sent once the tracer says it is attached (a line of its output starting with
+    `ready`: lumos's banner on stderr, bpftrace's "Attaching" on stdout), so nothing the
+    program does is missed by a tracer still starting. bpftrace prints "Attaching" before
+    it attaches (and a SIGINT soon after went unanswered here): `settle` more seconds."""
+    prog = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env=env)
     assert prog.stdout.readline().strip() == "ready"
-    tr = None
+    tr, drains = None, []
     if tracer:
         tr = subprocess.Popen([a.replace("PID", str(prog.pid)) for a in tracer],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines = queue.Queue()
+        for pipe in (tr.stdout, tr.stderr):
+            t = threading.Thread(target=lambda p=pipe: [lines.put(x) for x in p], daemon=True)
+            t.start()
+            drains.append(t)
+        while not lines.get(timeout=60).startswith(ready):
+            pass
         time.sleep(settle)
     prog.stdin.write("\n")
-    prog.stdin.flush()
+    prog.stdin.close()   # `profiled stacks` waits for a second line or EOF at its end
     out = prog.stdout.read()
     _, status, ru = os.wait4(prog.pid, 0)
     prog.returncode = status
     tru = None
     if tr:
         tr.send_signal(2)
-        tr.stderr.read()
+        for t in drains:
+            t.join()
         _, _, tru = os.wait4(tr.pid, 0)
     return ru.ru_utime + ru.ru_stime, out, tru
 
@@ -72,34 +94,41 @@ def allocs_rows(tmp):
           f"{traced:.2f} s: {1e6 * (traced - base) / n:.2f} us per allocation")
 
 
-def profile_rows(tmp):
-    exe = str(build("profiled", "1.27.3", "default"))
+def profile_rows(tmp, version="1.27.3", secs="20"):
+    exe = str(build("profiled", version, "default"))
     own, mine = f"{tmp}/go.cpu", f"{tmp}/cpu.pb.gz"
-    run_prog([exe, "cpu", "10", own],
-             [*LUMOS, "profile", "-F", "99", "-p", "PID", "--pprof", mine])
-    time.sleep(0.5)
-    a, b = pprof_top(mine, "cpu"), pprof_top(own, "cpu")
-    ta, tb = sum(v[0] for v in a.values()), sum(v[0] for v in b.values())
-    top = sorted(b, key=lambda k: -b[k][0])[:20]
-    agree = sum(min(a.get(f, (0, 0))[0] / ta, b[f][0] / tb) for f in top) / \
-        sum(b[f][0] / tb for f in top)
-    print(f"profile -F 99 vs pprof.StartCPUProfile, same 10 s run (Go 1.27.3): top-20 flat "
-          f"share agreement {100 * agree:.1f}%")
-    for f in top[:4]:
-        print(f"  {f:24s} lumos {100 * a.get(f, (0, 0))[0] / ta:5.1f}%  Go "
-              f"{100 * b[f][0] / tb:5.1f}%")
+    for godebug in (None, "asyncpreemptoff=1"):
+        env = dict(os.environ, GODEBUG=godebug) if godebug else None
+        run_prog([exe, "cpu", secs, own],
+                 [*LUMOS, "profile", "-F", "99", "-p", "PID", "--pprof", mine], env=env)
+        a = flat_shares(mine)
+        ak = flat_shares(mine, fold_kernel=True)
+        b = flat_shares(own)
+        bf = flat_shares(own, fold_async_preempt=True, shift=preempt_shift(version))
+        print(f"profile -F 99 vs pprof.StartCPUProfile, same {secs} s run (Go {version}"
+              f"{', GODEBUG=' + godebug if godebug else ''}; {num_samples(mine)} / "
+              f"{num_samples(own)} samples): top-20 flat share agreement "
+              f"{100 * agreement(a, b):.1f}% as written, {100 * agreement(a, bf):.1f}% with "
+              f"Go's asyncPreempt samples folded into the interrupted frame, "
+              f"{100 * agreement(ak, bf):.1f}% with lumos's kernel frames folded into the "
+              f"user frame below too")
+        for f in sorted(b, key=lambda k: -b[k])[:5]:
+            print(f"  {f:24s} lumos {100 * a.get(f, 0):5.1f}% ({100 * ak.get(f, 0):5.1f}% "
+                  f"folded)  Go {100 * b[f]:5.1f}% ({100 * bf.get(f, 0):5.1f}% folded)")
+        mn, gn = leaf_names(mine), leaf_names(own)
+        same = sum(mn[x] == gn[x] for x in set(mn) & set(gn))
+        print(f"  sampled PCs in both profiles named the same (inlined frames included): "
+              f"{same} of {len(set(mn) & set(gn))}")
     args = ["cpu", "5", "-"]
     base, _, _ = run_prog([exe, *args])
-    t0 = time.perf_counter()
     lum, _, lru = run_prog([exe, *args], [*LUMOS, "profile", "-F", "99", "-p", "PID",
                                           "--pprof", f"{tmp}/x.pb.gz"])
     bt, _, bru = run_prog([exe, *args], ["bpftrace", "-e",
                                          "profile:hz:99 /pid == PID/ { @[ustack] = count(); }"],
-                          settle=3)
+                          ready="Attaching", settle=2)
     print(f"profile overhead, 5 s hot loop: program CPU untraced {base:.2f} s, lumos "
           f"{lum:.2f} s, bpftrace {bt:.2f} s; peak RSS lumos {lru.ru_maxrss / 1024:.0f} MiB, "
           f"bpftrace {bru.ru_maxrss / 1024:.0f} MiB")
-    del t0
     # time to write the pprof: from the tool's own measurement of write_outputs
     from lumos.golang.inline import SourceFrame
     from lumos.output.pprof import read_pprof, write_pprof
@@ -117,7 +146,31 @@ def profile_rows(tmp):
     print(f"writing a pprof of {len(samples)} samples: {1000 * (time.perf_counter() - t):.0f} ms")
 
 
+def stacks_rows(tmp, version="1.27.3", n=300_000):
+    """Per-hit cost of counting the stacks that reach main.c (a -> b -> inl -> c), lumos
+    stacks against bpftrace's `uprobe:...:main.c { @[ustack] = count(); }`."""
+    exe = str(build("profiled", version, "default"))
+    args = [exe, "stacks", str(n)]
+    base, _, _ = run_prog(args)
+    lum, out, lru = run_prog(args, [*LUMOS, "stacks", "-p", "PID", "main.c", "--pprof",
+                                    f"{tmp}/s.pb.gz"])
+    assert f"calls {n}" in out
+    got = num_samples(f"{tmp}/s.pb.gz")
+    bt, _, bru = run_prog(args, ["bpftrace", "-e",
+                                 f"uprobe:{exe}:main.c {{ @[ustack] = count(); }}"],
+                          ready="Attaching", settle=2)
+    print(f"stacks main.c, {n} calls (Go {version}): program CPU untraced {base:.2f} s, lumos "
+          f"{lum:.2f} s (+{1e6 * (lum - base) / n:.2f} us per call, {got} counted), bpftrace "
+          f"{bt:.2f} s (+{1e6 * (bt - base) / n:.2f} us per call); peak RSS lumos "
+          f"{lru.ru_maxrss / 1024:.0f} MiB, bpftrace {bru.ru_maxrss / 1024:.0f} MiB")
+
+
 if __name__ == "__main__":
+    parts = sys.argv[1:] or ["allocs", "profile", "stacks"]  # bench/profiles.py [part...]
     with tempfile.TemporaryDirectory() as tmp:
-        allocs_rows(tmp)
-        profile_rows(tmp)
+        if "allocs" in parts:
+            allocs_rows(tmp)
+        if "profile" in parts:
+            profile_rows(tmp)
+        if "stacks" in parts:
+            stacks_rows(tmp)

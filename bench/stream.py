@@ -66,7 +66,7 @@ def run_one(procs: Procs, binary: str, tool: str, goroutines: int, rate: int,
             seconds: int) -> dict:
     target = procs.start([binary, "-d", str(seconds + 30), "-g", str(goroutines),
                           "-rate", str(rate)], "streamer")
-    while "ready" not in target.read_out():
+    while "ready" not in target.read_err():
         time.sleep(0.05)
     if TOOLS[tool] is None:
         argv = [BPFTRACE, "-e", bpftrace_script(binary, target.pid, seconds)]

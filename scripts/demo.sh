@@ -46,5 +46,39 @@ run_traced "every call with its Go arguments and return values" \
 run_traced "latency of prepareAnswer, one histogram per year" \
     latency -p "$SERVER" main.prepareAnswer --by year
 run_traced "goroutines created and ended per request" goroutines -p "$SERVER"
+run_traced "each HTTP request served, and the /ping call checkSite's goroutine makes for it" \
+    http -p "$SERVER" --client
 printf '\n# what the server logged itself (ground truth):\n'
 grep prepareAnswer "$LOG.server"
+
+# lumos sql on the test service (tests/programs/go/reqsvc): SQLite is always at hand
+# (cgo driver); PostgreSQL too when Debian's postgresql is installed.
+SVC_DIR=$(mktemp -d /tmp/lumos-demo-sql.XXXXXX)
+trap 'kill $SERVER 2>/dev/null; kill $SVC 2>/dev/null; [ -n "${PGDATA:-}" ] && su postgres -s /bin/sh -c "$PGBIN/pg_ctl -D $PGDATA -m immediate stop" >/dev/null 2>&1; rm -rf "$LOG" "$LOG.server" "$SVC_DIR"' EXIT
+(cd tests/programs/go/reqsvc && GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local CGO_ENABLED=1 \
+    go build -o "$SVC_DIR/reqsvc" .)
+PGARGS=()
+PGBIN=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | tail -1)" 2>/dev/null || true)
+if [ -x "$PGBIN/initdb" ] && id postgres >/dev/null 2>&1; then
+    PGPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    PGDATA=$SVC_DIR/pg
+    chown postgres "$SVC_DIR"
+    su postgres -s /bin/sh -c "$PGBIN/initdb -D $PGDATA -A trust -U lumos >/dev/null && \
+        $PGBIN/pg_ctl -D $PGDATA -l $SVC_DIR/pg.log -w -o '-p $PGPORT -k $SVC_DIR \
+        -c listen_addresses=127.0.0.1' start >/dev/null"
+    PGARGS=(-pg "host=127.0.0.1 port=$PGPORT user=lumos dbname=postgres sslmode=disable")
+fi
+"$SVC_DIR/reqsvc" -sqlite "$SVC_DIR/demo.db" "${PGARGS[@]}" >"$SVC_DIR/reqsvc.log" 2>&1 &
+SVC=$!
+for _ in $(seq 50); do grep -q listening "$SVC_DIR/reqsvc.log" && break; sleep 0.1; done
+SVC_URL=$(awk '/^listening http:/ {print $2}' "$SVC_DIR/reqsvc.log")
+requests() {
+    curl -s "$SVC_URL/db/lite?k=1" >/dev/null; curl -s "$SVC_URL/db/litebad" >/dev/null
+    if [ ${#PGARGS[@]} -gt 0 ]; then
+        for p in "query?id=41" types sleep bad tx stmt; do curl -s "$SVC_URL/db/$p" >/dev/null; done
+    fi
+}
+run_traced "every database/sql query: text, args, rows or error, and the request it served" \
+    sql -p "$SVC"
+printf '\n# what reqsvc logged itself (ground truth):\n'
+grep -E '^(query|exec|error|served) ' "$SVC_DIR/reqsvc.log"

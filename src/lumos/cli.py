@@ -22,6 +22,8 @@ TOOLS = {
     "latency": "lumos.tools.latency",
     "flow": "lumos.tools.flow",
     "goroutines": "lumos.tools.goroutines",
+    "http": "lumos.tools.http",
+    "sql": "lumos.tools.sql",
     "usdt": "lumos.tools.usdt",
     "uflow": "lumos.tools.uflow",
     "ucalls": "lumos.tools.ucalls",
@@ -30,6 +32,13 @@ TOOLS = {
     "stacks": "lumos.tools.stacks",
     "profile": "lumos.tools.profile",
     "allocs": "lumos.tools.allocs",
+    "execsnoop": "lumos.tools.execsnoop",
+    "opensnoop": "lumos.tools.opensnoop",
+    "runqlat": "lumos.tools.runqlat",
+    "swapin": "lumos.tools.swapin",
+    "faults": "lumos.tools.faults",
+    "list": "lumos.tools.list",
+    "logs": "lumos.tools.logs",
 }
 
 
@@ -79,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         tool = f"lumos {args.tool}"
         if getattr(args, "dump_prog", False):
             from lumos.bpf.prog import observe_loads
-            observe_loads(lambda spec: print(spec.explain() + "\n", file=sys.stderr,
-                                             flush=True))
+            observe_loads(lambda spec: spec.name == "lumos_probe" or print(  # not features
+                spec.explain() + "\n", file=sys.stderr, flush=True))
         return args._run(args) or getattr(args, "_command_status", 0)
     except LumosError as e:
         if debug:

@@ -76,7 +76,7 @@ def test_signature_decodes_stripped_binary():
     assert "params from signature" in r.stdout
     # no DWARF, yet x is read where the code spilled it from X0, never guessed
     assert "x=0x20(SP)  n=AX" in r.stdout
-    assert "no DWARF" in r.stderr and len(r.stderr.splitlines()) == 1
+    assert r.stderr == ""  # no "no DWARF" note: the signature stands in for it
 
 
 def test_runtime_facts():

@@ -18,7 +18,8 @@ def _nm_reference(b) -> tuple[str, str]:
     """(version, exe) whose `go tool nm` describes b: a stripped build has no symbols,
     so its unstripped twin (same code, same addresses) stands in."""
     if "stripped" in b.variant:
-        twin = {"stripped": "default", "cgo-pie-stripped": "cgo-pie"}[b.variant]
+        twin = {"stripped": "default", "cgo-pie-stripped": "cgo-pie",
+                "cgo-stripped": "cgo"}[b.variant]
         return b.version, str(build(b.program, b.version, twin))
     return b.version, str(b.exe)
 

@@ -39,8 +39,12 @@ CGO_VARIANTS = {
     "cgo": [],
     "cgo-pie": ["-buildmode=pie"],
     "cgo-pie-stripped": ["-buildmode=pie", "-ldflags=-s -w"],
+    "cgo-stripped": ["-ldflags=-s -w"],
 }
 ENV = {"GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local", "GOPROXY": "off", "GO111MODULE": "on"}
+# Programs without a go.mod build in GOPATH mode against Debian's Go sources (zap,
+# logrus: golang-go.uber-zap-dev, golang-github-sirupsen-logrus-dev).
+DEBIAN_GOPATH = "/usr/share/gocode"
 
 
 def go_binary(version: str) -> str:
@@ -86,8 +90,16 @@ def build(program: str | Path, version: str = "1.19", variant: str = "default") 
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f".{program}.tmp"
     go = go_binary(version)
-    r = subprocess.run([go, "build", *flags, "-o", str(tmp), "."], cwd=src,
-                       env=_env(version, cgo), capture_output=True, text=True)
+    env, cwd = _env(version, cgo), src
+    if not (src / "go.mod").exists():
+        gopath = out_dir / "gopath"
+        cwd = gopath / "src" / program
+        shutil.rmtree(gopath, ignore_errors=True)
+        shutil.copytree(src, cwd)
+        env = {**env, "GO111MODULE": "off", "GOFLAGS": "",
+               "GOPATH": f"{gopath}:{DEBIAN_GOPATH}"}
+    r = subprocess.run([go, "build", *flags, "-o", str(tmp), "."], cwd=cwd,
+                       env=env, capture_output=True, text=True)
     if r.returncode != 0:
         pytest.fail(f"go {version} build of {program} ({variant}) failed:\n{r.stderr}",
                     pytrace=False)

@@ -54,6 +54,16 @@ def _c_string(hexed: str | None, got) -> None:
 
 
 def _compare(truth: list[dict], events: list[dict]) -> None:
+    if truth and truth[-1].get("cold"):  # the last call: pick() on a never-touched page
+        truth = truth[:-1]
+        last_call = max(i for i, e in enumerate(events) if e["func"] == "pick"
+                        and e["event"] == "call")
+        last_ret = max(i for i, e in enumerate(events) if e["func"] == "pick"
+                       and e["event"] == "return")
+        cold = events[last_call]
+        # a probe cannot fault the page in: unreadable, never a wrong value ("")
+        assert cold["args"]["s"] is None and cold["args"]["t"] == {"str": "warm"}, cold
+        events = [e for i, e in enumerate(events) if i not in (last_call, last_ret)]
     calls = [e for e in events if e["event"] == "call"]
     rets = [e for e in events if e["event"] == "return"]
     assert [e["func"] for e in calls] == [t["f"] for t in truth]
@@ -126,5 +136,5 @@ def test_latency_of_c_functions_pairs_every_call(ctruth_dwarf):
     assert r.returncode == 0, r.stderr
     counts = {json.loads(x)["func"]: json.loads(x)["count"] for x in r.stdout.splitlines()
               if x.startswith('{"time"')}
-    assert counts == {"tail": 5, "pick": 5}
+    assert counts == {"tail": 5, "pick": 6}
     assert "no recorded entry" not in r.stderr

@@ -4,7 +4,8 @@
   and the loss is printed (JSON and stderr).
 - --filter runs in the kernel: with the same flood, only the matching calls reach the
   ring buffer, none lost; integer and string comparisons.
-- --stack equals the program's own runtime.Callers, frame for frame (name+offset),
+- --stack equals the program's own runtime.Callers, frame for frame (name+offset of
+  each physical frame: JSON stack entries' "at"),
   in default, PIE and stripped builds.
 - recursion (deep, the stack moving), panics recovered inside the traced function or
   passing through it, 10,000 goroutines in one function at once: every entry and
@@ -109,7 +110,8 @@ def test_stack_equals_runtime_callers(version, variant):
     by_n = defaultdict(dict)
     for e in events:
         n = e["args"].get("n", e["args"].get("arg0"))
-        by_n[n if isinstance(n, int) else n[0]][e["func"]] = [norm(f) for f in e["stack"]]
+        by_n[n if isinstance(n, int) else n[0]][e["func"]] = [
+            norm(f["at"]) for f in e["stack"] if not f["inlined"]]
     for t in calls:
         want = [frame_text(f) for f in t["stack"]]
         got = by_n[t["n"]]["main.stackC"]
@@ -242,7 +244,7 @@ def test_binary_target_stack_of_a_pie(tmp_path):
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert lines[-1] == {"lost": 0} and len(lines) == 6
     for e in lines[:-1]:
-        assert [norm(f).split("+")[0] for f in e["stack"]] == ["main.finisher",
+        assert [norm(f["at"]).split("+")[0] for f in e["stack"]] == ["main.finisher",
                                                                "runtime.goexit"]
 
 

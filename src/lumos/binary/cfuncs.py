@@ -45,7 +45,10 @@ def _type_text(die, depth: int = 0) -> str:
         return _type_text(inner, depth + 1)
     if tag == "DW_TAG_enumeration_type":
         return "int"
-    if tag in ("DW_TAG_structure_type", "DW_TAG_union_type", "DW_TAG_array_type"):
+    if tag in ("DW_TAG_structure_type", "DW_TAG_union_type"):
+        kind = "struct" if tag == "DW_TAG_structure_type" else "union"
+        return f"{kind} {_name(die)}".strip()
+    if tag == "DW_TAG_array_type":
         return "struct"
     if tag == "DW_TAG_base_type":
         size = die.attributes["DW_AT_byte_size"].value

@@ -40,6 +40,20 @@ def check_pid(pid: int) -> None:
         raise TargetError(f"PID {pid} is not running") from None
     if state in ("Z", "X"):
         raise TargetError(f"PID {pid} has exited (zombie)")
+    tgid = _tgid(pid)
+    if tgid is not None and tgid != pid:  # /proc/TID exists too, unlisted
+        raise TargetError(f"{pid} is a thread of PID {tgid}, not a process: give -p {tgid}")
+
+
+def _tgid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("Tgid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def exe_of(pid: int) -> str:

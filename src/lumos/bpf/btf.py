@@ -159,6 +159,27 @@ class BTF:
                         return m.bit_offset + found[0], found[1]
         return None
 
+    def func_params(self, proto_id: int) -> list[tuple[str, int]]:
+        """(name, type id) of each parameter of a FUNC_PROTO (names are often empty)."""
+        _, kind, vlen, _, _ = self._head(proto_id)
+        if kind != KIND_FUNC_PROTO:
+            raise KeyError(f"type {proto_id} is not a function prototype")
+        pos = self._offsets[proto_id] + 12
+        return [(self._str(n), t) for n, t in
+                (struct.unpack_from("<II", self._data, pos + 8 * i) for i in range(vlen))]
+
+    def type_str(self, type_id: int) -> str:
+        """A C-like spelling of a type, enough to check a prototype: 'struct task_struct *'."""
+        type_id = self.resolve(type_id)
+        if type_id == 0:
+            return "void"
+        name, kind, _, _, nxt = self._head(type_id)
+        if kind == KIND_PTR:
+            return self.type_str(nxt) + " *"
+        prefix = {KIND_STRUCT: "struct ", KIND_UNION: "union ", KIND_ENUM: "enum ",
+                  KIND_FWD: "struct "}.get(kind, "")
+        return prefix + (name or "?")
+
     def enum_values(self, enum_name: str) -> dict[str, int]:
         tid = self.find(enum_name, KIND_ENUM)
         _, _, vlen, kind_flag, _ = self._head(tid)
@@ -173,6 +194,22 @@ class BTF:
 
 
 _vmlinux: BTF | None = None
+
+
+def raw_tracepoint_args(btf: BTF, name: str) -> list[str]:
+    """The arguments a raw tracepoint program sees in ctx->args[], spelled as C types, from
+    the kernel's `btf_trace_<name>` typedef (its first parameter, void *__data, is not
+    passed). Raises NotSupportedError naming the tracepoint when BTF does not have it."""
+    try:
+        tid = btf.resolve(btf.find(f"btf_trace_{name}", KIND_TYPEDEF))
+        _, kind, _, _, proto = btf._head(tid)
+        if kind != KIND_PTR:
+            raise KeyError(name)
+        params = btf.func_params(btf.resolve(proto))
+    except KeyError:
+        raise NotSupportedError(f"raw tracepoint {name}", "",
+                                f"vmlinux BTF has no btf_trace_{name} prototype") from None
+    return [btf.type_str(t) for _, t in params[1:]]
 
 
 def load_vmlinux_btf() -> BTF:

@@ -22,6 +22,8 @@ PERF_COUNT_HW_CPU_CYCLES = 0
 PERF_COUNT_SW_CPU_CLOCK = 0
 PERF_COUNT_SW_TASK_CLOCK = 1
 PERF_COUNT_SW_PAGE_FAULTS = 2
+PERF_COUNT_SW_PAGE_FAULTS_MIN = 5  # counted where the kernel counts rusage ru_minflt
+PERF_COUNT_SW_PAGE_FAULTS_MAJ = 6  # ... and ru_majflt (mm_account_fault)
 
 PERF_SAMPLE_RAW = 1 << 10
 
@@ -119,6 +121,14 @@ def open_sampling_event(cpu: int, freq_hz: int, pid: int = -1,
     attr = PerfEventAttr(type=event_type, config=config, sample_period=freq_hz,
                          flags=FLAG_DISABLED | FLAG_FREQ)
     return open_perf_event(attr, pid, cpu, f"perf event on cpu {cpu}")
+
+
+def open_counting_event(cpu: int, event_type: int, config: int, period: int = 1,
+                        pid: int = -1) -> FD:
+    """An event whose BPF program runs every `period` occurrences (1: every page fault)."""
+    attr = PerfEventAttr(type=event_type, config=config, sample_period=period,
+                         flags=FLAG_DISABLED)
+    return open_perf_event(attr, pid, cpu, f"perf event {event_type}:{config} on cpu {cpu}")
 
 
 def enable(fd: FD) -> None:

@@ -81,6 +81,26 @@ def tracepoint_fields(category: str, name: str) -> dict[str, TracepointField]:
     return fields
 
 
+def require_tracepoint(category: str, name: str,
+                       fields: tuple[str, ...] = ()) -> dict[str, TracepointField]:
+    """The named fields of a tracepoint that must exist here; a missing tracepoint or
+    field is a NotSupportedError that names it (kernel tools cannot run without it)."""
+    path = os.path.join(_event_dir(category, name), "format")
+    if not os.path.exists(path):
+        raise NotSupportedError(f"tracepoint {category}:{name}", "",
+                                f"no {os.path.dirname(path)}")
+    have = tracepoint_fields(category, name)
+    missing = [f for f in fields if f not in have]
+    if missing:
+        raise NotSupportedError(f"tracepoint {category}:{name}", "",
+                                f"its record has no field {', '.join(missing)} (see {path})")
+    return {f: have[f] for f in fields}
+
+
+def has_tracepoint(category: str, name: str) -> bool:
+    return os.path.exists(os.path.join(_event_dir(category, name), "format"))
+
+
 def list_tracepoints(pattern: str = "*") -> list[str]:
     import fnmatch
     root = os.path.join(tracefs_root(), "events")

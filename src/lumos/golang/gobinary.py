@@ -147,12 +147,41 @@ class GoBinary:
                 raise GoFormatError(f"{self.path}: corrupt pclntab: {e}") from e
         return self._tab
 
+    @property
+    def moduledata(self):
+        """runtime.firstmoduledata (moduledata.ModuleData), or None if not found."""
+        with self._parse_errors():
+            self._table()
+        return self._md
     def source_lines(self):
         """PC -> source frames, inlined calls expanded (lumos.golang.inline.SourceLines)."""
         from lumos.golang.inline import SourceLines
         with self._parse_errors():
             tab = self._table()
             return SourceLines(tab, self.elf, self._md)
+
+    def type_names(self):
+        """Runtime type descriptor address -> name (lumos.golang.typenames.TypeNames);
+        None when runtime.firstmoduledata is not found."""
+        from lumos.golang.typenames import TypeNames
+        with self._parse_errors():
+            self._table()
+            return TypeNames(self)
+
+    def inlined_into(self, name: str, limit: int = 5) -> list[str]:
+        """Functions `name` was inlined into (it has no code of its own there): searched
+        in its own package, where the compiler inlines most; at most `limit`."""
+        from lumos.golang.pclntab import package_of
+        lines = self.source_lines()
+        pkg = package_of(name)
+        out = []
+        with self._parse_errors():
+            for fn in self.functions:
+                if fn.package == pkg and name in lines.inlined_names(fn):
+                    out.append(fn.name)
+                    if len(out) >= limit:
+                        break
+        return out
 
     def close(self) -> None:
         """Save what was learnt to the cache and close the file."""

@@ -13,7 +13,9 @@ dies. The arguments, as DWARF of each release says (checked by tests/golang):
     all           setprofilebucket(p unsafe.Pointer, b *bucket)         b in BX
     all           mallocgc(size uintptr, typ *_type, needzero bool)     size AX, typ BX
 
-(--every probes mallocgc: every allocation, the size asked for.) The runtime's own heap
+(--every probes mallocgc: every allocation, the size asked for, and typ, the type
+descriptor's address, nil for untyped memory; named by lumos.golang.typenames. Checked
+on Go 1.19 and 1.27 PIE by tests/tools/test_allocs.py.) The runtime's own heap
 profile (runtime/pprof) scales each (stack, size) bucket by 1 / (1 - exp(-size/rate))
 (protomem.go scaleHeapSample); lumos keys by the same (stack, size) and scales the same
 way, so its alloc_space matches the program's own profile.

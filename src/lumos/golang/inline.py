@@ -103,6 +103,18 @@ class SourceLines:
         out.append(SourceFrame(fn.name, "?", 0, False))
         return out
 
+    def inlined_names(self, fn: GoFunction) -> set[str]:
+        """Names of the functions inlined into fn (its inline tree's entries)."""
+        t = self._tables_of(fn)
+        if t.tree_vaddr is None:
+            return set()
+        out = set()
+        for ix in {ix for _, ix in t.inl if ix >= 0}:
+            entry = self._entry(t, ix)
+            if entry is not None:
+                out.add(entry[0])
+        return out
+
     def sp_delta(self, vaddr: int) -> int | None:
         """Bytes the function at vaddr has pushed there (pcsp), None if unknown."""
         fn = self.tab.function_at(vaddr)

@@ -171,12 +171,13 @@ class FuncSpec:
     line: int = 0
     notes: tuple[str, ...] = field(default=())
 
-    def signature(self, short: bool = True) -> str:
+    def signature(self, short: bool = True, full_name: bool = False) -> str:
         """The Go signature: main.f(a int, b string) (int, error). A method's receiver
-        is its first parameter, as in Go tracebacks."""
+        is its first parameter, as in Go tracebacks. short: package-qualified names
+        shortened (types, and the function's own name unless full_name)."""
         def typ(t: GoType) -> str:
             return t.display if short else t.name
-        name = short_name(self.name) if short else self.name
+        name = short_name(self.name) if short and not full_name else self.name
         args = ", ".join(f"{p.name} {typ(p.type)}".strip() for p in self.params)
         res = [f"{p.name} {typ(p.type)}".strip() for p in self.results]
         if not res:

@@ -151,6 +151,8 @@ def parse_type(s: str) -> gt.GoType:
         return gt.GoType("pointer", 8, name, elem=_maybe(s[1:]))
     if s.startswith("[]"):
         return gt.GoType("slice", 24, name, elem=_maybe(s[2:]))
+    if s.startswith("..."):  # a variadic parameter arrives as a slice
+        return gt.GoType("slice", 24, "[]" + s[3:].strip(), elem=_maybe(s[3:]))
     if s.startswith("["):
         close = _matching(s, 0, "[", "]")
         try:

@@ -11,6 +11,8 @@ result is byte for byte what the one-record-at-a-time printer writes (govalues).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import orjson
 
@@ -18,6 +20,12 @@ from lumos.output import columns as C
 from lumos.output.clock import epoch_column, stamp_column
 from lumos.output.valuecolumns import json_piece, text_piece
 from lumos.probes.capture import Capture
+
+
+def _shown(name: str) -> str:
+    """A capture's name as text shows it: '_#1' (a second blank parameter's unique
+    record key) is '_'."""
+    return name.split("#", 1)[0]
 
 
 def _groups(captures) -> list[tuple[str, list[Capture]]]:
@@ -41,10 +49,11 @@ def text_template(captures, is_call: bool) -> list:
     shown: list[list] = []
     for head, caps in _groups(captures):
         if len(caps) == 1 and caps[0].name == head:
-            prefix = [] if not is_call and head.startswith("~r") else [f"{head}=".encode()]
+            prefix = [] if not is_call and head.startswith("~r") else [
+                f"{_shown(head)}=".encode()]
             shown.append(prefix + [caps[0]])
             continue
-        item = [] if not is_call and head.startswith("~r") else [f"{head}=".encode()]
+        item = [] if not is_call and head.startswith("~r") else [f"{_shown(head)}=".encode()]
         item.append(b"{")
         for i, cap in enumerate(caps):
             item += [(", " if i else "").encode() + cap.name.partition(".")[2].encode()
@@ -81,7 +90,8 @@ def _render(rec, template, piece_of) -> list[C.Piece]:
         if text:
             out.append(C.const(text, n))
             text = b""
-        out.append(piece_of(rec, item))
+        got = piece_of(rec, item)
+        out.extend(got if isinstance(got, list) else [got])
     if text:
         out.append(C.const(text, n))
     return out
@@ -99,10 +109,12 @@ def _names(names: list[bytes]):
 
 
 class CallLines:
-    """Formats batches of trace records. sites[i] -> (function name, is_call, variant)."""
+    """Formats batches of trace records. Per site: the function's name, whether it is a
+    call or a return, its variant (the record layout) and its named captures."""
 
     def __init__(self, site_names: list[str], site_is_call: list[bool],
-                 site_variant: list[int], variants, json: bool, go: bool, offset: float):
+                 site_variant: list[int], variants, site_captures, json: bool, go: bool,
+                 offset: float):
         self.json = json
         self.go = go
         self.offset = offset
@@ -110,13 +122,16 @@ class CallLines:
         self.variants = variants
         encode = (lambda s: orjson.dumps(s)) if json else (lambda s: s.encode())
         self._names = _names([encode(n) for n in site_names])
-        # a variant serves call sites or return sites, never both (trace keeps them apart)
-        self.templates = {}
+        self.templates = []
         for site, v in enumerate(site_variant):
-            if v not in self.templates:
-                caps = variants[v].captures
-                self.templates[v] = (json_template(caps, site_is_call[site]) if json
-                                     else text_template(caps, site_is_call[site]))
+            # values are read by their record field prefix (RecordLayout.keys), shown by
+            # the site's own names and types
+            named = tuple(site_captures[site])
+            keyed = {id(c): replace(c, name=k) for c, k in
+                     zip(named, variants[v].layout.keys, strict=True)}
+            t = (json_template(named, site_is_call[site]) if json
+                 else text_template(named, site_is_call[site]))
+            self.templates.append([keyed[id(x)] if isinstance(x, Capture) else x for x in t])
 
     def name_piece(self, sites) -> C.Piece:
         table, keep = self._names
@@ -128,22 +143,23 @@ class CallLines:
         n = len(head)
         if n == 0:
             return b""
-        variant = self.site_variant[head["site"].astype(np.int64)]
-        present = np.unique(variant)
+        sites = head["site"].astype(np.int64)
+        present = np.unique(sites)
         if len(present) == 1:
             return C.lines(self._pieces(batch, head, int(present[0]), None))
         parts = []
-        for v in present:
-            rows = np.flatnonzero(variant == v)
-            data, lens = C.line_parts(self._pieces(batch, head[rows], int(v), rows))
+        for site in present:  # a site's records share layout, names and types
+            rows = np.flatnonzero(sites == site)
+            data, lens = C.line_parts(self._pieces(batch, head[rows], int(site), rows))
             parts.append((rows, data, lens))
         return C.interleave(parts, n)
 
-    def _pieces(self, batch, head, v: int, rows) -> list[C.Piece]:
-        """The pieces of the lines of rows of variant v (rows None: all of the batch)."""
+    def _pieces(self, batch, head, site: int, rows) -> list[C.Piece]:
+        """The pieces of the lines of rows of one site (rows None: all of the batch)."""
         n = len(head)
+        v = int(self.site_variant[site])
         rec = batch.records_as(self.variants[v].layout.record.dtype, rows)
-        body = _render(rec, self.templates[v], json_piece if self.json else text_piece)
+        body = _render(rec, self.templates[site], json_piece if self.json else text_piece)
         sites = head["site"].astype(np.int64)
         sp = C.const(b" ", n)
         if self.json:

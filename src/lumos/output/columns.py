@@ -52,6 +52,11 @@ def const(text: bytes, rows: int) -> Piece:
     return Piece(np.broadcast_to(np.frombuffer(text, np.uint8), (rows, len(text))), None)
 
 
+def empty(rows: int) -> Piece:
+    """No text on any row."""
+    return Piece(np.zeros((rows, 0), np.uint8), None)
+
+
 def text(buf: np.ndarray, lens: np.ndarray) -> Piece:
     """Bytes as they are (the caller made sure they need no quoting), lens[i] of row i."""
     lens = np.asarray(lens)
@@ -137,17 +142,34 @@ def join(pieces: list[Piece]) -> Piece:
 def line_parts(pieces: list[Piece]) -> tuple[np.ndarray, np.ndarray]:
     """The rows as text lines: (bytes of all lines, each line's length), newlines in."""
     n = pieces[0].rows
+    pieces = _merge_consts([p for p in pieces if p.width])
     width = sum(p.width for p in pieces) + 1
     buf = np.empty((n, width), np.uint8)
-    keep = np.empty((n, width), bool)
+    keep = np.ones((n, width), bool)  # one memset; only variable pieces write masks
     col = 0
     for p in pieces:  # column copies into one buffer: no intermediate joins
-        buf[:, col:col + p.width] = p.buf
-        keep[:, col:col + p.width] = True if p.keep is None else p.keep
+        if p.buf.strides[0] == 0:  # a constant: the same bytes on every row
+            buf[:, col:col + p.width] = p.buf[0]
+        else:
+            buf[:, col:col + p.width] = p.buf
+        if p.keep is not None:
+            keep[:, col:col + p.width] = p.keep
         col += p.width
     buf[:, col] = ord("\n")
     keep[:, col] = True
     return buf[keep], keep.sum(axis=1)
+
+
+def _merge_consts(pieces: list[Piece]) -> list[Piece]:
+    """Neighbouring constants as one: fewer, wider copies."""
+    out: list[Piece] = []
+    for p in pieces:
+        if out and p.keep is None and out[-1].keep is None and p.buf.strides[0] == 0 \
+                and out[-1].buf.strides[0] == 0:
+            out[-1] = const(out[-1].buf[0].tobytes() + p.buf[0].tobytes(), p.rows)
+        else:
+            out.append(p)
+    return out
 
 
 def lines(pieces: list[Piece]) -> bytes:
@@ -181,11 +203,22 @@ def safe_text_rows(buf: np.ndarray, lens: np.ndarray, forbidden: bytes = b'"\\')
     buf = buf[:, :int(lens.max(initial=0))]  # only the columns some row uses
     if buf.shape[1] == 0:
         return np.ones(len(lens), bool)
-    bad = (buf < 0x20) | (buf > 0x7E)
-    for ch in forbidden:
-        bad |= buf == ch
-    bad &= np.arange(buf.shape[1]) < np.asarray(lens)[:, None]
+    bad = _unsafe_table(forbidden)[buf]   # one table lookup per byte
+    bad &= np.arange(buf.shape[1]) < lens[:, None]
     return ~bad.any(axis=1)
+
+
+_UNSAFE: dict[bytes, np.ndarray] = {}
+
+
+def _unsafe_table(forbidden: bytes) -> np.ndarray:
+    table = _UNSAFE.get(forbidden)
+    if table is None:
+        table = np.ones(256, bool)
+        table[0x20:0x7F] = False
+        table[list(forbidden)] = True
+        _UNSAFE[forbidden] = table
+    return table
 
 
 def from_bytes_list(items: list[bytes]) -> Piece:

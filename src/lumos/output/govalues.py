@@ -3,8 +3,9 @@ structs, nil for zero pointers; and their JSON form for --json."""
 
 from __future__ import annotations
 
+from lumos.golang.anyvalue import GoAny, Resolved
 from lumos.probes.capture import Capture
-from lumos.probes.decode import UNREADABLE, Text
+from lumos.probes.decode import UNREADABLE, Boxed, Text
 
 _ESC = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
         "\v": "\\v", "\\": "\\\\", '"': '\\"'}
@@ -74,9 +75,13 @@ def format_value(cap: Capture, value) -> str:
         ptr, length, cap_ = value
         return "nil" if ptr == 0 else f"{cap.type_name or '[]?'}(len={length}, cap={cap_})"
     if cap.kind == "iface":
-        typ, data = value
+        if isinstance(value, Resolved):  # decoded by type (targets.ifaces)
+            return _any_text(value.value)
+        typ, data = (value.typ, value.data) if isinstance(value, Boxed) else value
         return "nil" if typ == 0 else f"{cap.type_name or 'interface'}({typ:#x}, {data:#x})"
-    if isinstance(value, tuple):
+    if isinstance(value, tuple):  # raw words: one is a number, more a {..} list
+        if len(value) == 1:
+            return f"{value[0]:#x}"
         return "{" + ", ".join(f"{w:#x}" for w in value) + "}"
     return str(value)
 
@@ -107,6 +112,12 @@ def json_value(cap: Capture, value):
     """A JSON-friendly value: strings as text (and hex if not UTF-8), words as lists."""
     if value is UNREADABLE:
         return None
+    if isinstance(value, Resolved):
+        from lumos.output.anyfmt import json_value as any_json
+        return {"type": value.value.type_name or None, "value": any_json(value.value),
+                "words": list(value.words)}
+    if isinstance(value, Boxed):
+        return [value.typ, value.data]
     if cap.kind == "cstring":
         if value is None:
             return None
@@ -128,3 +139,21 @@ def json_value(cap: Capture, value):
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
         return str(value)  # JSON has no NaN/Inf
     return value
+
+
+def _any_text(v: GoAny) -> str:
+    """An interface's value as Go's %#v-ish short form: strings quoted, errors and other
+    values by their text, pointers as TYPE(0xADDR)."""
+    from lumos.output.anyfmt import text_value
+    if v.kind in ("string", "bytes"):
+        data, length = v.value
+        text = go_quote(data) if v.kind == "string" else _bytes_literal(data)
+        return text + (f"...(+{length - len(data)})" if length > len(data) else "")
+    if v.kind == "error":
+        return f"{v.type_name}({go_quote(str(v.value).encode())})"
+    if v.kind == "nil":
+        return "nil"
+    if v.kind in ("int", "uint", "float", "bool") and v.type_name not in (
+            "int", "int64", "uint64", "float64", "bool", "string"):
+        return f"{v.type_name}({text_value(v)})"
+    return text_value(v)

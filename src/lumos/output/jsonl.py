@@ -13,3 +13,8 @@ def write_json(obj: dict, out: TextIO, flush: bool = True) -> None:
     out.write(_encode(obj) + "\n")
     if flush:
         out.flush()
+
+
+def encode_json(obj: dict) -> str:
+    """One JSON line (with its newline), for tools that write a batch at once."""
+    return _encode(obj) + "\n"

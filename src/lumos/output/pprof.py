@@ -7,9 +7,14 @@ so a hand-rolled encoder would buy nothing.
 
 Inlined calls follow the format: one Location per address, with one Line per source
 frame, innermost first, the last being the function the code physically sits in. Every
-Location carries its function names and lines, and one Mapping says so
+Location carries its function names and lines, and its Mapping says so
 (has_functions, has_filenames, has_line_numbers, has_inline_frames), so pprof does not
-try to symbolize again.
+try to symbolize again. Kernel locations sit in a mapping of their own named
+"[kernel.kallsyms]", as perf's converters (perf_to_profile) name it: pprof users can
+drop or keep them by mapping (-hide, -show_from), and a comparison with a profile that
+sees only user PCs (Go's own) can fold them into the user frame they interrupted.
+A sample with no stack at all comes with one location named "[unknown]"
+(targets/stacks.py), so its weight shows in every view.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ import gzip
 import time
 
 from lumos.output.proto import profile_pb2 as pb
+
+KERNEL_MAPPING = "[kernel.kallsyms]"
+KERNEL_START = 0xFFFF_8000_0000_0000   # x86-64: kernel addresses from here up
 
 
 class _Strings:
@@ -53,9 +61,10 @@ def build_profile(samples, sample_types: list[tuple[str, str]],
         prof.default_sample_type = s(default_sample_type)
     for c in comments:
         prof.comment.append(s(c))
-    mapping = prof.mapping.add(id=1, memory_start=0, memory_limit=2**64 - 1,
+    mapping = prof.mapping.add(id=1, memory_start=0, memory_limit=KERNEL_START,
                                filename=s("lumos"), has_functions=True, has_filenames=True,
                                has_line_numbers=True, has_inline_frames=True)
+    kmapping = None
     functions: dict[tuple[str, str], int] = {}
     locations: dict[tuple, int] = {}
 
@@ -67,11 +76,20 @@ def build_profile(samples, sample_types: list[tuple[str, str]],
         return fid
 
     def location_id(loc) -> int:
+        nonlocal kmapping
         k = (loc.address, loc.kernel, loc.frames)
         lid = locations.get(k)
         if lid is None:
             lid = locations[k] = len(locations) + 1
-            pl = prof.location.add(id=lid, mapping_id=mapping.id, address=loc.address)
+            mid = mapping.id
+            if loc.kernel:
+                if kmapping is None:
+                    kmapping = prof.mapping.add(
+                        id=2, memory_start=KERNEL_START, memory_limit=2**64 - 1,
+                        filename=s(KERNEL_MAPPING), has_functions=True, has_filenames=True,
+                        has_line_numbers=True, has_inline_frames=True)
+                mid = kmapping.id
+            pl = prof.location.add(id=lid, mapping_id=mid, address=loc.address)
             for f in loc.frames:
                 pl.line.add(function_id=function_id(f.function, f.file), line=f.line)
         return lid

@@ -56,6 +56,14 @@ def format_frame(f, kernel: bool = False) -> str:
     return name
 
 
+def format_stack_frame(f, at: str) -> str:
+    """One frame of trace --stack: the address as 'function+offset' for the function the
+    code sits in, the name and '(inlined)' for a call inlined there; then file:line.
+    'main.b+0x1d  main.go:33', 'main.inl (inlined)  main.go:30'."""
+    name = f"{f.function} (inlined)" if f.inlined else at
+    return f"{name}  {os.path.basename(f.file)}:{f.line}" if f.line else name
+
+
 def print_stacks(samples, value_index: int = 0, out=sys.stdout, limit: int | None = None,
                  show_pid: bool = False, unit: str = "") -> None:
     """BCC stackcount's listing, least frequent first so the hottest ends on screen."""

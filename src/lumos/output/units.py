@@ -18,3 +18,8 @@ def format_bytes(n: float) -> str:
             return f"{n:.0f}{unit}" if unit == "B" or n == int(n) else f"{n:.2f}{unit}"
         n /= 1024
     return f"{n}B"
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """'1 function', '2 functions' (words: an irregular plural)."""
+    return f"{n} {word if n == 1 else words or word + 's'}"

@@ -14,7 +14,7 @@ import orjson
 
 from lumos.output import columns as C
 from lumos.output.govalues import format_value, json_value
-from lumos.probes.capture import Capture
+from lumos.probes.capture import READ_FAILED, Capture
 from lumos.probes.decode import UNREADABLE, Text
 
 FAST_KINDS = ("int", "uint", "bool", "pointer", "string", "bytes", "hex")
@@ -57,7 +57,8 @@ def python_values(rec, cap: Capture, rows) -> list:
         return words[0]
     if cap.kind in ("string", "bytes"):
         buf, copied, full = _string_parts(rec, cap)
-        return [Text(buf[r, :copied[r]].tobytes(), int(full[r])) for r in rows]
+        return [UNREADABLE if int(full[r]) & READ_FAILED and full[r] >= 0 else
+                Text(buf[r, :copied[r]].tobytes(), int(full[r])) for r in rows]
     if cap.kind in ("int", "uint", "bool"):
         vals = _int_values(rec, cap)[rows].tolist()
         return [bool(v) for v in vals] if cap.kind == "bool" else vals
@@ -75,18 +76,20 @@ def _slow(rec, cap: Capture, rows, render) -> C.Piece:
     return C.from_bytes_list([render(cap, v) for v in python_values(rec, cap, rows)])
 
 
-def _with_slow_rows(fast: C.Piece, safe: np.ndarray, rec, cap, render) -> C.Piece:
+def _with_slow_rows(fast: list[C.Piece], safe: np.ndarray, rec, cap, render):
+    """The fast pieces (kept apart: the line builder lays them out without a join), or,
+    when some rows need Python, one piece with those rows replaced."""
     if safe.all():
         return fast
     rows = np.flatnonzero(~safe)
-    return C.merge(fast, rows, _slow(rec, cap, rows, render))
+    return C.merge(C.join(fast), rows, _slow(rec, cap, rows, render))
 
 
 def _text_render(cap: Capture, value) -> bytes:
     return format_value(cap, value).encode()
 
 
-def text_piece(rec, cap: Capture) -> C.Piece:
+def text_piece(rec, cap: Capture) -> C.Piece | list[C.Piece]:
     """The value as `lumos trace` prints it: 2021, "Gopher"...(+12), true, nil, 0xc000..."""
     n = len(rec)
     if cap.kind not in FAST_KINDS or not all(w.readable for w in cap.words):
@@ -103,18 +106,28 @@ def text_piece(rec, cap: Capture) -> C.Piece:
         null = b"NULL" if cap.type_name.endswith("*") else b"nil"  # C 'char *', Go '*T'
         return C.select(w == 0, C.const(null, n), C.hexadecimal(w))
     buf, copied, full = _string_parts(rec, cap)
-    safe = C.safe_text_rows(buf, copied) & (full <= cap.str_max)
+    safe, cut = _plain_strings(buf, copied, full, cap)
     opener = b'"' if cap.kind == "string" else b'[]byte("'
     closer = b'"' if cap.kind == "string" else b'")'
-    fast = C.join([C.const(opener, n), C.text(buf, copied), C.const(closer, n)])
-    return _with_slow_rows(fast, safe, rec, cap, _text_render)
+    pieces = [C.const(opener, n), C.text(buf, copied), C.const(closer, n)]
+    if cut.any():  # "abc"...(+123): what --strlen left out
+        more = C.join([C.const(b"...(+", n), C.decimal(full - copied), C.const(b")", n)])
+        pieces.append(C.select(cut, more, C.empty(n)))
+    return _with_slow_rows(pieces, safe, rec, cap, _text_render)
+
+
+def _plain_strings(buf, copied, full, cap: Capture):
+    """(rows numpy alone can format: read, printable ASCII without quotes or
+    backslashes; rows cut at --strlen)."""
+    read = (full >= 0) & ((full & READ_FAILED) == 0)
+    return C.safe_text_rows(buf, copied) & read, read & (full > cap.str_max)
 
 
 def _json_render(cap: Capture, value) -> bytes:
     return orjson.dumps(json_value(cap, value))
 
 
-def json_piece(rec, cap: Capture) -> C.Piece:
+def json_piece(rec, cap: Capture) -> C.Piece | list[C.Piece]:
     """The value as `--json` writes it: 2021, {"len":6,"str":"Gopher"}, true, null..."""
     n = len(rec)
     if cap.kind not in FAST_KINDS or not all(w.readable for w in cap.words):
@@ -126,7 +139,10 @@ def json_piece(rec, cap: Capture) -> C.Piece:
         v = _int_values(rec, cap) != 0
         return C.select(v, C.const(b"true", n), C.const(b"false", n))
     buf, copied, full = _string_parts(rec, cap)
-    safe = C.safe_text_rows(buf, copied) & (full <= cap.str_max)
-    fast = C.join([C.const(b'{"len":', n), C.decimal(full), C.const(b',"str":"', n),
-                   C.text(buf, copied), C.const(b'"}', n)])
-    return _with_slow_rows(fast, safe, rec, cap, _json_render)
+    safe, cut = _plain_strings(buf, copied, full, cap)
+    pieces = [C.const(b'{"len":', n), C.decimal(full), C.const(b',"str":"', n),
+              C.text(buf, copied), C.const(b'"', n)]
+    if cut.any():
+        pieces.append(C.select(cut, C.const(b',"truncated":true', n), C.empty(n)))
+    pieces.append(C.const(b"}", n))
+    return _with_slow_rows(pieces, safe, rec, cap, _json_render)

@@ -3,7 +3,7 @@
 One program, a body per site kind (the cookie's variant):
 
     0 malloc    runtime.mProf_Malloc (or mallocgc with --every): key = (pid, user stack
-                id, size), value.count += 1, value.sum += size; with frees tracked, the
+                id, size[, type]), value.count += 1, value.sum += size; with frees tracked, the
                 key is also left in `pending` under the thread id
     1 bucket    runtime.setprofilebucket(p, b), called inside mProf_Malloc on the same
                 thread: buckets[b] = pending[tid] (the runtime's bucket is its own
@@ -45,7 +45,6 @@ from lumos.bpf.prog import ProgramSpec
 from lumos.bpf.sys import BPF_PROG_TYPE_KPROBE
 from lumos.probes import codegen
 from lumos.probes.capture import WordLoc, load_sp
-from lumos.probes.frame import Frame
 from lumos.probes.stackcount import (
     STACK_KEY,
     STACK_VALUE,
@@ -71,9 +70,12 @@ class AllocMaps:
 
 
 def alloc_program(maps: AllocMaps, size_reg: str, setbucket_reg: str, free_reg: str,
-                  tgid: int | None, attach_type: int) -> ProgramSpec:
+                  tgid: int | None, attach_type: int, type_reg: str | None = None
+                  ) -> ProgramSpec:
+    """type_reg: the register holding the allocated *_type (mallocgc's typ), put in the
+    key's aux2 so each (stack, size, type) is counted apart; None: not read."""
     a = Asm()
-    frame = Frame()
+    frame = a.frame  # one frame for every emitter of the program
     track = maps.buckets is not None
     codegen.save_ctx(a)
     codegen.tgid_filter(a, tgid, "out")
@@ -86,7 +88,8 @@ def alloc_program(maps: AllocMaps, size_reg: str, setbucket_reg: str, free_reg: 
     a.comment(f"alloc_program: an allocation; its size in {size_reg} (golang/heapsample)")
     load_sp(a)
     key = emit_count_key(a, frame, maps.stacks, StackOptions(
-        caller_fix=False, aux=WordLoc.register(size_reg), tgid=tgid), 0)
+        caller_fix=False, aux=WordLoc.register(size_reg), tgid=tgid,
+        aux2=WordLoc.register(type_reg) if type_reg else None), 0)
     emit_bump(a, frame, maps.stacks.counts, key)
     if track:
         tid = frame.slot("tid", 8)

@@ -24,10 +24,13 @@ from lumos.bpf.asm import (
     Add,
     Asm,
     Helper,
+    Jeq,
     Jle,
     Mov,
+    Or,
     Reg,
     call,
+    ld_imm64,
     ldx,
     stx,
 )
@@ -44,6 +47,9 @@ HEADER_RECORD = Record("event_header", [
     Field("frame", "s32", doc="g.stack.hi - SP at entry: the call's frame id"),
 ])
 HEADER = HEADER_RECORD.struct
+# Set in a string's length word when its bytes could not be read (Go lengths stay far
+# below 2^48, so the bit never belongs to a real length).
+READ_FAILED = 1 << 62
 HEADER_SIZE = HEADER_RECORD.size  # 32
 
 
@@ -102,15 +108,36 @@ class Capture:
     str_max: int = 0                # string/bytes: bytes copied at most
     type_name: str = ""             # as the user wrote it ("string", "[]byte", "*main.T")
     source: str = field(default="", compare=False)  # where the locations come from
+    # iface: bytes copied from behind the data word (0: the two words only), then up to
+    # str_max bytes behind a string header at the start of those bytes; decoded in user
+    # space by the runtime's type data (golang.anyvalue). itab: a non-empty interface
+    # (its first word is an itab, not a type).
+    deref: int = 0
+    itab: bool = False
 
     @property
     def copies_bytes(self) -> bool:
         return self.kind in ("string", "bytes", "cstring") and self.str_max > 0
 
     @property
+    def boxed(self) -> bool:
+        return self.kind == "iface" and self.deref > 0
+
+    @property
     def record_size(self) -> int:
+        if self.boxed:
+            return 8 * len(self.words) + _align8(self.deref) + _align8(self.str_max)
         extra = 8 if self.kind == "cstring" else 0  # the copied length
         return 8 * len(self.words) + extra + (_align8(self.str_max) if self.copies_bytes else 0)
+
+
+def shape_of(captures) -> tuple[Capture, ...]:
+    """The captures as the kernel side sees them: what to read and how much, without the
+    names and types that only printing needs. Functions whose arguments have one shape
+    share one body of an event program (see eventprog.attach_events)."""
+    from dataclasses import replace
+    return tuple(replace(c, name=f"a{i}", type_name="", source="")
+                 for i, c in enumerate(captures))
 
 
 @dataclass
@@ -125,19 +152,32 @@ class RecordLayout:
 
     def __post_init__(self):
         fields: list[Field] = []
+        self.keys = []   # each capture's field prefix: its name, made unique ('_', '_#1')
+        seen: dict[str, int] = {}
         for c in self.captures:
-            fields += [Field(f"{c.name}.w{i}", "u64", doc=f"{c.type_name} word {i}")
+            k = seen.get(c.name, 0)
+            seen[c.name] = k + 1
+            key = c.name if k == 0 else f"{c.name}#{k}"
+            self.keys.append(key)
+            fields += [Field(f"{key}.w{i}", "u64", doc=f"{c.type_name} word {i}")
                        for i in range(len(c.words))]
             if c.kind == "cstring":
-                fields.append(Field(f"{c.name}.n", "s64", doc="bytes copied with the NUL, "
+                fields.append(Field(f"{key}.n", "s64", doc="bytes copied with the NUL, "
                                     "or -errno (bpf_probe_read_user_str)"))
             if c.copies_bytes:
-                fields.append(Field(f"{c.name}.bytes", "bytes", _align8(c.str_max),
+                fields.append(Field(f"{key}.bytes", "bytes", _align8(c.str_max),
                                     doc=f"up to {c.str_max} bytes behind w0"))
+            if c.boxed:  # emit_boxed: the value behind the data word, then a string's bytes
+                fields.append(Field(f"{c.name}.value", "bytes", _align8(c.deref),
+                                    doc=f"{c.deref} bytes behind w1 (the data word)"))
+                if c.str_max:
+                    fields.append(Field(f"{c.name}.bytes", "bytes", _align8(c.str_max),
+                                        doc=f"up to {c.str_max} bytes behind a string "
+                                            "header at the start of .value"))
         self.record = HEADER_RECORD.extend("event", fields)
-        self.offsets = [self.record.offset(f"{c.name}.w0") if c.words
-                        else self.record.offset(f"{c.name}.bytes") if c.copies_bytes
-                        else HEADER_SIZE for c in self.captures]
+        self.offsets = [self.record.offset(f"{k}.w0") if c.words
+                        else self.record.offset(f"{k}.bytes") if c.copies_bytes
+                        else HEADER_SIZE for c, k in zip(self.captures, self.keys, strict=True)]
         self.size = self.record.size
 
 
@@ -177,6 +217,9 @@ def emit_capture(a: Asm, cap: Capture, rec_off: int) -> None:
                   f"{loc.describe()}{' (' + cap.source + ')' if cap.source else ''} "
                   f"-> record+{rec_off + 8 * i}")
         emit_read_word(a, loc, R8, rec_off + 8 * i)
+    if cap.boxed:
+        emit_boxed(a, cap, rec_off)
+        return
     if not cap.copies_bytes:
         return
     if cap.kind == "cstring":
@@ -195,6 +238,32 @@ def emit_capture(a: Asm, cap: Capture, rec_off: int) -> None:
     a.emit(ldx(8, R2, R8, rec_off + 8), Jle.imm(R2, cap.str_max, clamped),
            Mov.imm(R2, cap.str_max))
     a.label(clamped)
+    read = a.fresh("read")
     a.emit(Mov.reg(R1, R8), Add.imm(R1, rec_off + 8 * len(cap.words)),
            ldx(8, R3, R8, rec_off), call(Helper.probe_read_user))
+    a.comment(f"emit_capture: {cap.name}: the bytes could not be read (a page not yet "
+              f"mapped in): flag the length word with bit 62, so they are never shown")
+    a.emit(Jeq.imm(R0, 0, read), ldx(8, R1, R8, rec_off + 8), ld_imm64(R2, READ_FAILED),
+           Or.reg(R1, R2), stx(8, R8, rec_off + 8, R1))
+    a.label(read)
 
+
+
+def emit_boxed(a: Asm, cap: Capture, rec_off: int) -> None:
+    """An interface's value: `deref` bytes behind its data word, then the bytes behind a
+    string header at their start (a string, []byte or an error's message), bounded."""
+    win = rec_off + 16
+    done = a.fresh("boxed_done")
+    clamped = a.fresh("boxed_clamped")
+    a.comment(f"emit_boxed: {cap.name}: {cap.deref} bytes behind the data word, then up to "
+              f"{cap.str_max} behind the string header there (type decoded in user space)")
+    a.emit(ldx(8, R3, R8, rec_off + 8), Jeq.imm(R3, 0, done), Mov.reg(R1, R8),
+           Add.imm(R1, win), Mov.imm(R2, cap.deref), call(Helper.probe_read_user))
+    if cap.str_max:
+        a.emit(ldx(8, R3, R8, win), Jeq.imm(R3, 0, done), ldx(8, R2, R8, win + 8),
+               Jeq.imm(R2, 0, done), Jle.imm(R2, cap.str_max, clamped),
+               Mov.imm(R2, cap.str_max))
+        a.label(clamped)
+        a.emit(Mov.reg(R1, R8), Add.imm(R1, win + _align8(cap.deref)),
+               call(Helper.probe_read_user))
+    a.label(done)

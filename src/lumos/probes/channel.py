@@ -22,12 +22,11 @@ from lumos.bpf.asm import (
     Jne,
     Mov,
     Reg,
+    atomic_add,
     call,
     ja,
     ld_map_fd,
-    ldx,
     st,
-    stx,
 )
 from lumos.bpf.maps import Map, array_spec, create_map, ringbuf_spec
 from lumos.bpf.ringbuf import RingBuffer
@@ -62,7 +61,7 @@ class EventChannel:
                Add.imm(R2, key), call(Helper.map_lookup_elem))
         a.emit(Jne.imm(R0, 0, ok + ".count"), ja(skip))
         a.label(ok + ".count")
-        a.emit(ldx(8, R1, R0, 0), Add.imm(R1, 1), stx(8, R0, 0, R1), ja(skip))
+        a.emit(Mov.imm(R1, 1), atomic_add(8, R0, 0, R1), ja(skip))  # preempt=full safe
         a.label(ok)
         if dst != R0:
             a.emit(Mov.reg(dst, R0))

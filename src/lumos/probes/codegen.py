@@ -26,6 +26,7 @@ from lumos.bpf.asm import (
     Mov,
     Reg,
     Rsh,
+    atomic_add,
     call,
     ja,
     ld_map_fd,
@@ -54,6 +55,29 @@ def tgid_filter(a: Asm, tgid: int | None, skip: str) -> None:
         return
     a.comment(f"tgid_filter: only PID {tgid} (-p)")
     a.emit(call(Helper.get_current_pid_tgid), Rsh.imm(R0, 32), Jne.imm(R0, tgid, skip))
+
+
+def prologue(a: Asm, tgid: int | None, skip: str) -> None:
+    """save_ctx, then bpf_get_current_pid_tgid() once into the stack slot "pid_tgid" (the
+    header and call keys read it from there: one helper call per hit, not three), then
+    the -p check against it."""
+    save_ctx(a)
+    slot = a.frame.slot("pid_tgid", 8)
+    a.comment("prologue: pid_tgid = bpf_get_current_pid_tgid(), once per hit")
+    a.emit(call(Helper.get_current_pid_tgid), stx(8, FP, slot, R0))
+    if tgid is not None:
+        a.comment(f"prologue: only PID {tgid} (-p)")
+        a.emit(Rsh.imm(R0, 32), Jne.imm(R0, tgid, skip))
+
+
+def load_pid_tgid(a: Asm, dst: Reg) -> None:
+    """dst = pid_tgid: from the prologue's slot, or the helper (R0 clobbered)."""
+    if a.frame.has("pid_tgid"):
+        a.emit(ldx(8, dst, FP, a.frame["pid_tgid"]))
+    else:
+        a.emit(call(Helper.get_current_pid_tgid))
+        if dst != R0:
+            a.emit(Mov.reg(dst, R0))
 
 
 def load_cookie(a: Asm, skip: str, check_flags: bool = True) -> None:
@@ -113,7 +137,7 @@ def emit_counter_add(a: Asm, counters, index: int, done: str) -> None:
     a.comment(f"emit_counter_add: {counters.name}[{index}] += 1")
     a.emit(st(4, FP, key, index), ld_map_fd(R1, counters), Mov.reg(R2, FP), Add.imm(R2, key),
            call(Helper.map_lookup_elem), Jeq.imm(R0, 0, done),
-           ldx(8, R1, R0, 0), Add.imm(R1, 1), stx(8, R0, 0, R1), ja(done))
+           Mov.imm(R1, 1), atomic_add(8, R0, 0, R1), ja(done))
 
 
 def emit_hist_add(a: Asm, hist, key: int, value: Reg, scratch: int, done: str,
@@ -127,8 +151,9 @@ def emit_hist_add(a: Asm, hist, key: int, value: Reg, scratch: int, done: str,
     a.emit(ld_map_fd(R1, hist), Mov.reg(R2, FP), Add.imm(R2, key),
            call(Helper.map_lookup_elem), Jeq.imm(R0, 0, insert))
     a.label(add)
-    a.emit(ldx(8, R1, R0, 0), Add.imm(R1, 1), stx(8, R0, 0, R1),
-           ldx(8, R1, R0, 8), Add.reg(R1, value), stx(8, R0, 8, R1), ja(done))
+    # atomic even on a per-CPU value: uprobe programs run with migration, not
+    # preemption, disabled, so under preempt=full another hit can interleave
+    a.emit(Mov.imm(R1, 1), atomic_add(8, R0, 0, R1), atomic_add(8, R0, 8, value), ja(done))
     a.label(insert)
     a.comment("emit_hist_add: a new key: insert (1, value); if that fails, look again "
               "(another CPU may have inserted it), else the map is full")

@@ -21,10 +21,10 @@ from lumos.bpf.asm import (
     Helper,
     Jeq,
     Mov,
+    atomic_add,
     call,
     exit_,
     ld_map_fd,
-    ldx,
     stx,
 )
 from lumos.bpf.maps import Map, array_spec, create_map
@@ -45,7 +45,7 @@ def count_program(counts: Map, tgid: int | None, prog_type: int,
     a.comment("count_program: counts[site]++ (per-CPU: no atomics needed)")
     a.emit(stx(4, FP, key, R7), ld_map_fd(R1, counts), Mov.reg(R2, FP), Add.imm(R2, key),
            call(Helper.map_lookup_elem), Jeq.imm(R0, 0, "out"),
-           ldx(8, R1, R0, 0), Add.imm(R1, 1), stx(8, R0, 0, R1))
+           Mov.imm(R1, 1), atomic_add(8, R0, 0, R1))  # atomic: preempt=full safe
     a.label("out")
     a.emit(Mov.imm(R0, 0), exit_())
     return ProgramSpec("lumos_count", prog_type, tuple(a.finish()),

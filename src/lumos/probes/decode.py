@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from lumos.probes.capture import HEADER, Capture
+from lumos.probes.capture import HEADER, READ_FAILED, Capture
 from lumos.probes.eventprog import MAX_STACK_DEPTH, Variant
 from lumos.probes.probesite import ProbeSite
 
@@ -27,6 +27,18 @@ class Text:
     @property
     def truncated(self) -> bool:
         return self.length > len(self.data)
+
+
+@dataclass(frozen=True)
+class Boxed:
+    """An interface value as copied (Capture.deref): its two words, the bytes behind the
+    data word and those behind a string header there; resolved by type in user space."""
+
+    typ: int          # the type word (or itab) as the program had it (runtime address)
+    data: int
+    window: bytes
+    follow: bytes
+    itab: bool
 
 
 @dataclass
@@ -112,10 +124,16 @@ def convert(cap: Capture, words: tuple[int, ...], rec, bytes_off: int):
         return w0
     if kind in ("string", "bytes"):
         length = words[1]
+        if length & READ_FAILED and not length >> 63:
+            return UNREADABLE  # the kernel could not read the bytes: never show zeros
         if length >= 1 << 63:
             length -= 1 << 64
         n = max(0, min(length, cap.str_max))
         return Text(bytes(rec[bytes_off: bytes_off + n]), length)
     if kind == "pointer":
         return w0
+    if cap.boxed:
+        n = (cap.deref + 7) & ~7
+        return Boxed(words[0], words[1], bytes(rec[bytes_off:bytes_off + cap.deref]),
+                     bytes(rec[bytes_off + n:bytes_off + n + cap.str_max]), cap.itab)
     return tuple(words)

@@ -139,18 +139,18 @@ class EventProgram:
     tgid: int | None = None
     listing_name: str = "lumos_events"
     pairs: object | None = None                 # a 16-byte-key hash map, for Variant.pairing
+    size: int = 0                               # record size if set (programs sharing a ring)
     _labels: list[str] = field(default_factory=list)
 
     @property
     def record_size(self) -> int:
         """Every record of the program has this size (the largest variant's, 8-aligned),
         so the reader can find record boundaries without walking them one by one."""
-        return max((v.record_size for v in self.variants), default=0) + 7 & ~7
+        return self.size or max((v.record_size for v in self.variants), default=0) + 7 & ~7
 
     def build(self, attach_type: int) -> ProgramSpec:
         a = Asm()
-        codegen.save_ctx(a)
-        codegen.tgid_filter(a, self.tgid, "out")
+        codegen.prologue(a, self.tgid, "out")
         codegen.load_cookie(a, "out")
         a.comment("EventProgram.build: R0 = variant (cookie bits 40-63), R7 = site index "
                   "(bits 0-31)")
@@ -253,13 +253,15 @@ def emit_call_key(a: Asm, key: int, go: bool, sp_delta: int) -> None:
     entry) for C, whose stacks do not move."""
     if go:
         a.comment("emit_call_key: (goid, pid << 32 | frame)")
-        a.emit(call(Helper.get_current_pid_tgid), Rsh.imm(R0, 32), Lsh.imm(R0, 32),
+        codegen.load_pid_tgid(a, R0)
+        a.emit(Rsh.imm(R0, 32), Lsh.imm(R0, 32),
                ldx(8, R1, FP, goid_slot(a)), stx(8, FP, key, R1),
                ldx(8, R1, FP, frame_slot(a)), Mov.reg32(R1, R1), Or.reg(R1, R0),
                stx(8, FP, key + 8, R1))
     else:
         a.comment(f"emit_call_key: (tid, SP{sp_delta:+d} = SP at entry)")
-        a.emit(call(Helper.get_current_pid_tgid), Mov.reg32(R0, R0),
+        codegen.load_pid_tgid(a, R0)
+        a.emit(Mov.reg32(R0, R0),
                stx(8, FP, key, R0), Mov.reg(R1, R_SP), Add.imm(R1, sp_delta),
                stx(8, FP, key + 8, R1))
 
@@ -326,8 +328,37 @@ def emit_header(a: Asm) -> None:
     site index (R7), frame."""
     h = HEADER_RECORD.offset
     a.comment("emit_header: ts_ns, pid/tid, goid, site, frame (capture.HEADER_RECORD)")
-    a.emit(call(Helper.ktime_get_ns), stx(8, R8, h("ts_ns"), R0),
-           call(Helper.get_current_pid_tgid), stx(4, R8, h("tid"), R0),
+    a.emit(call(Helper.ktime_get_ns), stx(8, R8, h("ts_ns"), R0))
+    codegen.load_pid_tgid(a, R0)
+    a.emit(stx(4, R8, h("tid"), R0),
            Rsh.imm(R0, 32), stx(4, R8, h("pid"), R0), stx(4, R8, h("site"), R7),
            ldx(8, R1, FP, goid_slot(a)), stx(8, R8, h("goid"), R1),
            ldx(8, R1, FP, frame_slot(a)), stx(4, R8, h("frame"), R1))
+
+
+# A program's jumps reach 32,767 instructions; a few hundred variants of a few dozen
+# instructions each stay well inside (and load in tens of ms).
+MAX_VARIANTS_PER_PROGRAM = 256
+
+
+def attach_events(variants: list[Variant], sites, channel: EventChannel, tgid, name: str,
+                  stack, pairs=None, mode=None):
+    """Load and attach EventPrograms for `sites` (each naming its variant in `variants`),
+    as many programs as it takes to keep each within MAX_VARIANTS_PER_PROGRAM. All write
+    records of one size into one channel; cookies carry the site's index in `sites` and
+    its variant's index inside its own program. Returns (record size, [Attached])."""
+    from dataclasses import replace as _replace
+
+    from lumos.probes.attach import attach_sites
+    size = max((v.record_size for v in variants), default=0) + 7 & ~7
+    out = []
+    for lo in range(0, max(len(variants), 1), MAX_VARIANTS_PER_PROGRAM):
+        chunk = variants[lo:lo + MAX_VARIANTS_PER_PROGRAM]
+        picked = [(i, s) for i, s in enumerate(sites) if lo <= s.variant < lo + len(chunk)]
+        if not picked:
+            continue
+        program = EventProgram(chunk, channel, tgid, name, pairs, size)
+        local = [_replace(s, variant=s.variant - lo) for _, s in picked]
+        out.append(attach_sites(program.build, local, tgid, stack, mode,
+                                indexes=[i for i, _ in picked]))
+    return size, out

@@ -195,10 +195,35 @@ def names_in(expr) -> set[str]:
     return names_in(expr.left) | names_in(expr.right)
 
 
+def lookup(captures: dict[str, Capture], name: str) -> Capture | None:
+    """The capture a filter name stands for. Raw machine words (arguments of a binary
+    without DWARF, shown as arg0={w0: .., w1: ..}) are compared as unsigned integers:
+    'arg0' is the first word of a one-word argument, 'arg0.w1' any word of one."""
+    cap = captures.get(name)
+    if cap is not None and (cap.kind != "words" or len(cap.words) != 1):
+        return cap if cap.kind != "words" else None
+    base, dot, word = name.rpartition(".w")
+    if cap is None and dot and word.isdigit():
+        cap, index = captures.get(base), int(word)
+    else:
+        index = 0
+    if cap is None or cap.kind != "words" or index >= len(cap.words):
+        return None
+    return Capture(name, "uint", (cap.words[index],), 8, type_name="word")
+
+
 def check_filter(expr, captures: dict[str, Capture], where: str) -> None:
     """UsageError unless every name is a readable capture of a comparable kind."""
     for cmp in _compares(expr):
-        cap = captures.get(cmp.name)
+        cap = lookup(captures, cmp.name)
+        if cap is None and cmp.name in captures:  # several words: say how to name one
+            n = len(captures[cmp.name].words)
+            raise UsageError(f"--filter: {cmp.name} of {where} is {n} raw words; compare "
+                             f"one of them: {', '.join(f'{cmp.name}.w{i}' for i in range(n))}")
+        parts = [k for k in captures if k.startswith(cmp.name + ".")]
+        if cap is None and parts:  # a struct, or raw words shown as {w0: .., w1: ..}
+            raise UsageError(f"--filter: {cmp.name} of {where} has parts; compare one of "
+                             f"them: {', '.join(parts[:6])}")
         if cap is None:
             known = ", ".join(captures) or "none"
             raise UsageError(f"--filter: {where} has no argument {cmp.name!r} "
@@ -256,9 +281,9 @@ def _emit(a: Asm, expr, caps, yes: str, no: str) -> None:
     elif isinstance(expr, Not):
         _emit(a, expr.inner, caps, no, yes)
     elif isinstance(expr.value, str):
-        _emit_string(a, expr, caps[expr.name], yes, no)
+        _emit_string(a, expr, lookup(caps, expr.name), yes, no)
     else:
-        _emit_int(a, expr, caps[expr.name], yes, no)
+        _emit_int(a, expr, lookup(caps, expr.name), yes, no)
 
 
 def _load_word(a: Asm, loc: WordLoc, dst: Reg) -> None:

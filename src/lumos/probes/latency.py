@@ -146,8 +146,7 @@ class LatencyProbe:
     def _build(self, attach_type: int) -> ProgramSpec:
         a = Asm()
         key = a.frame.slot("start_key", 16)
-        codegen.save_ctx(a)
-        codegen.tgid_filter(a, self.tgid, "out")
+        codegen.prologue(a, self.tgid, "out")
         codegen.load_cookie(a, "out")
         a.comment("LatencyProbe: R0 = block (cookie bits 40-63: shape << 1 | is_exit), "
                   "R7 = function id (bits 0-31)")

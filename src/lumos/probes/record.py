@@ -95,8 +95,9 @@ class Record:
     def c_struct(self) -> str:
         lines = [f"struct {self.name} {{"]
         for f in self.fields:
-            decl = (f"__u8 {f.name}[{f.size}]" if f.kind == "bytes"
-                    else f"{KINDS[f.kind][3]} {f.name}")
+            ident = f.name.replace(".", "_").replace("#", "_").replace("~", "_")
+            decl = (f"__u8 {ident}[{f.size}]" if f.kind == "bytes"
+                    else f"{KINDS[f.kind][3]} {ident}")
             note = f"  /* +{self.offsets[f.name]}{': ' + f.doc if f.doc else ''} */"
             lines.append(f"    {decl};{note}")
         lines.append(f"}};  /* {self.size} bytes */")

@@ -3,7 +3,7 @@
 Each hit builds a key on the BPF stack, bumps a value in a hash map, and nothing
 crosses to user space per hit (BCC's stackcount and profile work the same way):
 
-    key   = STACK_KEY: pid, user stack id, kernel stack id, caller, aux, comm
+    key   = STACK_KEY: pid, user stack id, kernel stack id, caller, aux, aux2, comm
     value = STACK_VALUE: count, sum (of aux: bytes for allocs), frees, pad
 
 Stack ids come from bpf_get_stackid on a BPF_MAP_TYPE_STACK_TRACE map (the kernel walks
@@ -57,12 +57,12 @@ from lumos.bpf.asm import (
     st,
     stx,
 )
+from lumos.bpf.frame import Frame
 from lumos.bpf.maps import Map, MapSpec, create_map, hash_spec, stack_trace_spec
 from lumos.bpf.prog import ProgramSpec
 from lumos.bpf.sys import BPF_PROG_TYPE_KPROBE
 from lumos.probes import codegen
 from lumos.probes.capture import R_SP, WordLoc, emit_read_word, load_sp
-from lumos.probes.frame import Frame
 from lumos.probes.record import Field, Record
 
 BPF_F_USER_STACK = 1 << 8
@@ -75,6 +75,7 @@ STACK_KEY = Record("stack_key", [
     Field("pad", "u32"),
     Field("caller", "u64", doc="return address the frame-pointer walk skipped, or 0"),
     Field("aux", "u64", doc="tool-defined: allocation size for allocs"),
+    Field("aux2", "u64", doc="tool-defined, not summed: the *_type for allocs --every"),
     Field("comm", "bytes", 16),
 ])
 STACK_VALUE = Record("stack_value", [
@@ -91,6 +92,7 @@ class StackOptions:
     kernel: bool = False
     caller_fix: bool = True          # uprobe sites: put back the caller the walk skips
     aux: WordLoc | None = None       # a word to sum (and key by): allocation size
+    aux2: WordLoc | None = None      # a word to key by only: the allocated type
     tgid: int | None = None
     skip_idle: bool = False          # whole-machine sampling: no samples of the idle task
     sampled_caller: bool = False     # perf events: [SP] when it looks like a return address
@@ -147,6 +149,9 @@ def emit_count_key(a: Asm, frame: Frame, maps: StackMaps, opt: StackOptions,
     if opt.aux is not None:
         a.comment(f"emit_count_key: aux = {opt.aux.kind} {opt.aux.reg or opt.aux.sp_offset}")
         emit_read_word(a, opt.aux, FP, key + STACK_KEY.offset("aux"))
+    if opt.aux2 is not None:
+        a.comment(f"emit_count_key: aux2 = {opt.aux2.kind} {opt.aux2.reg or opt.aux2.sp_offset}")
+        emit_read_word(a, opt.aux2, FP, key + STACK_KEY.offset("aux2"))
     return key
 
 
@@ -195,7 +200,7 @@ def stack_program(maps: StackMaps, opt: StackOptions, prog_type: int, attach_typ
                   sp_deltas: tuple[int, ...] = (0,), name: str = "lumos_stackcnt") -> ProgramSpec:
     """One body per distinct sp_delta (the site's variant); perf events use one body."""
     a = Asm()
-    frame = Frame()
+    frame = a.frame  # one frame for every emitter of the program
     uprobe = prog_type == BPF_PROG_TYPE_KPROBE
     a.comment("stack_program: R6 = ctx (pt_regs, or bpf_perf_event_data whose first "
               "member is pt_regs)")
@@ -240,6 +245,7 @@ class StackCount:
     sum: int
     frees: int
     user_error: int = 0         # -errno of a failed user stack id (0: fine)
+    aux2: int = 0
 
 
 def read_counts(maps: StackMaps, clear: bool = False,
@@ -262,7 +268,7 @@ def read_counts(maps: StackMaps, clear: bool = False,
     out = []
     keys = list(maps.counts.items())
     for k, v in keys:
-        pid, ustack, kstack, _pad, caller, aux, comm = ks.unpack(k)
+        pid, ustack, kstack, _pad, caller, aux, aux2, comm = ks.unpack(k)
         count, total, frees, _ = vs.unpack(v)
         user = stack_of(ustack)
         # the kernel adds the caller itself at a probe on `push %rbp` (Linux 6.11+)
@@ -271,7 +277,7 @@ def read_counts(maps: StackMaps, clear: bool = False,
             user = (user[0], caller) + user[1:]
         out.append(StackCount(pid, comm.split(b"\0", 1)[0].decode("utf-8", "replace"), user,
                               stack_of(kstack), aux, count, total, frees,
-                              ustack if ustack < 0 else 0))
+                              ustack if ustack < 0 else 0, aux2))
     if clear:
         for k, _ in keys:
             maps.counts.delete(k)

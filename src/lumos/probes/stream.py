@@ -30,7 +30,8 @@ from lumos.probes.channel import EventChannel
 
 POLL_S = 0.05
 BATCH_RECORDS = 16384     # records handed on at once: bounds the working memory to a few MiB
-DRAIN_S = 0.3             # after a stop: time to pass on what is still in the ring
+DRAIN_S = 0.25            # after a stop: time to pass on what is still in the ring
+PER_RECORD_BATCH = 1024   # for tools that decode a record at a time in Python
 
 
 class Batch:
@@ -88,15 +89,17 @@ class Stream:
     dtype: their numpy dtype (Record.dtype), needed only by tools that use Batch.array.
     """
 
-    def __init__(self, channel: EventChannel, record_size: int, dtype=None):
+    def __init__(self, channel: EventChannel, record_size: int, dtype=None,
+                 batch_records: int = BATCH_RECORDS):
         self.channel = channel
         self.record_size = record_size
         self.dtype = dtype
+        self.batch_records = batch_records
         self.handled = 0       # records handed to the tool
         self.abandoned = 0     # records left in the ring at exit, counted as lost
 
     def _read(self) -> Batch | None:
-        chunk, n = self.channel.reader.read_chunk_fixed(self.record_size, BATCH_RECORDS)
+        chunk, n = self.channel.reader.read_chunk_fixed(self.record_size, self.batch_records)
         return Batch(chunk, n, self.record_size, self.dtype) if n else None
 
     def run(self, runner, on_batch: Callable[[Batch], None],
@@ -146,8 +149,10 @@ class Stream:
 def run_stream(channel: EventChannel, runner, handle: Callable[[memoryview], None],
                record_size: int, on_tick: Callable[[], None] | None = None,
                interval: float | None = None, out=None) -> Stream:
-    """A Stream for tools that decode one record at a time; returns it (for .lost)."""
-    stream = Stream(channel, record_size)
+    """A Stream for tools that decode one record at a time; returns it (for .lost).
+    Batches are small (PER_RECORD_BATCH): at a few µs a record in Python, a stop is
+    still seen within a few ms and the drain at exit keeps to its DRAIN_S."""
+    stream = Stream(channel, record_size, batch_records=PER_RECORD_BATCH)
 
     def each(batch: Batch) -> None:
         for rec in batch.records():

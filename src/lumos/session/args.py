@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from lumos.errors import UsageError
+
+MAX_STRLEN = 4096  # a bounded read per string: the record (and the verifier) need a bound
 
 
 def add_target_arguments(p: argparse.ArgumentParser, patterns: bool = True) -> None:
@@ -26,20 +29,29 @@ def add_timing_arguments(p: argparse.ArgumentParser, interval: bool = True) -> N
     p.add_argument("--json", action="store_true", help="write JSON lines")
 
 
-def validate_timing(args: argparse.Namespace) -> None:
-    """-d and -i are checked before anything is attached or started."""
+def validate_shared(args: argparse.Namespace) -> None:
+    """-d, -i and --strlen are checked before anything is attached or started."""
     for flag, name in (("-d", "duration"), ("-i", "interval")):
         value = getattr(args, name, None)
-        if value is not None and value <= 0:
+        if value is not None and not (math.isfinite(value) and value > 0):
             raise UsageError(f"{flag} must be a positive number of seconds")
+    strlen = getattr(args, "strlen", None)
+    if strlen is not None and not 1 <= strlen <= MAX_STRLEN:
+        raise UsageError(f"--strlen must be between 1 and {MAX_STRLEN}")
+
+
+def add_strlen_argument(p: argparse.ArgumentParser, default: int) -> None:
+    p.add_argument("--strlen", type=int, default=default, metavar="N",
+                   help=f"bytes of each string to copy (default {default}, at most "
+                        f"{MAX_STRLEN}; longer ones are cut and marked)")
 
 
 RING_MB_DEFAULT = 16   # a ring's pages are all resident: 16 MiB holds ~0.1 s at 1M events/s
 
 
-def add_ring_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ring-mb", type=int, default=RING_MB_DEFAULT, metavar="MB",
-                   help=f"ring buffer size in MiB, a power of two (default {RING_MB_DEFAULT}; "
+def add_ring_argument(p: argparse.ArgumentParser, default: int = RING_MB_DEFAULT) -> None:
+    p.add_argument("--ring-mb", type=int, default=default, metavar="MB",
+                   help=f"ring buffer size in MiB, a power of two (default {default}; "
                         f"events that find it full are counted as lost)")
 
 

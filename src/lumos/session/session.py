@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 
 from lumos.probes.lifecycle import ExecWatch
-from lumos.session.args import validate_timing
+from lumos.session.args import validate_shared
 from lumos.session.report import report_skipped
 from lumos.session.runner import Runner
 from lumos.targets.target import Target, resolve_target
@@ -30,7 +30,7 @@ from lumos.targets.target import Target, resolve_target
 class Session:
     def __init__(self, args: argparse.Namespace, need_patterns: bool = True,
                  is_kernel_pattern=lambda p: False, target: Target | None = None):
-        validate_timing(args)
+        validate_shared(args)
         self.args = args
         self.stack = ExitStack()
         self.target = target or resolve_target(args, need_patterns, is_kernel_pattern)
@@ -54,7 +54,7 @@ class Session:
             print(f"lumos: {self.runner.target_note}", file=sys.stderr)
         launched = self.target.launched
         if self.runner is not None and launched is not None \
-                and launched.returncode not in (None, 0):  # (not when lumos stopped it)
+                and launched.returncode not in (None, 0) and not launched.stopped_by_lumos:
             status = launched.returncode
             what = f"killed by signal {-status}" if status < 0 else f"exited with status {status}"
             print(f"lumos: the command {what}", file=sys.stderr)

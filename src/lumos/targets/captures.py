@@ -17,6 +17,7 @@ from lumos.probes.capture import Capture, WordLoc
 INT_KINDS = {"int", "int8", "int16", "int32", "int64"}
 UINT_KINDS = {"uint", "uint8", "uint16", "uint32", "uint64", "uintptr"}
 POINTER_KINDS = {"pointer", "map", "chan", "func", "unsafe.Pointer"}
+IFACE_WINDOW = 48  # bytes behind an interface's data word: time.Time, *fs.PathError, ...
 
 
 def word_loc(loc: Loc) -> WordLoc:
@@ -67,8 +68,9 @@ def captures_for(name: str, t: GoType, locs: list[Loc], strlen: int) -> list[Cap
         is_bytes = t.elem is not None and t.elem.kind == "uint8"
         return [Capture(name, "bytes" if is_bytes else "slice", tuple(words), 24,
                         str_max=strlen if is_bytes else 0, type_name=tn)]
-    if k == "interface" and len(words) == 2:
-        return [Capture(name, "iface", tuple(words), 16, type_name=tn)]
+    if k == "interface" and len(words) == 2:  # decoded by value (golang.anyvalue)
+        return [Capture(name, "iface", tuple(words), 16, str_max=strlen, type_name=tn,
+                        deref=IFACE_WINDOW, itab=not t.empty_interface)]
     if k == "struct" and t.fields:
         out: list[Capture] = []
         rest = list(locs)

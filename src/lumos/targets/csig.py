@@ -66,7 +66,8 @@ class CSignature:
     source: str = "signature"
 
     def text(self) -> str:
-        args = ", ".join(f"{p.type.name} {p.name}" for p in self.params)
+        args = ", ".join(f"{p.type.name}{'' if p.type.name.endswith('*') else ' '}{p.name}"
+                         for p in self.params)
         res = f" {self.result.name}" if self.result else ""
         return f"{self.name}({args}){res}"
 

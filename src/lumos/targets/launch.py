@@ -1,12 +1,25 @@
-"""A command started by lumos (-c CMD): forked, held before exec until probes are in."""
+"""A command started by lumos (-c CMD): forked, held before exec until probes are in,
+and held once more at its first instruction, so that lumos reads its memory map before
+it runs (a PIE's load address; a short command may be gone before an event is decoded).
+
+The second hold is ptrace's exec stop (PTRACE_TRACEME: the kernel stops a traced child
+with SIGTRAP right after a successful exec); lumos reads /proc/PID/maps and detaches at
+once. Nothing of the child is written.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
 
-from lumos.errors import TargetError
+from lumos.binary.procmaps import read_maps
+from lumos.errors import LumosError, TargetError
+
+PTRACE_TRACEME, PTRACE_DETACH = 0, 17
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
 
 
 class Launched:
@@ -19,6 +32,9 @@ class Launched:
     def __init__(self, argv: list[str]):
         path = shutil.which(argv[0])
         if path is None:
+            if os.path.exists(argv[0]) or (os.sep not in argv[0] and _anywhere(argv[0])):
+                raise TargetError(f"{argv[0]}: not executable (chmod +x it, or run it through "
+                                  f"its interpreter)")
             raise TargetError(f"command not found: {argv[0]}")
         self.argv = argv
         self.exe = os.path.realpath(path)
@@ -33,6 +49,7 @@ class Launched:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 if os.read(go_r, 1) != b"x":
                     os._exit(126)
+                _libc.ptrace(PTRACE_TRACEME, 0, None, None)  # stop at the exec (see above)
                 os.execv(self.exe, argv)
             except OSError as e:
                 os.write(err_w, (e.strerror or "exec failed").encode())
@@ -43,6 +60,8 @@ class Launched:
         self._err_r = err_r
         self.pid = pid
         self.returncode: int | None = None
+        self.stopped_by_lumos = False
+        self.maps = []   # /proc/PID/maps at the first instruction (binary.procmaps)
 
     def start(self) -> None:
         os.write(self._go_w, b"x")
@@ -53,6 +72,15 @@ class Launched:
         if msg:
             self.wait()
             raise TargetError(f"cannot run {self.argv[0]}: {msg.decode()}")
+        _, status = os.waitpid(self.pid, 0)
+        if not os.WIFSTOPPED(status):  # gone already (killed by a signal in between)
+            self.returncode = os.waitstatus_to_exitcode(status)
+            return
+        try:
+            self.maps = read_maps(self.pid)
+        except LumosError:
+            self.maps = []
+        _libc.ptrace(PTRACE_DETACH, self.pid, None, None)  # and it runs
 
     def poll(self) -> int | None:
         if self.returncode is None:
@@ -73,8 +101,15 @@ class Launched:
             os.close(self._go_w)  # child reads EOF and exits 126
             self._go_w = -1
         if self.poll() is None:
+            self.stopped_by_lumos = True  # its end is lumos's doing, not its own failure
             try:
                 os.kill(self.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
             self.wait()
+
+
+def _anywhere(name: str) -> bool:
+    """name is a file in some PATH directory (shutil.which skips non-executables)."""
+    return any(os.path.isfile(os.path.join(d, name))
+               for d in os.environ.get("PATH", "").split(os.pathsep) if d)

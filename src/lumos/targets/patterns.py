@@ -90,11 +90,28 @@ def resolve_patterns(target: Target, patterns: list[str]) -> list[FunctionMatch]
         syms = functions_of(path)
         found = [s for s in syms if fnmatch.fnmatchcase(s.name, glob)]
         if not found:
+            inlined = _inlined_into(path, glob)
+            if inlined:
+                raise TargetError(f"{glob} is inlined everywhere in {path}: no address to "
+                                  f"probe (inlined into {', '.join(inlined)}; trace those, "
+                                  f"or rebuild with -gcflags=all=-l)")
             raise TargetError(f"pattern {pattern!r} matches no function in {path}"
                               + near_misses(glob, syms))
         for s in found:
             matches.setdefault((path, s.addr), FunctionMatch(path, s.name, s.addr, s.size))
     return sorted(matches.values(), key=lambda m: (m.path, m.name))
+
+
+def _inlined_into(path: str, name: str) -> list[str]:
+    """Where a Go function that has no code of its own was inlined (empty: not so)."""
+    if any(c in name for c in "*?["):
+        return []
+    from lumos.golang.gobinary import open_go_binary
+    try:
+        with open_go_binary(path) as gobin:
+            return gobin.inlined_into(name)
+    except GoBinaryError:
+        return []
 
 
 def near_misses(glob: str, syms: list[Symbol], n: int = 5) -> str:

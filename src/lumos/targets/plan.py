@@ -27,7 +27,12 @@ from lumos.probes.probesite import ProbeSite
 from lumos.targets.captures import c_captures, param_captures
 from lumos.targets.csig import CSignature, parse_c_signature, signature_from_prototype
 from lumos.targets.entry import entry_site, go_function, open_go
-from lumos.targets.patterns import FunctionMatch, resolve_patterns, split_pattern
+from lumos.targets.patterns import (
+    FunctionMatch,
+    classify_pattern,
+    resolve_patterns,
+    split_pattern,
+)
 from lumos.targets.target import Target
 
 
@@ -67,9 +72,15 @@ def split_signature(pattern: str) -> tuple[str, str | None]:
 
 
 def plan(target: Target, patterns: list[str], strlen: int = 64,
-         want_results: bool = True) -> list[PlannedFunction]:
+         want_results: bool = True, dropped: list | None = None) -> list[PlannedFunction]:
+    """The functions the patterns match, planned. dropped (if given) receives the name of
+    each match that cannot be probed (see dropped_note)."""
     globs, signatures = [], {}
     for p in patterns:
+        kind, _ = classify_pattern(p)
+        if kind != "user":
+            raise UsageError(f"{p}: this tool probes user functions (a kernel {kind} "
+                             f"pattern is for funccount: lumos funccount {p!r})")
         glob, sig = split_signature(p)
         globs.append(glob)
         if sig is not None:  # keyed by the name glob, without a 'libc:' prefix
@@ -88,9 +99,21 @@ def plan(target: Target, patterns: list[str], strlen: int = 64,
                     pf = _plan_c(elf, m, i, strlen, parse_c_signature(text) if text else None)
                 if pf is not None:
                     out.append(pf)
+                elif dropped is not None:
+                    dropped.append(m.name)
         if gobin is not None:
             gobin.close()  # saves what was learnt to the cache
     return out
+
+
+def dropped_note(names: list[str], why: str) -> list[str]:
+    """A banner note for matched functions a tool leaves out (never silently)."""
+    if not names:
+        return []
+    shown = ", ".join(sorted(names)[:5]) + (f" and {len(names) - 5} more"
+                                            if len(names) > 5 else "")
+    return [f"{len(names)} matched function{'s' if len(names) != 1 else ''} not traced "
+            f"({why}): {shown}"]
 
 
 def _go_signature(text: str | None):

@@ -6,6 +6,12 @@ say). A Location is one address with its source frames, innermost first: a Go PC
 inlined code is one Location with several frames, as pprof wants it (several Line
 entries). The leaf user address is exact (a sampled IP, a probe site); the others are
 return addresses and are looked up inside their CALL.
+
+A sample with no stack at all (bpf_get_stackid failed: -EFAULT when the task's user
+registers could not be read, -EEXIST on a stack-map collision, and no kernel stack)
+gets one Location named "[unknown]" at address 0, as perf and pprof name what they
+cannot resolve: its weight stays in every view (pprof's totals, flame graph widths)
+instead of a sample with no frames that pprof's -top shows under no function.
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ class Location:
     kernel: bool = False
 
 
+UNKNOWN = "[unknown]"
+
+
 @dataclass
 class Sample:
     locations: list[Location]          # leaf first
@@ -35,6 +44,9 @@ class Sample:
     def functions(self) -> list[str]:
         """Function names leaf first, inlined frames included."""
         return [f.function for loc in self.locations for f in loc.frames]
+
+
+UNKNOWN_LOCATION = Location(0, (SourceFrame(UNKNOWN, "", 0),))
 
 
 class StackSymbolizer:
@@ -71,7 +83,7 @@ class StackSymbolizer:
         sym = self.symbolizer(pid)
         for i, addr in enumerate(user):
             out.append(Location(addr, tuple(sym.frames(addr, return_address=i > 0))))
-        return out
+        return out or [UNKNOWN_LOCATION]
 
     def samples(self, counts, values) -> list[Sample]:
         """One Sample per StackCount; values(count) -> its value list."""

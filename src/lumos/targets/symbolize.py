@@ -31,6 +31,12 @@ class Symbolizer:
         self._lines: dict[str, object] = {}   # path -> SourceLines, or None (not Go)
         self._frames: dict[tuple[int, bool], list[SourceFrame]] = {}
 
+    def use_maps(self, maps: list[Mapping]) -> None:
+        """Start from mappings read earlier (a -c command's, at its first instruction:
+        targets.launch.Launched.maps), so a command that is gone can be symbolized."""
+        if maps:
+            self._maps = list(maps)
+
     def load_maps(self, timeout_s: float = 1.0) -> None:
         """Read the process's mappings now, once its executable is mapped: a command
         started with -c may have exited, its maps gone, by the time its events are

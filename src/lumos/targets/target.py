@@ -44,6 +44,8 @@ def resolve_target(args: argparse.Namespace, need_patterns: bool = True,
     """
     features.require("privileges")  # first: without root nothing below can work
     positionals = list(getattr(args, "args", []) or [])
+    if args.command is not None and not args.command.strip():
+        raise UsageError("-c needs a command, e.g. -c './server -port 8080'")
     if args.pid is not None and args.command:
         raise UsageError("-p and -c cannot be combined")
     if args.pid is not None:

@@ -3,7 +3,9 @@
 Default: the runtime's own sampling point (runtime.mProf_Malloc: about one allocation
 per 512 KiB, so the cost stays near zero at any allocation rate; setprofilebucket and
 mProf_Free give the in-use side), scaled as runtime/pprof scales its heap profile.
---every: runtime.mallocgc, every allocation counted exactly, at a uprobe's cost each.
+--every: runtime.mallocgc, every allocation counted exactly, at a uprobe's cost each,
+with the type allocated (mallocgc's typ argument, named from the binary's type data:
+lumos.golang.typenames).
 Output: the top allocation sites, a pprof heap profile (alloc_objects, alloc_space,
 inuse_objects, inuse_space, as Go's own), a PNG of bytes allocated per interval.
 """
@@ -15,8 +17,10 @@ import json
 import sys
 import time
 
-from lumos.errors import UsageError
+from lumos.errors import LumosError, UsageError
+from lumos.golang.gobinary import open_go_binary
 from lumos.golang.heapsample import DEFAULT_RATE, heap_probes, hide_runtime, scale
+from lumos.golang.typenames import allocation_type
 from lumos.output.plot import plot_series
 from lumos.output.stackout import add_output_arguments, write_outputs
 from lumos.output.table import print_table
@@ -35,7 +39,7 @@ HELP = "Go heap allocations with stacks (pprof heap profile, plot over time)"
 EXAMPLES = """\
   lumos allocs -p 1234 -d 30 --pprof heap.pb.gz   # sampled like Go's heap profile
   lumos allocs -p 1234 --plot mem.png -i 1 -d 60   # bytes/s per top function, as a PNG
-  lumos allocs -c './server' --every -d 5          # every allocation, exact (costly)
+  lumos allocs -c './server' --every -d 5          # every allocation and its type, exact
   lumos allocs ./server --svg allocs.svg           # every process running ./server
 """
 
@@ -74,9 +78,10 @@ def run(args) -> int:
         sites = [dataclasses.replace(planned[n].entry, variant=i) for i, n in enumerate(names)]
         maps = AllocMaps(s.stack, track_frees=not args.every)
         size_reg = hp.mallocgc_size_reg if args.every else hp.malloc_size_reg
+        type_reg = hp.mallocgc_type_reg if args.every else None
         attached = attach_sites(lambda at: alloc_program(
-            maps, size_reg, hp.bucket_reg_setbucket, hp.bucket_reg_free, target.pid, at),
-            sites, target.pid, s.stack)
+            maps, size_reg, hp.bucket_reg_setbucket, hp.bucket_reg_free, target.pid, at,
+            type_reg), sites, target.pid, s.stack)
         notes = []
         rate = 1 if args.every else args.rate
         runner = s.start()
@@ -91,11 +96,12 @@ def run(args) -> int:
         what = "every allocation (runtime.mallocgc)" if args.every else \
             f"sampled allocations (runtime.mProf_Malloc, 1 per {format_bytes(rate)})"
         s.banner(what, notes, attached.skipped)
+        types = TypeResolver(sym) if args.every else None
         series = Series()
         step = args.interval or (1.0 if args.plot else None)
         started = time.time_ns()
         for final in runner.ticks(step):
-            samples = heap_samples(read_counts(maps.stacks), sym, rate, not args.every)
+            samples = heap_samples(read_counts(maps.stacks), sym, rate, not args.every, types)
             series.add(samples)
             if args.interval and not final:
                 report_interval(series, args)
@@ -118,9 +124,11 @@ def sample_types(every: bool) -> list[tuple[str, str]]:
     return types if every else types + [("inuse_objects", "count"), ("inuse_space", "bytes")]
 
 
-def heap_samples(counts, sym: StackSymbolizer, rate: int, inuse: bool) -> list[Sample]:
+def heap_samples(counts, sym: StackSymbolizer, rate: int, inuse: bool,
+                 types: TypeResolver | None = None) -> list[Sample]:
     """Samples with Go's heap profile values: [alloc_objects, alloc_space(, inuse_*)],
-    each (stack, size) scaled like runtime/pprof; allocator frames hidden like it does."""
+    each (stack, size) scaled like runtime/pprof; allocator frames hidden like it does.
+    Labels: bytes (the size asked for) and, with types, type (what was allocated)."""
     out = []
     for c in counts:
         objs, space = scale(c.count, c.sum, rate)
@@ -130,8 +138,35 @@ def heap_samples(counts, sym: StackSymbolizer, rate: int, inuse: bool) -> list[S
             iobjs, ispace = scale(live, live * c.aux, rate)
             values += [round(iobjs), round(ispace)]
         locs = hide_runtime(sym.locations(c.pid, c.user))
-        out.append(Sample(locs, values, c.pid, c.comm, {"bytes": str(c.aux)}))
+        labels = {"bytes": str(c.aux)}
+        if types is not None:
+            labels["type"] = types.name(c.pid, c.aux2, c.aux)
+        out.append(Sample(locs, values, c.pid, c.comm, labels))
     return merge_samples(out)
+
+
+class TypeResolver:
+    """mallocgc's typ (a runtime address) -> a type name, through the process's mappings
+    (a PIE loads anywhere) and the mapped binary's type data."""
+
+    def __init__(self, sym: StackSymbolizer):
+        self.sym = sym
+        self._names: dict[str, object] = {}
+
+    def name(self, pid: int, typ: int, size: int) -> str:
+        if typ == 0:
+            return allocation_type(None, 0, size)
+        where = self.sym.symbolizer(pid).vaddr_in_file(typ)
+        if where is None:
+            return "?"
+        path, vaddr = where
+        if path not in self._names:
+            try:
+                self._names[path] = open_go_binary(path).type_names()
+            except LumosError:
+                self._names[path] = None
+        names = self._names[path]
+        return allocation_type(names, vaddr if names is not None else None, size)
 
 
 def top_function(smp: Sample) -> str:
@@ -175,28 +210,33 @@ def report_interval(series: Series, args) -> None:
 
 
 def report(samples: list[Sample], args) -> None:
-    per: dict[str, list[int]] = {}
+    """The top allocating functions (with --every: per function and type)."""
+    per: dict[tuple[str, str], list[int]] = {}
     for smp in samples:
-        acc = per.setdefault(top_function(smp), [0] * len(smp.values))
+        key = (top_function(smp), smp.labels.get("type", ""))
+        acc = per.setdefault(key, [0] * len(smp.values))
         for i, v in enumerate(smp.values):
             acc[i] += v
     names = sorted(per, key=lambda k: -per[k][1])[:args.top]
     if args.json:
         for n in names:
-            obj = {"func": n, "alloc_objects": per[n][0], "alloc_space": per[n][1]}
+            obj = {"func": n[0], "alloc_objects": per[n][0], "alloc_space": per[n][1]}
+            if args.every:
+                obj["type"] = n[1]
             if len(per[n]) > 2:
                 obj.update(inuse_objects=per[n][2], inuse_space=per[n][3])
             sys.stdout.write(json.dumps(obj) + "\n")
         return
-    head = ["FUNC", "ALLOC_OBJECTS", "ALLOC_SPACE"]
+    head = ["FUNC"] + (["TYPE"] if args.every else []) + ["ALLOC_OBJECTS", "ALLOC_SPACE"]
     rows = []
     for n in names:
         v = per[n]
-        row = [n, str(v[0]), format_bytes(v[1])]
+        row = [n[0]] + ([n[1]] if args.every else []) + [str(v[0]), format_bytes(v[1])]
         if len(v) > 2:
             row += [str(v[2]), format_bytes(v[3])]
         rows.append(tuple(row))
     if not args.every:
         head += ["INUSE_OBJECTS", "INUSE_SPACE"]
-    print_table(head, rows, sys.stdout, align="l" + "r" * (len(head) - 1),
-                min_width=(40,) + (12,) * (len(head) - 1))
+    nleft = 2 if args.every else 1
+    print_table(head, rows, sys.stdout, align="l" * nleft + "r" * (len(head) - nleft),
+                min_width=(40,) + (16,) * (nleft - 1) + (12,) * (len(head) - nleft))

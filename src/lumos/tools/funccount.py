@@ -11,12 +11,14 @@ from lumos.errors import TargetError, UsageError
 from lumos.output.jsonl import write_json
 from lumos.output.prometheus import add_prometheus_argument, call_count_metrics, serve_metrics
 from lumos.output.table import print_table
+from lumos.output.units import plural
 from lumos.probes.count import CountProbe
 from lumos.probes.probesite import TracepointSite
 from lumos.session.args import add_target_arguments, add_timing_arguments
 from lumos.session.session import Session
 from lumos.targets.entry import entry_sites
 from lumos.targets.patterns import classify_pattern, resolve_patterns
+from lumos.targets.plan import split_signature
 from lumos.targets.usdt import find_probes, is_usdt, parse_pattern, usdt_sites
 
 HELP = "count calls of functions matching patterns (C and Go, in-kernel counting)"
@@ -61,7 +63,7 @@ def run(args) -> int:
             s.stack, mode="perf_event" if args.per_site else None)
         what = " ".join(repr(p) for p in target.patterns)
         attached = len(sites) - len(probe.skipped) + len(tracepoints)
-        s.banner(f"{attached} functions for {what}", notes,
+        s.banner(f"{plural(attached, 'function')} for {what}", notes,
                  skipped=unprobeable + probe.skipped)
         s.enter(serve_metrics(args, lambda: call_count_metrics(
             per_function(sites + tracepoints, probe.read()))))
@@ -80,8 +82,8 @@ def split_kinds(patterns: list[str]) -> tuple[list[str], list[TracepointSite]]:
         if kind == "kernel":
             features.require("kprobes")
             raise UsageError(f"{pattern}: kernel functions are not supported yet")
-        if kind == "user":
-            user.append(rest)
+        if kind == "user":  # 'pkg.F(x string)' as trace takes it: counting needs no args
+            user.append(split_signature(rest)[0])
             continue
         found = list_tracepoints(rest)
         if not found:
@@ -103,9 +105,12 @@ def report(functions, sites, counts, args, out) -> None:
     per_func = per_function(sites, counts)
     rows = sorted(((name, n) for name, n in per_func.items() if n), key=lambda t: (t[1], t[0]))
     if args.json:
-        now = time.time()
+        now = round(time.time(), 6)
         for name, n in rows:
-            write_json({"time": round(now, 6), "func": name, "count": n}, out)
+            write_json({"time": now, "func": name, "count": n}, out)
+        if args.interval:  # one line per interval, calls or not: readers see time pass
+            write_json({"time": now, "interval_s": args.interval,
+                        "calls": sum(n for _, n in rows)}, out)
         return
     if args.interval:
         print(time.strftime("\n[%H:%M:%S]"), file=out)

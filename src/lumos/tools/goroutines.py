@@ -41,7 +41,7 @@ EXAMPLES = """\
 """
 
 def add_arguments(p) -> None:
-    p.add_argument("args", nargs="?", metavar="TARGET", help="a Go binary (or use -p/-c)")
+    p.add_argument("args", nargs="*", metavar="TARGET", help="a Go binary (or use -p/-c)")
     p.add_argument("-p", "--pid", type=int, help="trace this process only")
     p.add_argument("-c", "--command", metavar="CMD", help="start CMD and trace it")
     add_timing_arguments(p)
@@ -51,7 +51,9 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    args.args = [args.args] if args.args else []
+    if len(args.args) > (0 if args.pid is not None or args.command else 1):
+        raise UsageError("goroutines follows every goroutine and takes no patterns: give "
+                         "a Go binary, -p PID or -c CMD")
     with Session(args, need_patterns=False) as s:
         target = s.target
         if target.exe is None:
@@ -66,7 +68,7 @@ def run(args) -> int:
             sys.stdout.write(f"{'TIME':<15} {'PID':>7} {'PARENT':>7}    {'GOID':<7} EVENT\n")
         runner = s.start()
         if target.launched:
-            tracker.symbolizer(target.pid).load_maps()
+            tracker.symbolizer(target.pid).use_maps(target.launched.maps)
         stream = run_stream(channel, runner, tracker.handle, program.record_size,
                             on_tick=tracker.report_leaks if args.leaks else None,
                             interval=args.interval, out=sys.stdout)
@@ -178,15 +180,17 @@ class Tracker:
         groups: dict[tuple[int, str, str], list[Goroutine]] = defaultdict(list)
         for (pid, _), g in self.alive.items():
             groups[(pid, g.start, g.creator)].append(g)
-        rows = sorted(((pid, len(gs), format_duration(now - min(x.born_ns for x in gs)),
-                        start, creator) for (pid, start, creator), gs in groups.items()),
-                      key=lambda r: (-r[1], r[3]))
+        ages = {k: now - min(x.born_ns for x in gs) for k, gs in groups.items()}
         if self.args.json:
-            for pid, count, age, start, creator in rows:
-                write_json({"alive": count, "pid": pid, "start": start, "creator": creator,
-                            "oldest": age}, self.out)
+            for (pid, start, creator), gs in sorted(groups.items(),
+                                                    key=lambda t: (-len(t[1]), t[0][1])):
+                write_json({"alive": len(gs), "pid": pid, "start": start, "creator": creator,
+                            "oldest_ns": ages[(pid, start, creator)]}, self.out)
             self.out.flush()
             return
+        rows = sorted(((pid, len(gs), format_duration(ages[(pid, start, creator)]), start,
+                        creator) for (pid, start, creator), gs in groups.items()),
+                      key=lambda r: (-r[1], r[3]))
         state = f"were still alive when {ended[0].lower() + ended[1:]}" if ended \
             else "are still alive"
         print(f"\n{len(self.alive)} goroutines created while tracing {state}"

@@ -15,10 +15,11 @@ from lumos.errors import UsageError
 from lumos.output.hist import format_log2_hist, slot_range
 from lumos.output.jsonl import write_json
 from lumos.output.prometheus import add_prometheus_argument, latency_metrics, serve_metrics
+from lumos.output.units import plural
 from lumos.probes.latency import DEFAULT_MAX_KEYS, LatencyFunction, LatencyProbe
 from lumos.session.args import add_target_arguments, add_timing_arguments
 from lumos.session.session import Session
-from lumos.targets.plan import plan
+from lumos.targets.plan import dropped_note, plan
 
 HELP = "latency histograms of Go (or C) functions, computed in the kernel"
 EXAMPLES = """\
@@ -58,7 +59,12 @@ def run(args) -> int:
             raise UsageError(f"{flag} must be between 1 and {MAX_MAP_ENTRIES}")
     with Session(args) as s:
         target = s.target
-        planned = [f for f in plan(target, target.patterns, strlen=16) if f.exits]
+        unprobeable: list[str] = []
+        planned = plan(target, target.patterns, strlen=16, dropped=unprobeable)
+        no_ret = [f.name for f in planned if not f.exits]
+        planned = [f for f in planned if f.exits]
+        notes = (dropped_note(unprobeable, "no instruction a uprobe can sit on at entry")
+                 + dropped_note(no_ret, "no RET instruction: they never return"))
         if not planned:
             raise UsageError("no matching function has a RET instruction to time")
         functions = [LatencyFunction(f.name, f.goroutine, _by_capture(f, args.by),
@@ -72,8 +78,9 @@ def run(args) -> int:
         exits = [replace(x, func_index=k) for k, f in enumerate(planned) for x in f.exits]
         probe = LatencyProbe(functions, entries, exits, unit_ns, target.pid,
                              args.max_inflight, args.max_keys).attach(s.stack)
-        s.banner(f"{len(functions)} functions ({len(entries)} entries, {len(exits)} RET "
-                 f"sites)", skipped=probe.attached.skipped)
+        sites = f"{plural(len(entries), 'entry', 'entries')}, {plural(len(exits), 'RET site')}"
+        s.banner(f"{plural(len(functions), 'function')} ({sites})", notes,
+                 skipped=probe.attached.skipped)
         s.enter(serve_metrics(args, lambda: latency_metrics(functions, probe.read(), unit_ns)))
         s.report_intervals(probe.read, probe.clear if not args.prometheus else lambda: None,
                            lambda hists: report(functions, hists, unit_name, args))

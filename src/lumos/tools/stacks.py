@@ -14,6 +14,7 @@ import sys
 from lumos.bpf.sys import BPF_PROG_TYPE_KPROBE
 from lumos.errors import UsageError
 from lumos.output.stackout import add_output_arguments, print_stacks, write_outputs
+from lumos.output.units import plural
 from lumos.probes.attach import attach_sites
 from lumos.probes.stackcount import StackMaps, StackOptions, read_counts, stack_program
 from lumos.session.args import add_target_arguments, add_timing_arguments
@@ -54,7 +55,7 @@ def run(args) -> int:
         attached = attach_sites(lambda at: stack_program(maps, opt, BPF_PROG_TYPE_KPROBE, at,
                                                          tuple(deltas)),
                                 sites, target.pid, s.stack)
-        s.banner(f"stacks of {len(planned)} functions", skipped=attached.skipped)
+        s.banner(f"stacks of {plural(len(planned), 'function')}", skipped=attached.skipped)
         sym = StackSymbolizer(target.exe)
         s.start()
         sym.watch(target.pid)

@@ -5,9 +5,12 @@
  *
  * Strings are printed as hex ("s":"6869") or null for NULL; pointers as numbers.
  * Every function is noinline and used, so it exists with its own symbol. */
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define NOINLINE __attribute__((noinline, used))
 
@@ -67,6 +70,22 @@ int main(void) {
                (unsigned long)(uintptr_t)p, m);
         int tr = tail(i);
         printf("TRUTH {\"f\":\"tail\",\"args\":{\"n\":%d},\"ret\":%d}\n", i, tr);
+    }
+    /* A string on a page this process never touched (a file mapped, not yet read): a
+     * probe cannot fault it in, so it must be shown as unreadable, never as "". */
+    char path[] = "/tmp/ctruth-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd >= 0 && write(fd, "untouched page\0", 15) == 15) {
+        char *cold = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (cold != MAP_FAILED) {
+            const char *got = pick(cold, "warm", 0);
+            printf("TRUTH {\"f\":\"pick\",\"cold\":true,\"args\":{\"s\":");
+            hexs(cold); printf(",\"t\":"); hexs("warm");
+            printf(",\"which\":0},\"ret\":"); hexs(got); printf("}\n");
+            munmap(cold, 4096);
+        }
+        close(fd);
+        unlink(path);
     }
     return 0;
 }

@@ -3,11 +3,14 @@
 //
 //	profiled stacks N          a -> b -> inl (inlined into b) -> c, N times; prints "calls N"
 //	                           and waits for another line (or EOF) before it exits
-//	profiled cpu SECONDS F     hot (80%, with mix inlined) and warm (20%) loops for SECONDS;
+//	profiled cpu SECONDS F     hot (80%, with mix inlined) and warm (20%) loops of random lengths for SECONDS;
 //	                           writes Go's own CPU profile to F (F "-" for none)
 //	profiled alloc SECONDS MBPS F   allocates MBPS MiB/s for SECONDS: 3/4 in allocBig
 //	                           (64 KiB slices), 1/4 in allocSmall (inlined newNode, 256 B
 //	                           objects); then runtime.GC and Go's own heap profile to F
+//	profiled types             for a few values: "type 0xADDR SIZE NAME", the type word of
+//	                           the value as an `any` (its descriptor's address) and what
+//	                           reflect says of it; then waits
 //
 // Each mode waits for a line on stdin before starting, so a tracer can attach first
 // (it prints "ready" to stdout when it is waiting).
@@ -17,10 +20,12 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"reflect"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"time"
+	"unsafe"
 )
 
 var sink int
@@ -94,11 +99,19 @@ func wait() {
 }
 
 func main() {
-	if len(os.Args) < 3 {
-		fmt.Fprintln(os.Stderr, "usage: profiled stacks N | cpu SECONDS F | alloc SECONDS MBPS F")
+	if len(os.Args) < 2 || len(os.Args) < 3 && os.Args[1] != "types" {
+		fmt.Fprintln(os.Stderr, "usage: profiled stacks N | cpu SECONDS F | alloc SECONDS MBPS F | types x")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
+	case "types":
+		for _, v := range []any{node{}, &node{}, uint8(0), []uint8(nil), "", []*node(nil),
+			map[string]int(nil), [4]uint64{}, time.Duration(0)} {
+			w := (*[2]uintptr)(unsafe.Pointer(&v))[0]
+			t := reflect.TypeOf(v)
+			fmt.Printf("type %#x %d %s\n", w, t.Size(), t.String())
+		}
+		wait()
 	case "stacks":
 		n, _ := strconv.Atoi(os.Args[2])
 		wait()
@@ -116,9 +129,17 @@ func main() {
 			defer func() { pprof.StopCPUProfile(); f.Close() }()
 		}
 		end := time.Now().Add(time.Duration(secs * float64(time.Second)))
+		// loop lengths vary at random around 4:1 (hot:warm), so the program has no period
+		// for a sampling profiler's period to alias with (with fixed lengths, samples
+		// 10 ms apart land at slowly drifting phases of a fixed cycle: correlated, and
+		// two profilers of one run disagree by far more than their sample counts say)
+		r := uint64(88172645463325252)
 		for time.Now().Before(end) {
-			sink += int(hot(400000))
-			sink += int(warm(100000))
+			r ^= r << 13
+			r ^= r >> 7
+			r ^= r << 17
+			sink += int(hot(200000 + int(r%400000)))
+			sink += int(warm(50000 + int((r>>32)%100000)))
 		}
 		fmt.Println("done")
 	case "alloc":

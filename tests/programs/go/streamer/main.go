@@ -5,12 +5,14 @@
 //	streamer -d 10 -g 2            flat out, 2 goroutines
 //	streamer -d 10 -rate 100000    100,000 calls a second in all
 //
-// It prints "ready" once running and "calls=N" at the end (stdout).
+// It prints "ready" once running and "calls=N" at the end, on stderr: a tracer's large
+// writes to a shared stdout pipe may interleave with a short line.
 package main
 
 import (
 	"flag"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,7 +43,7 @@ func main() {
 	wait := flag.Float64("wait", 0, "seconds to sleep before starting (to attach)")
 	flag.Parse()
 	time.Sleep(time.Duration(*wait * float64(time.Second)))
-	fmt.Println("ready")
+	fmt.Fprintln(os.Stderr, "ready")
 	var total int64
 	var wg sync.WaitGroup
 	end := time.Now().Add(time.Duration(*d * float64(time.Second)))
@@ -74,5 +76,5 @@ func main() {
 		}(j)
 	}
 	wg.Wait()
-	fmt.Printf("calls=%d\n", total)
+	fmt.Fprintf(os.Stderr, "calls=%d\n", total)
 }

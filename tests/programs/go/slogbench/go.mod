@@ -1,0 +1,3 @@
+module example.com/slogbench
+
+go 1.21

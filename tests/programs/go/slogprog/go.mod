@@ -1,0 +1,3 @@
+module example.com/slogprog
+
+go 1.21

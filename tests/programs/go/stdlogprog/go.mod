@@ -1,0 +1,3 @@
+module example.com/stdlogprog
+
+go 1.21

@@ -1,0 +1,3 @@
+module example.com/typedata
+
+go 1.19
