@@ -27,10 +27,8 @@ from lumos.targets.target import Target, resolve_target
 HELP = "latency of host-name lookups: libc's and Go's own resolver (BCC's gethostlatency)"
 EXAMPLES = """\
   lumos gethostlatency                  # every process's libc lookups (getaddrinfo, ...)
-  lumos gethostlatency -p 1234          # one process: its libc, and if it is a Go
-                                        #   program, Go's own resolver too
-  lumos gethostlatency ./server         # also Go's resolver in every process of ./server
-                                        #   (Go programs: give the binary, or -p)
+  lumos gethostlatency -p 1234          # one process: its libc, and Go's resolver if Go
+  lumos gethostlatency ./server         # Go programs: give the binary (or -p) for Go's own
   lumos gethostlatency -c './client x'  # start a command, trace its lookups
   lumos gethostlatency --json           # JSON lines, with "resolver": "libc" or "go"
 """
