@@ -67,35 +67,64 @@ def _name(die) -> str:
     return a.value.decode(errors="replace") if a else ""
 
 
-def c_prototype(elf: ElfBinary, name: str) -> CPrototype | None:
-    """The prototype of the C function `name` from the file's DWARF, or None."""
+def c_prototype(elf: ElfBinary, name: str, addr: int | None = None) -> CPrototype | None:
+    """The prototype of the C function `name` (at `addr`, its entry) from the file's
+    DWARF, or None. With the address, .debug_aranges leads to the one compile unit that
+    defines it (libc's debug file has thousands: a walk of them all took ~45 s here, this
+    well under a second); without it, or without aranges, every unit is searched."""
     path = debug_file_for(elf)
     if path is None:
         return None
     try:
-        with open(path, "rb") as f:
-            ef = ELFFile(f)
-            if not ef.has_dwarf_info():
-                return None
-            dw = ef.get_dwarf_info()
-            for cu in dw.iter_CUs():
-                for die in cu.iter_DIEs():
-                    if die.tag != "DW_TAG_subprogram" or _name(die) != name:
-                        continue
-                    if "DW_AT_declaration" in die.attributes:
-                        continue
-                    origin = die
-                    if "DW_AT_abstract_origin" in die.attributes:
-                        origin = die.get_DIE_from_attribute("DW_AT_abstract_origin")
-                    params = tuple(
-                        (_name(c) or f"arg{i}", _type_text(
-                            c.get_DIE_from_attribute("DW_AT_type")
-                            if "DW_AT_type" in c.attributes else None))
-                        for i, c in enumerate(x for x in origin.iter_children()
-                                              if x.tag == "DW_TAG_formal_parameter"))
-                    res = (_type_text(origin.get_DIE_from_attribute("DW_AT_type"))
-                           if "DW_AT_type" in origin.attributes else "void")
-                    return CPrototype(name, params, res)
+        dw, aranges = _dwarf(path)
+        if dw is None:
+            return None
+        cus = None
+        if addr is not None and aranges is not None:
+            off = aranges.cu_offset_at_addr(addr)
+            if off is not None:
+                cus = [dw.get_CU_at(off)]
+        for cu in cus if cus is not None else dw.iter_CUs():
+            found = _in_unit(cu, name)
+            if found is not None:
+                return found
     except (ELFError, DWARFError, KeyError, ValueError, IndexError, OSError) as e:
         raise DwarfFormatError(f"{path}: C DWARF: {e}") from e
+    return None
+
+
+_open: dict[str, tuple] = {}
+
+
+def _dwarf(path: str):
+    """(DWARFInfo, aranges) of a debug file, parsed once per run (the file stays open:
+    pyelftools reads it lazily)."""
+    if path not in _open:
+        ef = ELFFile(open(path, "rb"))  # noqa: SIM115 - kept open for lazy reads
+        if not ef.has_dwarf_info():
+            _open[path] = (None, None)
+        else:
+            dw = ef.get_dwarf_info()
+            _open[path] = (dw, dw.get_aranges())
+    return _open[path]
+
+
+def _in_unit(cu, name: str) -> CPrototype | None:
+    for die in cu.iter_DIEs():
+        if die.tag != "DW_TAG_subprogram" or _name(die) != name:
+            continue
+        if "DW_AT_declaration" in die.attributes:
+            continue
+        origin = die
+        if "DW_AT_abstract_origin" in die.attributes:
+            origin = die.get_DIE_from_attribute("DW_AT_abstract_origin")
+        params = tuple(
+            (_name(c) or f"arg{i}", _type_text(
+                c.get_DIE_from_attribute("DW_AT_type") if "DW_AT_type" in c.attributes
+                else None))
+            for i, c in enumerate(x for x in origin.iter_children()
+                                  if x.tag == "DW_TAG_formal_parameter"))
+        res = (_type_text(origin.get_DIE_from_attribute("DW_AT_type"))
+               if "DW_AT_type" in origin.attributes else "void")
+        return CPrototype(name, params, res)
     return None

@@ -179,7 +179,7 @@ def _plan_c(elf, m: FunctionMatch, index: int, strlen: int,
         return None
     notes: tuple[str, ...] = ()
     if sig is None:
-        proto = c_prototype(elf, m.name)
+        proto = c_prototype(elf, m.name, m.addr)
         if proto is not None:
             sig = signature_from_prototype(proto)
     if sig is None:

@@ -122,7 +122,7 @@ def _run_c(path: str, patterns: list[str], args, out) -> int:
                       f"{' '.join(map(repr, patterns))}\n")
             out.flush()
         for sym in found:
-            proto = c_prototype(elf, sym.name)
+            proto = c_prototype(elf, sym.name, sym.addr)
             sig = signature_from_prototype(proto) if proto else None
             if args.json:
                 out.write(json.dumps({"name": sym.name, "addr": sym.addr, "size": sym.size,
