@@ -10,9 +10,11 @@ any event rate:
   queues in Python. When the tool cannot keep up, records wait in the ring, the ring
   fills, and the kernel drops new ones and counts them (EventChannel.lost). Memory is the
   ring plus one batch, whatever the rate and however long the run;
-- on a stop (Ctrl-C, SIGTERM, -d, the command's exit) what is in the ring is handed on
-  for at most DRAIN_S; records still left are released unread and counted as lost
-  (`Stream.abandoned`), so exit is prompt and nothing goes missing silently.
+- on a stop (Ctrl-C, SIGTERM, -d) the probes are closed first, then what is in the ring
+  is handed on for at most DRAIN_S; records still left are released unread and counted
+  as lost (`Stream.abandoned`), so exit is prompt and nothing goes missing silently.
+  When a -c command ends by itself the budget is DRAIN_COMMAND_S: its last burst is
+  what the user asked to see, and nothing more can come.
 
 A Batch gives the tool both views of its records: `.array`, a numpy structured array
 (one row per record, fields from the program's Record declaration) for tools that
@@ -30,7 +32,8 @@ from lumos.probes.channel import EventChannel
 
 POLL_S = 0.05
 BATCH_RECORDS = 16384     # records handed on at once: bounds the working memory to a few MiB
-DRAIN_S = 0.25            # after a stop: time to pass on what is still in the ring
+DRAIN_S = 0.2             # after a stop: time to pass on what is still in the ring
+DRAIN_COMMAND_S = 2.0     # after a -c command's own end: its last burst is what was asked
 PER_RECORD_BATCH = 1024   # for tools that decode a record at a time in Python
 
 
@@ -104,11 +107,14 @@ class Stream:
 
     def run(self, runner, on_batch: Callable[[Batch], None],
             on_tick: Callable[[], None] | None = None, interval: float | None = None,
-            flush: Callable[[], None] | None = None) -> int:
+            flush: Callable[[], None] | None = None,
+            detach: Callable[[], None] | None = None) -> int:
         """Hand batches to on_batch until the runner stops; returns records handled.
 
         on_tick runs every `interval` seconds (goroutines --leaks -i); flush (the
-        tool's output) runs after each poll's batches, so lines appear promptly.
+        tool's output) runs after each poll's batches, so lines appear promptly;
+        detach (closing the probes) runs as soon as the stop is seen, so no new records
+        race the drain and the lost count is final.
         """
         reader = self.channel.reader
         next_tick = time.monotonic() + interval if interval else None
@@ -125,13 +131,16 @@ class Stream:
             if next_tick is not None and on_tick and time.monotonic() >= next_tick:
                 on_tick()
                 next_tick += interval
-        self._drain(on_batch)
+        if detach:
+            detach()
+        self._drain(on_batch, DRAIN_COMMAND_S if runner.stop_reason == "command exited"
+                    else DRAIN_S)
         if flush:
             flush()
         return self.handled
 
-    def _drain(self, on_batch) -> None:
-        end = time.monotonic() + DRAIN_S
+    def _drain(self, on_batch, budget_s: float) -> None:
+        end = time.monotonic() + budget_s
         while time.monotonic() < end:
             batch = self._read()
             if batch is None:
@@ -148,7 +157,7 @@ class Stream:
 
 def run_stream(channel: EventChannel, runner, handle: Callable[[memoryview], None],
                record_size: int, on_tick: Callable[[], None] | None = None,
-               interval: float | None = None, out=None) -> Stream:
+               interval: float | None = None, out=None, detach=None) -> Stream:
     """A Stream for tools that decode one record at a time; returns it (for .lost).
     Batches are small (PER_RECORD_BATCH): at a few µs a record in Python, a stop is
     still seen within a few ms and the drain at exit keeps to its DRAIN_S."""
@@ -158,5 +167,6 @@ def run_stream(channel: EventChannel, runner, handle: Callable[[memoryview], Non
         for rec in batch.records():
             handle(rec)
 
-    stream.run(runner, each, on_tick, interval, flush=out.flush if out else None)
+    stream.run(runner, each, on_tick, interval, flush=out.flush if out else None,
+               detach=detach)
     return stream

@@ -6,6 +6,7 @@ names its goroutine.
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
 from dataclasses import replace
 
 from lumos.output.clock import stamp_column, time_offset
@@ -71,8 +72,9 @@ def run(args) -> int:
                 sites.append(replace(site, variant=vid))
                 meta.append((fi, kind))
         channel = EventChannel(ring).open(s.stack)
+        probes = s.enter(ExitStack())  # closed first at the end: no records race the drain
         record_size, attached = attach_events(variants, sites, channel, target.pid,
-                                              "lumos_flow", s.stack)
+                                              "lumos_flow", probes)
         flow = Flow(functions, sites, variants, meta, args)
         s.banner(plural(len(functions), "function"),
                  dropped_note(unprobeable, "no instruction a uprobe can sit on"),
@@ -80,7 +82,7 @@ def run(args) -> int:
         if not args.json:
             sys.stdout.write(f"{'TIME':<15} {'PID':>7} {'TID':>7} {'GOID':>7} FLOW\n")
         stream = Stream(channel, record_size, batch_records=FLOW_BATCH)
-        stream.run(s.start(), flow.batch, flush=sys.stdout.flush)
+        stream.run(s.start(), flow.batch, flush=sys.stdout.flush, detach=probes.close)
         report_lost(stream, args.json)
     return 0
 

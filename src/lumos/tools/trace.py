@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
 from dataclasses import replace
 
 from lumos.bpf.maps import create_map, hash_spec
@@ -83,8 +84,9 @@ def run(args) -> int:
         if expr is not None and args.ret:
             pairs = s.enter(create_map(hash_spec("lumos_pairs", 16, 8, MAX_OPEN_CALLS,
                                                  lru=True)))
+        probes = s.enter(ExitStack())  # closed first at the end: no records race the drain
         record_size, attached = attach_events(variants, sites, channel, target.pid,
-                                              "lumos_trace", s.stack, pairs)
+                                              "lumos_trace", probes, pairs)
         printer = Printer(functions, sites, variants, meta, args, target)
         s.banner(f"{plural(len(functions), 'function')} ({plural(len(sites), 'site')})",
                  [n for f in functions for n in f.notes]
@@ -101,14 +103,15 @@ def run(args) -> int:
                 printer.symbolizer(target.pid).use_maps(target.launched.maps)
             if target.launched and boxed:  # a PIE's type words need its maps
                 printer.ifaces.use_maps(target.pid, target.launched.maps)
-            stream = run_stream(channel, runner, printer.handle, record_size, out=sys.stdout)
+            stream = run_stream(channel, runner, printer.handle, record_size, out=sys.stdout,
+                                detach=probes.close)
         else:
-            stream = _stream_lines(channel, runner, record_size, printer)
+            stream = _stream_lines(channel, runner, record_size, printer, probes.close)
         report_lost(stream, args.json)
     return 0
 
 
-def _stream_lines(channel, runner, record_size: int, printer) -> Stream:
+def _stream_lines(channel, runner, record_size: int, printer, detach) -> Stream:
     """Every record decoded and written a batch at a time (output/calllines.py)."""
     lines = CallLines([printer.functions[fi].name for fi, _ in printer.meta],
                       [k < 0 for _, k in printer.meta], [s.variant for s in printer.sites],
@@ -116,7 +119,7 @@ def _stream_lines(channel, runner, record_size: int, printer) -> Stream:
                       printer.offset)
     stream = Stream(channel, record_size)
     stream.run(runner, lambda batch: write_all(sys.stdout, lines.lines(batch)),
-               flush=sys.stdout.flush)
+               flush=sys.stdout.flush, detach=detach)
     return stream
 
 
