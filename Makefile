@@ -44,6 +44,8 @@ bench: setup
 	$(VENV)/bin/python bench/requests.py
 	$(VENV)/bin/python bench/profiles.py
 	$(VENV)/bin/python bench/logs.py
+	$(VENV)/bin/python bench/stream.py
+	$(VENV)/bin/python bench/programs.py
 
 # profile_pb2.py from profile.proto (pprof's format); needs grpcio-tools, not a run-time
 # dependency: the generated module is committed
