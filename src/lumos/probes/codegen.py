@@ -28,6 +28,7 @@ from lumos.bpf.asm import (
     Rsh,
     atomic_add,
     call,
+    exit_,
     ja,
     ld_map_fd,
     ldx,
@@ -102,6 +103,24 @@ def site_from_cookie(a: Asm, skip: str, check_flags: bool = True) -> None:
     """R7 = site index (the cookie's low 32 bits), after load_cookie's flag check."""
     load_cookie(a, skip, check_flags)
     a.emit(Mov.reg32(R7, R7))
+
+
+def variant_program(a: Asm, tgid: int | None, n: int, emit_variant, what: str,
+                    check_flags: bool = True) -> None:
+    """The skeleton of a program with one body per variant, chosen by the site's cookie
+    (bits 40-63; bits 0-31, the site index, left in R7): prologue (-p), the cookie and
+    its flag check, a binary-search dispatch, emit_variant(a, i) for each body, 'out'."""
+    prologue(a, tgid, "out")
+    load_cookie(a, "out", check_flags)
+    a.comment(f"{what}: R0 = variant (cookie bits 40-63), R7 = site index (bits 0-31)")
+    a.emit(Mov.reg(R0, R7), Rsh.imm(R0, 40), Mov.reg32(R7, R7))
+    labels = [f"variant.{i}" for i in range(n)]
+    dispatch(a, R0, labels)
+    for i, label in enumerate(labels):
+        a.label(label)
+        emit_variant(a, i)
+    a.label("out")
+    a.emit(Mov.imm(R0, 0), exit_())
 
 
 def dispatch(a: Asm, reg: Reg, labels: list[str], lo: int = 0, hi: int | None = None) -> None:

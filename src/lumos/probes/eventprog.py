@@ -33,7 +33,6 @@ from lumos.bpf.asm import (
     Rsh,
     Sub,
     call,
-    exit_,
     ja,
     ld_map_fd,
     ldx,
@@ -150,19 +149,12 @@ class EventProgram:
 
     def build(self, attach_type: int) -> ProgramSpec:
         a = Asm()
-        codegen.prologue(a, self.tgid, "out")
-        codegen.load_cookie(a, "out")
-        a.comment("EventProgram.build: R0 = variant (cookie bits 40-63), R7 = site index "
-                  "(bits 0-31)")
-        a.emit(Mov.reg(R0, R7), Rsh.imm(R0, 40), Mov.reg32(R7, R7))
-        labels = [f"variant.{i}" for i in range(len(self.variants))]
-        codegen.dispatch(a, R0, labels)
-        for i, (label, variant) in enumerate(zip(labels, self.variants, strict=True)):
-            a.label(label)
-            a.comment(f"EventProgram: variant {i}: {variant.describe()}")
-            self._emit_variant(a, variant)
-        a.label("out")
-        a.emit(Mov.imm(R0, 0), exit_())
+
+        def body(a: Asm, i: int) -> None:
+            a.comment(f"EventProgram: variant {i}: {self.variants[i].describe()}")
+            self._emit_variant(a, self.variants[i])
+
+        codegen.variant_program(a, self.tgid, len(self.variants), body, "EventProgram")
         insns = tuple(a.finish())
         return ProgramSpec(self.listing_name, BPF_PROG_TYPE_KPROBE, insns,
                            expected_attach_type=attach_type, about=self.about(a))

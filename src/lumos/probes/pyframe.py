@@ -35,7 +35,6 @@ from lumos.bpf.asm import (
     Mov,
     Rsh,
     call,
-    exit_,
     ja,
     ldx,
     st,
@@ -105,18 +104,9 @@ class PyFrameEvents:
     def build(self, attach_type: int) -> ProgramSpec:
         a = Asm()
         a.frame = self.frame  # slots declared in __init__, shared by every emitter
-        codegen.save_ctx(a)
-        codegen.tgid_filter(a, self.tgid, "out")
-        a.comment("pyframe: R7 = cookie (site index | variant << 40)")
-        codegen.load_cookie(a, "out", check_flags=False)
-        a.emit(Mov.reg(R0, R7), Rsh.imm(R0, 40), Mov.reg32(R7, R7))
-        labels = [f"variant.{i}" for i in range(len(self.variants))]
-        codegen.dispatch(a, R0, labels)
-        for label, v in zip(labels, self.variants, strict=True):
-            a.label(label)
-            self._emit(a, v)
-        a.label("out")
-        a.emit(Mov.imm(R0, 0), exit_())
+        codegen.variant_program(a, self.tgid, len(self.variants),
+                                lambda a, i: self._emit(a, self.variants[i]), "pyframe",
+                                check_flags=False)
         about = (f"stack:\n{self.frame.layout()}\nrecord ({self.record_size} bytes):\n"
                  f"{self.record.c_struct()}")
         return ProgramSpec("lumos_pyframe", BPF_PROG_TYPE_KPROBE, tuple(a.finish()),
