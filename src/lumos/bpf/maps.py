@@ -30,12 +30,13 @@ class MapSpec:
     flags: int = 0
 
 
-def hash_spec(name, key_size, value_size, max_entries, lru=False, percpu=False) -> MapSpec:
+def hash_spec(name, key_size, value_size, max_entries, lru=False, percpu=False,
+              flags: int = 0) -> MapSpec:
     if lru:
         kind = bsys.BPF_MAP_TYPE_LRU_PERCPU_HASH if percpu else bsys.BPF_MAP_TYPE_LRU_HASH
     else:
         kind = bsys.BPF_MAP_TYPE_PERCPU_HASH if percpu else bsys.BPF_MAP_TYPE_HASH
-    return MapSpec(name, kind, key_size, value_size, max_entries)
+    return MapSpec(name, kind, key_size, value_size, max_entries, flags)
 
 
 def array_spec(name, value_size, max_entries, percpu=False) -> MapSpec:

@@ -69,6 +69,7 @@ BPF_EXIST = 2
 
 # map_flags
 BPF_F_NO_PREALLOC = 1 << 0
+BPF_F_NO_COMMON_LRU = 1 << 1  # LRU maps: one LRU list per CPU, no shared lock
 
 # uprobe_multi flags
 BPF_F_UPROBE_MULTI_RETURN = 1 << 0

@@ -56,7 +56,7 @@ from lumos.bpf.asm import (
 )
 from lumos.bpf.maps import array_spec, create_map, hash_spec
 from lumos.bpf.prog import ProgramSpec
-from lumos.bpf.sys import BPF_PROG_TYPE_KPROBE
+from lumos.bpf.sys import BPF_F_NO_COMMON_LRU, BPF_PROG_TYPE_KPROBE
 from lumos.probes import codegen
 from lumos.probes.attach import Attached, attach_sites
 from lumos.probes.capture import Capture, emit_read_word, load_sp
@@ -135,7 +135,7 @@ class LatencyProbe:
     def attach(self, stack: ExitStack, mode: str | None = None) -> LatencyProbe:
         self.starts = stack.enter_context(create_map(hash_spec(
             "lumos_starts", 16, START_VALUE.size, LRU_HEADROOM * self.max_inflight,
-            lru=True)))
+            lru=True, flags=BPF_F_NO_COMMON_LRU)))
         self.counters = stack.enter_context(create_map(array_spec(
             "lumos_latency_counters", 8, 2, percpu=True)))  # unmatched returns, overflow
         self.hist = stack.enter_context(create_map(hash_spec(
