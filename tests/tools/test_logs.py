@@ -77,13 +77,35 @@ def test_level_and_grep_filter(tmp_path):
 def test_rate_limit_counts_the_excess(tmp_path):
     """At most N calls a second per site are shown; every other one is counted."""
     exe = build("slogprog", "1.27.3")
-    calls, truth, tail, err = _run(exe, tmp_path, "--rate", "50", n=2000)
+    calls, truth, tail, err = _run(exe, tmp_path, "--rate", "50", "--no-pause", n=2000)
     assert len(truth) == 14000
     # two sites (log, logAttrs); the run takes well under the first second's window
     # or a few windows: the count shown is bounded by 50 per site per window started
     assert len(calls) + tail["rate_limited"] + tail["lost"] == len(truth)
     assert tail["rate_limited"] > 0 and "over the --rate limit" in err
     assert 0 < len(calls) < len(truth)
+
+
+def test_a_spent_site_steps_aside_until_its_next_second(tmp_path):
+    """By default a site whose --rate is spent is detached for the rest of its second
+    (its traps cost the program even when the kernel drops the call), then attached
+    again: the calls shown are the program's own, in order, from every second it ran;
+    the time stepped aside is reported."""
+    exe = build("slogprog", "1.27.3")
+    calls, truth, tail, err = _run(exe, tmp_path, "--rate", "20", n=9000,
+                                   extra="-rate 21000")  # ~3 s, 3,000 calls/s per site
+    assert len(truth) == 63000
+    keys = [tuple(c.get(k) for k in FIELDS) for c in calls]
+    want = [tuple(t[k] for k in FIELDS) for t in truth]
+    it = iter(want)
+    assert all(k in it for k in keys), "each call shown is one the program made, in order"
+    seconds = {c["time"][:19] for c in calls}
+    assert len(seconds) >= 3, f"the probes came back after each pause: {sorted(seconds)}"
+    assert tail["lost"] == 0 and len(calls) <= 20 * 2 * (len(seconds) + 1)
+    paused = tail["paused"]
+    assert paused and all(v["windows"] >= 2 and v["seconds"] > 1 for v in paused.values())
+    assert "stepped aside" in err
+    assert len(calls) + tail["rate_limited"] < len(truth)  # the uncounted, by design
 
 
 def test_ten_thousand_calls_a_second(tmp_path):

@@ -45,40 +45,54 @@ class Attached:
     links: list[Link]
     skipped: list[ProbeSite]  # sites the kernel refused to probe (e.g. an INT3 there)
     mode: str
+    by_site: dict[int, Link] | None = None  # with separate=True: each site's own link
 
 
 def attach_sites(build: Callable[[int], ProgramSpec], sites: list[ProbeSite],
                  pid: int | None, stack: ExitStack, mode: str | None = None,
-                 indexes: list[int] | None = None) -> Attached:
+                 indexes: list[int] | None = None, separate: bool = False) -> Attached:
     """Load build(attach_type) and attach it at every site; everything goes on `stack`.
 
     Cookies are site indexes (see ProbeSite.cookie): positions in `sites`, or
     `indexes[i]` for sites[i] when given (attaching part of a larger list). Sites whose
     instruction the kernel cannot probe are skipped and listed in the result, never
-    silently.
+    silently. separate: one link per site (by_site), so that each can be detached
+    and attached again on its own (probes.pause).
     """
     mode = choose_mode(mode)
     attach_type = bsys.BPF_TRACE_UPROBE_MULTI if mode == MULTI else 0
     prog = stack.enter_context(load_program(build(attach_type)))
     numbered = zip(indexes, sites, strict=True) if indexes is not None else enumerate(sites)
     # one link per file and kind: uretprobes are a flag of the whole uprobe_multi link
-    indexed = sorted(numbered, key=lambda t: (t[1].path, t[1].retprobe))
+    def key(t):
+        return (t[1].path, t[1].retprobe, t[0] if separate else 0)
+
+    indexed = sorted(numbered, key=key)
     links: list[Link] = []
     skipped: list[ProbeSite] = []
+    by_site: dict[int, Link] = {}
     if mode == PER_SITE:
         ensure_fd_limit(2 * len(sites))
-    for (path, ret), group in groupby(indexed, key=lambda t: (t[1].path, t[1].retprobe)):
+    for (path, ret, _), group in groupby(indexed, key=key):
         group = list(group)
-        if mode == MULTI:
-            got, bad = _attach_multi(prog, path, group, pid, ret)
-        else:
-            got, bad = _attach_each(prog, path, group, pid, ret)
+        got, bad = attach_group(prog, mode, path, group, pid, ret)
         links.extend(stack.enter_context(link) for link in got)
         skipped.extend(bad)
+        if separate and got:
+            by_site[group[0][0]] = got[0]
     if not links:
         raise AttachError("the kernel refused every probe site: "
                           + ", ".join(s.name for s in skipped[:5]))
-    return Attached(prog, links, skipped, mode)
+    return Attached(prog, links, skipped, mode, by_site if separate else None)
+
+
+def attach_group(prog, mode: str, path: str, group: list[tuple[int, ProbeSite]],
+                 pid: int | None, ret: bool = False) -> tuple[list[Link], list[ProbeSite]]:
+    """Links for (index, site) pairs in one file: one uprobe_multi link, or a group of
+    perf-event uprobes; the sites the kernel refused."""
+    if mode == MULTI:
+        return _attach_multi(prog, path, group, pid, ret)
+    return _attach_each(prog, path, group, pid, ret)
 
 
 def _refused(e: AttachError) -> bool:

@@ -108,7 +108,7 @@ class Stream:
     def run(self, runner, on_batch: Callable[[Batch], None],
             on_tick: Callable[[], None] | None = None, interval: float | None = None,
             flush: Callable[[], None] | None = None,
-            detach: Callable[[], None] | None = None) -> int:
+            detach: Callable[[], None] | None = None, poll_s: float = POLL_S) -> int:
         """Hand batches to on_batch until the runner stops; returns records handled.
 
         on_tick runs every `interval` seconds (goroutines --leaks -i); flush (the
@@ -119,7 +119,7 @@ class Stream:
         reader = self.channel.reader
         next_tick = time.monotonic() + interval if interval else None
         while not runner.stopping:
-            reader.wait(min(POLL_S, runner.wait_timeout()))
+            reader.wait(min(poll_s, runner.wait_timeout()))
             while not runner.stopping:
                 batch = self._read()
                 if batch is None:

@@ -16,9 +16,10 @@ from lumos.output.jsonl import write_json
 from lumos.probes.attach import attach_sites
 from lumos.probes.channel import EventChannel
 from lumos.probes.eventprog import GoroutineSource
-from lumos.probes.loglayout import FOLLOW_SIZES
+from lumos.probes.loglayout import FOLLOW_SIZES, RATE_WINDOW_NS
 from lumos.probes.logprog import LogProbe, LogProgram, follow_value
-from lumos.probes.stream import Stream
+from lumos.probes.pause import Paused, SiteSwitch
+from lumos.probes.stream import POLL_S, Stream
 from lumos.session.args import add_target_arguments, add_timing_arguments
 from lumos.session.report import report_lost
 from lumos.session.session import Session
@@ -38,6 +39,8 @@ EXAMPLES = """\
   lumos logs -c './app' --logger slog      # start ./app, only its log/slog calls
 """
 
+TICK_S = 0.005  # how often a spent site is looked for (each poll of the ring): at 100,000
+# calls a second, a site's quota of 1,000 is spent in 10 ms; each ms more costs 100 traps
 LOGGERS = ("auto", "slog", "zap", "logrus", "log")
 
 
@@ -52,6 +55,9 @@ def add_arguments(p) -> None:
     p.add_argument("--rate", type=int, default=1000, metavar="N",
                    help="at most N calls a second per log site (default 1000; 0: no limit); "
                         "the excess is counted in the kernel and printed")
+    p.add_argument("--no-pause", action="store_true",
+                   help="keep every probe in when a site's --rate is spent, so every call "
+                        "over the limit is counted (each one then costs the program a trap)")
     p.add_argument("--list", action="store_true",
                    help="list the loggers and log call sites of the binary, then exit")
     p.add_argument("--ring-mb", type=int, default=64,
@@ -102,7 +108,13 @@ def run(args) -> int:
         goroutine = GoroutineSource(layout.goid_offset, reg=layout.g_register)
         program = LogProgram(probes, channel, rate_map, follow_map, goroutine, s.target.pid,
                              args.rate)
-        attached = attach_sites(program.build, [x.probe for x in sites], s.target.pid, s.stack)
+        pausing = args.rate > 0 and not args.no_pause
+        attached = attach_sites(program.build, [x.probe for x in sites], s.target.pid, s.stack,
+                                separate=pausing)
+        switch = SiteSwitch(attached, [x.probe for x in sites], rate_map, args.rate,
+                            s.target.pid, RATE_WINDOW_NS) if pausing else None
+        if switch:
+            s.stack.callback(switch.close)
         loggers = sorted({x.func.logger for x in sites})
         notes = [f"{x.func.name}: no level-check site found; calls are not marked filtered"
                  for x in sites if x.verdict == "none"]
@@ -114,8 +126,11 @@ def run(args) -> int:
             out.header()
         runner = s.start()
         stream = Stream(channel, program.record_size)
-        stream.run(runner, out.batch, flush=sys.stdout.flush)
-        _report_rate(rate_map, sites, args.json)
+        stream.run(runner, out.batch, on_tick=switch.tick if switch else None,
+                   interval=TICK_S if switch else None, flush=sys.stdout.flush,
+                   detach=switch.close if switch else None,
+                   poll_s=TICK_S if switch else POLL_S)
+        _report_rate(rate_map, sites, switch, args.json)
         report_lost(stream, args.json)
     return 0
 
@@ -133,16 +148,29 @@ def _probe(site, severity: str, attr_key: int) -> LogProbe:
                     tuple(e for e, k in site.closures if k == "Output"))
 
 
-def _report_rate(rate_map, sites, json_out: bool) -> None:
-    """Calls dropped by --rate, per site: counted in the kernel, never silent."""
-    per = {}
+def _report_rate(rate_map, sites, switch: SiteSwitch | None, json_out: bool) -> None:
+    """Calls dropped by --rate, per site: counted in the kernel, never silent; and the
+    time each site stepped aside (its calls then neither shown nor counted)."""
+    per: dict[str, int] = {}
+    paused: dict[str, Paused] = {}
     for i, site in enumerate(sites):
         raw = rate_map.lookup(struct.pack("<I", i))
         n = struct.unpack_from("<Q", raw, 16)[0] if raw else 0
         if n:
             per[site.func.name] = per.get(site.func.name, 0) + n
+        p = switch.paused.get(i) if switch else None
+        if p and p.windows:
+            q = paused.setdefault(site.func.name, Paused())
+            q.windows += p.windows
+            q.seconds += p.seconds
     if json_out:
-        write_json({"rate_limited": sum(per.values()), "by_site": per}, sys.stdout)
+        write_json({"rate_limited": sum(per.values()), "by_site": per,
+                    "paused": {k: {"windows": v.windows, "seconds": round(v.seconds, 3)}
+                               for k, v in paused.items()}}, sys.stdout)
     for name, n in per.items():
         print(f"lumos: {n} calls of {name} over the --rate limit were counted, not shown",
               file=sys.stderr)
+    for name, p in paused.items():
+        print(f"lumos: {name} reached --rate in {p.windows} second(s); its probe stepped "
+              f"aside for the rest of each ({p.seconds:.1f} s in all: calls then were not "
+              f"counted; --no-pause counts them at a trap a call)", file=sys.stderr)
