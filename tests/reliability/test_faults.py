@@ -119,10 +119,11 @@ def test_stdout_closed_early_detaches_cleanly(gohot, tool):
 
 
 def test_target_exit_is_noticed_and_reported(gohot):
-    hot = subprocess.Popen([gohot, "-n", "30000000"], stdout=subprocess.PIPE, text=True)
+    hot = subprocess.Popen([gohot, "-forever"], stdout=subprocess.DEVNULL)
     lum = subprocess.Popen([*LUMOS, "latency", "-p", str(hot.pid), "main.hot"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_banner(lum)
+    time.sleep(1)
     hot.kill()
     hot.wait()
     out, err = lum.communicate(timeout=30)
@@ -146,15 +147,18 @@ def test_binary_target_follows_restarts(gohot, tmp_path):
 
 
 def test_target_in_another_mount_namespace(gohot, tmp_path):
+    """The program runs from a tmpfs mounted in its own mount namespace, chrooted: its
+    /proc/PID/exe path names nothing in ours."""
     root = tmp_path / "root"
     root.mkdir()
-    shutil.copy(gohot, root / "gohot")  # static Go binary: nothing else needed inside
-    hot = subprocess.Popen(["unshare", "-m", "--", "chroot", str(root), "/gohot", "-forever"],
-                           stdout=subprocess.PIPE, text=True)
+    inside = (f"mount -t tmpfs none {root} && cp {gohot} {root}/gohot "  # static: enough
+              f"&& exec chroot {root} /gohot -forever")
+    hot = subprocess.Popen(["unshare", "-m", "--propagation", "private", "--", "sh", "-c",
+                            inside], stdout=subprocess.PIPE, text=True)
     try:
         hot.stdout.readline()
-        pid = child_running(hot.pid, "/gohot")
-        r = run_lumos("funccount", "-p", str(pid), "main.hot", "-d", "2")
+        assert not os.path.exists(os.readlink(f"/proc/{hot.pid}/exe"))  # not visible here
+        r = run_lumos("funccount", "-p", str(hot.pid), "main.hot", "-d", "2")
         assert r.returncode == 0, r.stderr
         assert "Traceback" not in r.stderr
         count = int(r.stdout.splitlines()[1].split()[-1])
@@ -162,18 +166,6 @@ def test_target_in_another_mount_namespace(gohot, tmp_path):
     finally:
         hot.kill()
         hot.wait()
-
-
-def child_running(pid: int, exe: str) -> int:
-    """unshare execs chroot, which execs the program: same PID, once the exec is done."""
-    for _ in range(100):
-        try:
-            if os.readlink(f"/proc/{pid}/exe") == exe:
-                return pid
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"{exe} did not start")
 
 
 def streamer() -> str:
@@ -194,3 +186,31 @@ def test_ring_overflow_counted_and_the_tool_keeps_going(tool):
     assert f"lumos: {lost} events lost" in r.stderr
     assert len(events) + lost == per_call * calls, (len(events), lost, calls)
     assert events[-1]["time"] - events[0]["time"] > 2  # it kept going to the end
+
+
+def test_binary_rebuilt_in_place_while_traced(gohot, tmp_path):
+    """A new build moved over the traced path (a new inode, as `go build -o` and `cp` to
+    a temporary then rename do): lumos keeps counting the old file, says the path now
+    names another file, does not crash."""
+    binary = tmp_path / "gohot"
+    shutil.copy(gohot, binary)
+    lum = subprocess.Popen([*LUMOS, "funccount", "--json", str(binary), "main.hot"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_banner(lum)
+    old = subprocess.Popen([binary, "-forever"], stdout=subprocess.PIPE, text=True)
+    try:
+        old.stdout.readline()
+        shutil.copy(gohot, tmp_path / "gohot.new")
+        os.replace(tmp_path / "gohot.new", binary)
+        subprocess.run([binary, "-n", "5000"], check=True, capture_output=True)  # new inode
+        time.sleep(0.5)
+        lum.send_signal(signal.SIGINT)
+        out, err = lum.communicate(timeout=30)
+    finally:
+        old.kill()
+        old.wait()
+    assert lum.returncode == 0, err
+    assert "Traceback" not in err
+    assert f"lumos: {binary} was replaced on disk: the probes stay on the old file" in err
+    counts = {r["func"]: r["count"] for r in map(json.loads, out.splitlines()) if "func" in r}
+    assert counts["main.hot"] > 10000  # the old process, still traced
