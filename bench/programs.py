@@ -26,7 +26,8 @@ from lumos.targets.target import Target
 from lumos.tools.trace import build_variants
 
 GOSERVER = ROOT / "examples" / "goserver" / "goserver"
-SETS = [("1", ["main.prepareAnswer"]), ("~100", ["net/url.*", "strings.*", "strconv.*", "bufio.*", "main.*"]),
+SETS = [("1", ["main.prepareAnswer"]),
+        ("~100", ["net/url.*", "strings.*", "strconv.*", "bufio.*", "main.*"]),
         ("~1,000", ["net/http.*", "main.*"]), ("~5,000", ["*"])]
 
 

@@ -10,10 +10,10 @@ import time
 import pytest
 from conftest import LUMOS, require, run_lumos
 from support.gobuild import build
+from support.lumosproc import text_byte
 from support.programs import ROOT
 
 from lumos.binary.elf import open_elf
-from lumos.binary.procmaps import read_maps
 from lumos.bpf.tracefs import probe_events_left
 
 
@@ -140,18 +140,6 @@ def test_not_root_is_a_clear_error(calls_bin):
     assert r.returncode == 2, r.stderr
     assert "lumos needs root" in r.stderr
     assert "Traceback" not in r.stderr
-
-
-def text_byte(pid: int, path: str, vaddr: int) -> int:
-    """The byte at a function's entry in a live process (0xCC while a uprobe is set)."""
-    with open_elf(path) as elf:
-        off = elf.vaddr_to_offset(vaddr)
-    for m in read_maps(pid):
-        if m.path == path and m.offset <= off < m.offset + (m.end - m.start):
-            with open(f"/proc/{pid}/mem", "rb") as mem:
-                mem.seek(m.start + off - m.offset)
-                return mem.read(1)[0]
-    raise AssertionError("function not mapped")
 
 
 def rate(proc) -> float:

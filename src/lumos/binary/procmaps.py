@@ -66,7 +66,25 @@ def exe_of(pid: int) -> str:
     if path.endswith(" (deleted)"):
         # The file was replaced on disk; /proc/PID/exe still opens the running image.
         return f"/proc/{pid}/exe"
-    return path
+    try:
+        running = os.stat(f"/proc/{pid}/exe")
+    except OSError as e:
+        raise TargetError(f"PID {pid}: cannot read its executable: {e.strerror}") from None
+    # The path is the process's own view: in another mount namespace or chroot it may
+    # name nothing here, or another file (a rebuilt binary at the same path). Probes go
+    # on the inode that runs, reached through the process's root, else /proc/PID/exe.
+    for candidate in (path, f"/proc/{pid}/root{path}"):
+        if _same_file(candidate, running):
+            return candidate
+    return f"/proc/{pid}/exe"
+
+
+def _same_file(path: str, st: os.stat_result) -> bool:
+    try:
+        mine = os.stat(path)
+    except OSError:
+        return False
+    return (mine.st_dev, mine.st_ino) == (st.st_dev, st.st_ino)
 
 
 def read_maps(pid: int) -> list[Mapping]:

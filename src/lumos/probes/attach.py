@@ -63,11 +63,16 @@ def attach_sites(build: Callable[[int], ProgramSpec], sites: list[ProbeSite],
     attach_type = bsys.BPF_TRACE_UPROBE_MULTI if mode == MULTI else 0
     prog = stack.enter_context(load_program(build(attach_type)))
     numbered = zip(indexes, sites, strict=True) if indexes is not None else enumerate(sites)
-    # one link per file and kind: uretprobes are a flag of the whole uprobe_multi link
+    # one link per file and kind: uretprobes are a flag of the whole uprobe_multi link.
+    # Return sites go first: the kernel runs the consumers of one address newest first,
+    # so where a function is a bare RET (net/http.nop) its entry, registered after the
+    # RET, fires before it and the call is paired with its return, not after it.
     def key(t):
         return (t[1].path, t[1].retprobe, t[0] if separate else 0)
 
-    indexed = sorted(numbered, key=key)
+    indexed = sorted(numbered, key=lambda t: (t[1].path, t[1].retprobe,
+                                              t[1].kind != "return",
+                                              t[0] if separate else 0))
     links: list[Link] = []
     skipped: list[ProbeSite] = []
     by_site: dict[int, Link] = {}

@@ -6,6 +6,7 @@ The loop polls every 100 ms at most, so every stop condition is seen promptly.
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from collections.abc import Iterator
 
@@ -20,13 +21,14 @@ class Runner:
     command's exit."""
 
     def __init__(self, duration: float | None = None, launched: Launched | None = None,
-                 pid: int | None = None, exec_watch=None):
+                 pid: int | None = None, exec_watch=None, exe: str | None = None):
         if duration is not None and duration <= 0:
             raise UsageError("-d must be a positive number of seconds")
         self.deadline = time.monotonic() + duration if duration else None
         self.launched = launched
         self.pid = pid                    # -p: stop when it exits
         self.exec_watch = exec_watch      # probes.lifecycle.ExecWatch: stop when it execs
+        self.exe, self._exe_id = exe, _file_id(exe)  # a binary target: see _check_exe
         self.stop_reason: str | None = None
         self.target_note: str | None = None   # "PID 12 exited", for the tool to print
         self._next_check = 0.0
@@ -59,6 +61,7 @@ class Runner:
         return self.stop_reason is not None
 
     def _check_target(self) -> None:
+        self._check_exe()
         if self.pid is not None and not process_alive(self.pid):
             self.stop_reason = "target exited"
             self.target_note = f"PID {self.pid} exited"
@@ -68,6 +71,16 @@ class Runner:
             self.target_note = (f"PID {self.pid} exec'd{' ' + exe if exe else ''}: the probes "
                                 f"were in the old image (trace the new one with -p again, or "
                                 f"give the binary path to follow every process running it)")
+
+    def _check_exe(self) -> None:
+        """A binary rebuilt in place gets a new inode: the uprobes stay on the old one
+        (processes still running it are traced, new ones are not). Say so once."""
+        if self._exe_id is None or _file_id(self.exe) in (self._exe_id, None):
+            return
+        self._exe_id = None
+        print(f"lumos: {self.exe} was replaced on disk: the probes stay on the old file "
+              f"(processes already running it are still traced, ones started from the new "
+              f"file are not; restart lumos to trace them)", file=sys.stderr, flush=True)
 
     def sleep(self, seconds: float) -> bool:
         """Sleep up to `seconds` in short steps; False as soon as the tool should stop."""
@@ -110,6 +123,15 @@ def process_alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state not in (b"Z", b"X")
+
+
+def _file_id(path: str | None) -> tuple[int, int] | None:
+    import os
+    try:
+        st = os.stat(path) if path else None
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if st else None
 
 
 def _exe(pid: int | None) -> str:

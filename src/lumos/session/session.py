@@ -84,8 +84,9 @@ class Session:
             launched.start()
         pid = self.target.pid
         watch = ExecWatch(pid).attach(self.stack) if pid is not None else None
+        exe = self.target.exe if pid is None else None  # a binary target
         self.runner = Runner(getattr(self.args, "duration", None), launched,
-                             pid if launched is None else None, watch)
+                             pid if launched is None else None, watch, exe)
         self.stack.enter_context(self.runner)
         return self.runner
 

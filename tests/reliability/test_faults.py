@@ -1,0 +1,216 @@
+"""Faults: lumos killed mid-trace, two lumos on the same functions, stdout closed early,
+the target exiting, a target in another mount namespace, ring buffer overflow per streaming
+tool. Ground truth: the Go programs print their own call counts."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+from conftest import LUMOS, run_lumos
+from support.gobuild import build
+from support.lumosproc import cpu_s, text_byte, wait_for_banner
+from support.programs import ROOT
+
+from lumos.binary.elf import open_elf
+from lumos.bpf.tracefs import probe_events_left
+
+
+@pytest.fixture(scope="module")
+def gohot():
+    return str(build(ROOT / "tests" / "programs" / "gohot"))
+
+
+def cpu_per_call(hot, lines: int) -> float:
+    """CPU seconds per main.hot call over the next `lines` rate lines of `gohot -forever`
+    (CPU time is steadier than wall time on a shared machine)."""
+    hot.stdout.readline()
+    c0, t0, calls = cpu_s(hot.pid), time.monotonic(), 0.0
+    for _ in range(lines):
+        rate = float(hot.stdout.readline().split("=")[1])
+        t1 = time.monotonic()
+        calls += rate * (t1 - t0)
+        t0 = t1
+    return (cpu_s(hot.pid) - c0) / calls
+
+
+TOOLS = {"trace": ["trace", "--ret"], "latency": ["latency"], "flow": ["flow"]}
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_sigkill_leaves_nothing_behind_and_full_speed(gohot, tool):
+    hot = subprocess.Popen([gohot, "-forever"], stdout=subprocess.PIPE, text=True)
+    try:
+        with open_elf(gohot) as elf:
+            addr = next(s.addr for s in elf.functions if s.name == "main.hot")
+            text = elf.read_vaddr(addr, 64)
+        before = cpu_per_call(hot, 2)
+        lum = subprocess.Popen([*LUMOS, *TOOLS[tool], "-p", str(hot.pid), "main.hot"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        wait_for_banner(lum)
+        traced = cpu_per_call(hot, 2)
+        probed = bytes(text_byte(hot.pid, gohot, addr + i) for i in range(64))
+        lum.kill()
+        lum.wait()
+        after = cpu_per_call(hot, 2)
+        assert 0xCC in probed and probed != text  # breakpoints were in while traced
+        assert traced > 2 * before, (before, traced)  # and cost: proof they were live
+        assert bytes(text_byte(hot.pid, gohot, addr + i) for i in range(64)) == text
+        assert probe_events_left() == []
+        assert after < 1.5 * before, (before, traced, after)  # back to full speed
+        assert hot.poll() is None
+    finally:
+        hot.kill()
+        hot.wait()
+
+
+def test_two_instances_on_the_same_functions_both_exact(gohot, tmp_path):
+    binary = shutil.copy(gohot, tmp_path / "gohot")  # no other test runs this inode
+    lums = [subprocess.Popen([*LUMOS, tool, "--json", binary, "main.hot", "main.inc"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for tool in ("latency", "funccount")]
+    try:
+        for lum in lums:
+            wait_for_banner(lum)
+        r = subprocess.run([binary, "-n", "150000", "-g", "2"], capture_output=True,
+                           text=True, check=True)
+        assert "hot=300000" in r.stdout
+        for lum in lums:
+            lum.send_signal(signal.SIGINT)
+        outs = [lum.communicate(timeout=60) for lum in lums]
+    finally:
+        for lum in lums:
+            if lum.poll() is None:
+                lum.kill()
+    for (out, err), lum in zip(outs, lums, strict=True):
+        assert lum.returncode == 0, err
+        counts = {row["func"]: row["count"] for row in map(json.loads, out.splitlines())
+                  if "func" in row}
+        assert counts == {"main.hot": 300000, "main.inc": 300000}, (counts, err)
+
+
+@pytest.mark.parametrize("tool", ["trace", "flow"])
+def test_stdout_closed_early_detaches_cleanly(gohot, tool):
+    hot = subprocess.Popen([gohot, "-forever"], stdout=subprocess.DEVNULL)
+    try:
+        lum = subprocess.Popen([*LUMOS, tool, "-p", str(hot.pid), "main.hot"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        head = subprocess.Popen(["head", "-1"], stdin=lum.stdout, stdout=subprocess.PIPE)
+        lum.stdout.close()  # only head holds the pipe now, as in a shell pipeline
+        first = head.communicate(timeout=60)[0]
+        t0 = time.monotonic()
+        err = lum.communicate(timeout=30)[1].decode()
+        assert time.monotonic() - t0 < 10, "lumos did not notice its reader was gone"
+        assert first.strip(), "nothing printed"
+        assert lum.returncode in (0, 141, -signal.SIGPIPE), (lum.returncode, err)
+        assert "Traceback" not in err and "BrokenPipe" not in err, err
+        assert probe_events_left() == []
+        with open_elf(gohot) as elf:
+            addr = next(s.addr for s in elf.functions if s.name == "main.hot")
+            for i in range(64):
+                assert text_byte(hot.pid, gohot, addr + i) == elf.read_vaddr(addr + i, 1)[0]
+        assert hot.poll() is None
+    finally:
+        hot.kill()
+        hot.wait()
+
+
+def test_target_exit_is_noticed_and_reported(gohot):
+    hot = subprocess.Popen([gohot, "-forever"], stdout=subprocess.DEVNULL)
+    lum = subprocess.Popen([*LUMOS, "latency", "-p", str(hot.pid), "main.hot"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_banner(lum)
+    time.sleep(1)
+    hot.kill()
+    hot.wait()
+    out, err = lum.communicate(timeout=30)
+    assert lum.returncode == 0, err
+    assert f"lumos: PID {hot.pid} exited" in err
+    assert "count:" in out  # the summary of what was seen
+    assert "Traceback" not in err
+
+
+def test_binary_target_follows_restarts(gohot, tmp_path):
+    binary = shutil.copy(gohot, tmp_path / "gohot")
+    lum = subprocess.Popen([*LUMOS, "funccount", "--json", binary, "main.hot"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_banner(lum)
+    for n in (1000, 2500, 4000):  # the program exits and is started again
+        subprocess.run([binary, "-n", str(n)], check=True, capture_output=True)
+    lum.send_signal(signal.SIGINT)
+    out, err = lum.communicate(timeout=30)
+    rows = [json.loads(ln) for ln in out.splitlines()]
+    assert [(r["func"], r["count"]) for r in rows if "func" in r] == [("main.hot", 7500)], err
+
+
+def test_target_in_another_mount_namespace(gohot, tmp_path):
+    """The program runs from a tmpfs mounted in its own mount namespace, chrooted: its
+    /proc/PID/exe path names nothing in ours."""
+    root = tmp_path / "root"
+    root.mkdir()
+    inside = (f"mount -t tmpfs none {root} && cp {gohot} {root}/gohot "  # static: enough
+              f"&& exec chroot {root} /gohot -forever")
+    hot = subprocess.Popen(["unshare", "-m", "--propagation", "private", "--", "sh", "-c",
+                            inside], stdout=subprocess.PIPE, text=True)
+    try:
+        hot.stdout.readline()
+        assert not os.path.exists(os.readlink(f"/proc/{hot.pid}/exe"))  # not visible here
+        r = run_lumos("funccount", "-p", str(hot.pid), "main.hot", "-d", "2")
+        assert r.returncode == 0, r.stderr
+        assert "Traceback" not in r.stderr
+        count = int(r.stdout.splitlines()[1].split()[-1])
+        assert count > 0, r.stdout
+    finally:
+        hot.kill()
+        hot.wait()
+
+
+def streamer() -> str:
+    return str(build(ROOT / "tests" / "programs" / "go" / "streamer"))
+
+
+@pytest.mark.parametrize("tool", ["trace", "flow"])
+def test_ring_overflow_counted_and_the_tool_keeps_going(tool):
+    r = run_lumos(tool, "--json", "--ring-mb", "1", "-c", f"{streamer()} -d 3 -g 2",
+                  "main.emit", timeout=120)
+    assert r.returncode == 0, r.stderr
+    calls = int(next(ln for ln in r.stderr.splitlines() if ln.startswith("calls="))[6:])
+    rows = [json.loads(ln) for ln in r.stdout.splitlines()]
+    lost = rows[-1]["lost"]
+    events = rows[:-1]
+    per_call = 2 if tool == "flow" else 1  # flow: an entry and a return line
+    assert lost > 0, "2 goroutines flat out into a 1 MiB ring: expected losses"
+    assert f"lumos: {lost} events lost" in r.stderr
+    assert len(events) + lost == per_call * calls, (len(events), lost, calls)
+    assert events[-1]["time"] - events[0]["time"] > 2  # it kept going to the end
+
+
+def test_binary_rebuilt_in_place_while_traced(gohot, tmp_path):
+    """A new build moved over the traced path (a new inode, as `go build -o` and `cp` to
+    a temporary then rename do): lumos keeps counting the old file, says the path now
+    names another file, does not crash."""
+    binary = tmp_path / "gohot"
+    shutil.copy(gohot, binary)
+    lum = subprocess.Popen([*LUMOS, "funccount", "--json", str(binary), "main.hot"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_banner(lum)
+    old = subprocess.Popen([binary, "-forever"], stdout=subprocess.PIPE, text=True)
+    try:
+        old.stdout.readline()
+        shutil.copy(gohot, tmp_path / "gohot.new")
+        os.replace(tmp_path / "gohot.new", binary)
+        subprocess.run([binary, "-n", "5000"], check=True, capture_output=True)  # new inode
+        time.sleep(0.5)
+        lum.send_signal(signal.SIGINT)
+        out, err = lum.communicate(timeout=30)
+    finally:
+        old.kill()
+        old.wait()
+    assert lum.returncode == 0, err
+    assert "Traceback" not in err
+    assert f"lumos: {binary} was replaced on disk: the probes stay on the old file" in err
+    counts = {r["func"]: r["count"] for r in map(json.loads, out.splitlines()) if "func" in r}
+    assert counts["main.hot"] > 10000  # the old process, still traced
