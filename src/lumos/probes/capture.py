@@ -118,6 +118,7 @@ class Capture:
     # (its first word is an itab, not a type).
     deref: int = 0
     itab: bool = False
+    error_follows: bool = False     # iface: an `error`, see emit_boxed
     # slice: its first elements are read too when their kind is one of ELEM_KINDS (else
     # only ptr, len, cap): at most max_elems of elem_size bytes each; strings (16-byte
     # headers) then copy up to str_max bytes each
@@ -153,7 +154,8 @@ class Capture:
         if self.reads_elems:
             return 8 * len(self.words) + self.elems_bytes + self.strs_bytes
         if self.boxed:
-            return 8 * len(self.words) + _align8(self.deref) + _align8(self.str_max)
+            return 8 * len(self.words) + _align8(self.deref) + _align8(self.str_max) * (
+                2 if self.error_follows else 1) + 8 * self.error_follows
         extra = 8 if self.kind == "cstring" else 0  # the copied length
         return 8 * len(self.words) + extra + (_align8(self.str_max) if self.copies_bytes else 0)
 
@@ -208,6 +210,11 @@ class RecordLayout:
                     fields.append(Field(f"{c.name}.bytes", "bytes", _align8(c.str_max),
                                         doc=f"up to {c.str_max} bytes behind a string "
                                             "header at the start of .value"))
+                if c.error_follows:
+                    fields += [Field(f"{c.name}.bytes1", "bytes", _align8(c.str_max),
+                                     doc="the same behind a string header at .value+16"),
+                               Field(f"{c.name}.word2", "u64",
+                                     doc="the word behind the pointer at .value+40")]
         self.record = HEADER_RECORD.extend("event", fields)
         self.offsets = [self.record.offset(f"{k}.w0") if c.words
                         else self.record.offset(f"{k}.bytes") if c.copies_bytes
@@ -324,19 +331,35 @@ def emit_slice(a: Asm, cap: Capture, rec_off: int) -> None:
 
 def emit_boxed(a: Asm, cap: Capture, rec_off: int) -> None:
     """An interface's value: `deref` bytes behind its data word, then the bytes behind a
-    string header at their start (a string, []byte or an error's message), bounded."""
+    string header at their start (a string, []byte or an error's message), bounded.
+    An `error` (Capture.error_follows) also gets a second string (at +16) and the word
+    behind the pointer at +40: *fs.PathError{Op, Path, Err} prints whole."""
     win = rec_off + 16
     done = a.fresh("boxed_done")
-    clamped = a.fresh("boxed_clamped")
     a.comment(f"emit_boxed: {cap.name}: {cap.deref} bytes behind the data word, then up to "
               f"{cap.str_max} behind the string header there (type decoded in user space)")
     a.emit(ldx(8, R3, R8, rec_off + 8), Jeq.imm(R3, 0, done), Mov.reg(R1, R8),
            Add.imm(R1, win), Mov.imm(R2, cap.deref), call(Helper.probe_read_user))
+    follow = win + _align8(cap.deref)
     if cap.str_max:
-        a.emit(ldx(8, R3, R8, win), Jeq.imm(R3, 0, done), ldx(8, R2, R8, win + 8),
-               Jeq.imm(R2, 0, done), Jle.imm(R2, cap.str_max, clamped),
-               Mov.imm(R2, cap.str_max))
-        a.label(clamped)
-        a.emit(Mov.reg(R1, R8), Add.imm(R1, win + _align8(cap.deref)),
+        _emit_follow_string(a, cap, win, follow)
+    if cap.error_follows:
+        a.comment(f"emit_boxed: {cap.name}: an error: the string at +16 and the word behind "
+                  f"the pointer at +40 too (*fs.PathError's Path and Err)")
+        _emit_follow_string(a, cap, win + 16, follow + _align8(cap.str_max))
+        skip = a.fresh("boxed_word")
+        a.emit(ldx(8, R3, R8, win + 40), Jeq.imm(R3, 0, skip), Mov.reg(R1, R8),
+               Add.imm(R1, follow + 2 * _align8(cap.str_max)), Mov.imm(R2, 8),
                call(Helper.probe_read_user))
+        a.label(skip)
     a.label(done)
+
+
+def _emit_follow_string(a: Asm, cap: Capture, header: int, dst: int) -> None:
+    """record+dst = up to str_max bytes behind the (ptr, len) at record+header."""
+    skip, clamped = a.fresh("boxed_skip"), a.fresh("boxed_clamped")
+    a.emit(ldx(8, R3, R8, header), Jeq.imm(R3, 0, skip), ldx(8, R2, R8, header + 8),
+           Jeq.imm(R2, 0, skip), Jle.imm(R2, cap.str_max, clamped), Mov.imm(R2, cap.str_max))
+    a.label(clamped)
+    a.emit(Mov.reg(R1, R8), Add.imm(R1, dst), call(Helper.probe_read_user))
+    a.label(skip)

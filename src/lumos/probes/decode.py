@@ -39,6 +39,7 @@ class Boxed:
     window: bytes
     follow: bytes
     itab: bool
+    more: tuple[bytes, ...] = ()  # an error's second string and word (emit_boxed)
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,10 @@ def convert(cap: Capture, words: tuple[int, ...], rec, bytes_off: int):
         return slice_value(cap, words, bytes(rec[bytes_off:start]),
                            bytes(rec[start:start + cap.strs_bytes]))
     if cap.boxed:
-        n = (cap.deref + 7) & ~7
+        n, m = (cap.deref + 7) & ~7, (cap.str_max + 7) & ~7
+        more = (bytes(rec[bytes_off + n + m:bytes_off + n + m + cap.str_max]),
+                bytes(rec[bytes_off + n + 2 * m:bytes_off + n + 2 * m + 8])
+                ) if cap.error_follows else ()
         return Boxed(words[0], words[1], bytes(rec[bytes_off:bytes_off + cap.deref]),
-                     bytes(rec[bytes_off + n:bytes_off + n + cap.str_max]), cap.itab)
+                     bytes(rec[bytes_off + n:bytes_off + n + cap.str_max]), cap.itab, more)
     return tuple(words)

@@ -59,7 +59,29 @@ def param_captures(params, locs_per_param, strlen: int, source: str = "",
         name = p.name or (f"~r{i}" if p.is_result else f"arg{i}")
         out.extend(replace(c, source=why) for c in captures_for(name, p.type, locs, strlen,
                                                                  max_elems))
-    return tuple(out)
+    return tuple(_elements_within_budget(out, max_elems, strlen))
+
+
+# Slice elements per record (a function's arguments, or its results at one RET): every
+# record of a program is as large as its largest variant, so one function with seven
+# []string fields (crypto/x509/pkix.Name) would make every record of `trace '*'` 5.6 KiB.
+# One full []string always fits; past the budget, later slices read fewer elements
+# (their ...(+N) says how many more there are) or none (shown by len and cap).
+SLICE_BUDGET = 1024
+
+
+def _elements_within_budget(caps: list[Capture], max_elems: int, strlen: int) -> list[Capture]:
+    budget = max(SLICE_BUDGET, max_elems * (16 + ((strlen + 7) & ~7)))
+    out = []
+    for c in caps:
+        if c.reads_elems:
+            per = c.elem_size + (((c.str_max + 7) & ~7) if c.elem == "string" else 0)
+            n = min(c.max_elems, budget // per)
+            c = replace(c, max_elems=n) if n else replace(
+                c, elem="", elem_size=0, max_elems=0, str_max=0)
+            budget -= c.record_size - 24
+        out.append(c)
+    return out
 
 
 def captures_for(name: str, t: GoType, locs: list[Loc], strlen: int,
@@ -97,7 +119,8 @@ def captures_for(name: str, t: GoType, locs: list[Loc], strlen: int,
         return [Capture(name, "slice", tuple(words), 24, type_name=tn)]
     if k == "interface" and len(words) == 2:  # decoded by value (golang.anyvalue)
         return [Capture(name, "iface", tuple(words), 16, str_max=strlen, type_name=tn,
-                        deref=IFACE_WINDOW, itab=not t.empty_interface)]
+                        deref=IFACE_WINDOW, itab=not t.empty_interface,
+                        error_follows=t.name == "error")]
     if k == "struct" and t.fields:
         out: list[Capture] = []
         rest = list(locs)
