@@ -66,7 +66,7 @@ func Fail(n int) error {
 	case 1:
 		return errors.New("boom")
 	case 2:
-		_, err := os.Open("/nonexistent/lumos")
+		_, err := os.Open("/no/such/lumos")
 		return err
 	case 3:
 		return fmt.Errorf("wrap: %w", errors.New("inner"))
@@ -74,6 +74,8 @@ func Fail(n int) error {
 		return &MyErr{7}
 	case 5:
 		return syscall.ENOENT
+	case 6:
+		return errors.New(strings.Repeat("x", 40))
 	}
 	return nil
 }
@@ -107,11 +109,20 @@ func text(v interface{}) (string, string) {
 	return rv.Type().String() + "{" + strings.Join(items, ", ") + "}", full
 }
 
+// errText: %T("Error()") for the types whose message is in their fields; lumos cuts each string field of an error at -strlen (and
+// marks it): an *errors.errorString's message is its one field
 func errText(err error) string {
 	if err == nil {
 		return "nil"
 	}
-	return fmt.Sprintf("%T(%q)", err, err.Error())
+	if _, ok := err.(*MyErr); ok { // its Error() is code lumos cannot run: type, address
+		return fmt.Sprintf("%T(%p)", err, err)
+	}
+	msg := err.Error()
+	if fmt.Sprintf("%T", err) == "*errors.errorString" && len(msg) > strlen {
+		msg = msg[:strlen] + fmt.Sprintf("...(+%d)", len(msg)-strlen)
+	}
+	return fmt.Sprintf("%T(%q)", err, msg)
 }
 
 type rec map[string]map[string]string
@@ -183,12 +194,16 @@ func main() {
 	}
 	s, t := []string{"p", "q"}, []int{7, 8, 9}
 	Spill(1, 2, 3, 4, s, t)
-	emit("main.Spill", rec{"s": val(s), "t": val(t)}, rec{})
+	one := func(n int) map[string]string {
+		return map[string]string{"text": strconv.Itoa(n), "full": strconv.Itoa(n)}
+	}
+	emit("main.Spill", rec{"a": one(1), "b": one(2), "c": one(3), "d": one(4), "s": val(s),
+		"t": val(t)}, rec{})
 	for _, in := range []string{"a,b", "one,two,three,four,five,six,seven,eight,nine"} {
 		r := Split(in)
 		emit("main.Split", rec{}, rec{"~r0": val(r)})
 	}
-	for n := 0; n <= 5; n++ {
+	for n := 0; n <= 6; n++ {
 		err := Fail(n)
 		e := errText(err)
 		emit("main.Fail", rec{}, rec{"~r0": {"text": e, "full": e}})
