@@ -23,7 +23,7 @@ from lumos.probes.eventprog import MAX_VARIANTS_PER_PROGRAM, EventProgram, Varia
 from lumos.probes.latency import LatencyFunction, LatencyProbe
 from lumos.targets.plan import plan
 from lumos.targets.target import Target
-from lumos.tools.trace import build_variants
+from lumos.tools.trace import MAX_ELEMS_DEFAULT, build_variants
 
 GOSERVER = ROOT / "examples" / "goserver" / "goserver"
 SETS = [("1", ["main.prepareAnswer"]),
@@ -95,6 +95,8 @@ def main() -> int:
     rows, raw = [], []
     for label, patterns in SETS:
         planned = plan(Target(str(GOSERVER)), patterns)
+        # trace reads slice elements (--max-elems): planned as the tool plans it
+        traced = plan(Target(str(GOSERVER)), patterns, max_elems=MAX_ELEMS_DEFAULT)
         log(f"{label}: {len(planned)} functions")
         for tool in ("latency", "trace --ret", "flow"):
             with ExitStack() as stack:
@@ -104,7 +106,7 @@ def main() -> int:
                     elif tool == "flow":
                         spec, shapes = _flow(stack, planned)
                     else:
-                        spec, shapes = _trace(stack, planned)
+                        spec, shapes = _trace(stack, traced)
                     slots, secs = _load(stack, spec)
                     result = (slots, f"{secs * 1000:.1f} ms")
                 except LumosError as e:

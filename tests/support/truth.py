@@ -34,7 +34,10 @@ def check(what: str, truth: list, got, may_be_null: bool) -> None:
         assert may_be_null, f"{what}: null, but lumos does not say it is unreadable"
         assert tag in ("f32", "f64"), f"{what}: a {tag} value must always be readable"
         return
-    if tag == "ws" and isinstance(got, dict):  # an interface decoded by type: its words
+    if tag == "ws" and isinstance(got, dict) and "elems" in got:  # a slice with elements
+        assert [got["ptr"], got["len"], got["cap"]] == truth[1], f"{what}: {got}"
+        assert len(got["elems"]) == min(truth[1][1], 8), f"{what}: {got}"  # --max-elems 8
+    elif tag == "ws" and isinstance(got, dict):  # an interface decoded by type: its words
         assert got["words"] == truth[1] and (got["type"] or not truth[1][0]), f"{what}: {got}"
     elif tag == "i" or tag == "w" or tag == "ws":
         assert got == truth[1], f"{what}: {got!r} != {truth[1]!r}"

@@ -108,15 +108,14 @@ class AnyDecoder:
         if kind == "bool":
             return GoAny("bool", w[0] != 0, name)
         if name in ("*errors.errorString", "*fmt.wrapError", "*fmt.wrapErrors"):
-            return GoAny("error", _text(f[0], _s64(w, 8))[0].decode("utf-8", "replace"), name)
+            return GoAny("error", _message(f[0], _s64(w, 8)), name)
         if name in ("*fs.PathError", "*os.SyscallError") and not f[1] and not f[2]:
             return GoAny("ptr", data, name)  # only one follow was copied (trace)
         if name == "*fs.PathError":
-            op = _text(f[0], _s64(w, 8))[0].decode("utf-8", "replace")
-            path = _text(f[1], _s64(w, 24))[0].decode("utf-8", "replace")
+            op, path = _message(f[0], _s64(w, 8)), _message(f[1], _s64(w, 24))
             return GoAny("error", f"{op} {path}: {self._inner_error(_u64(w, 32), f[2])}", name)
         if name == "*os.SyscallError":
-            sc = _text(f[0], _s64(w, 8))[0].decode("utf-8", "replace")
+            sc = _message(f[0], _s64(w, 8))
             return GoAny("error", f"{sc}: {self._inner_error(_u64(w, 16), f[2])}", name)
         if t.direct:
             return GoAny("ptr", data, name)
@@ -181,6 +180,14 @@ def time_value(wall: int, ext: int) -> tuple[int]:
 def _text(buf: bytes, length: int) -> tuple[bytes, int]:
     n = max(0, min(length, len(buf)))
     return bytes(buf[:n]), length
+
+
+def _message(buf: bytes, length: int) -> str:
+    """A string inside an error's message, marked where the copy cut it (as --strlen
+    marks strings: ...(+N) bytes left out), so a cut message never reads as whole."""
+    data, n = _text(buf, length)
+    text = data.decode("utf-8", "replace")
+    return text + (f"...(+{n - len(data)})" if n > len(data) else "")
 
 
 def _u64(b: bytes, off: int) -> int:

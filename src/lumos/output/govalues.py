@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from lumos.golang.anyvalue import GoAny, Resolved
 from lumos.probes.capture import Capture
-from lumos.probes.decode import UNREADABLE, Boxed, Text
+from lumos.probes.decode import UNREADABLE, Boxed, Slice, Text
 
 _ESC = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
         "\v": "\\v", "\\": "\\\\", '"': '\\"'}
@@ -71,9 +71,12 @@ def format_value(cap: Capture, value) -> str:
         return f"{value:#x}"
     if cap.kind == "float":
         return repr(value)
+    if isinstance(value, Slice):
+        return _slice_text(cap, value)
     if cap.kind == "slice":
         ptr, length, cap_ = value
-        return "nil" if ptr == 0 else f"{cap.type_name or '[]?'}(len={length}, cap={cap_})"
+        tn = cap.type_name or "[]?"
+        return f"{tn}(nil)" if ptr == 0 else f"{tn}(len={length}, cap={cap_})"
     if cap.kind == "iface":
         if isinstance(value, Resolved):  # decoded by type (targets.ifaces)
             return _any_text(value.value)
@@ -84,6 +87,33 @@ def format_value(cap: Capture, value) -> str:
             return f"{value[0]:#x}"
         return "{" + ", ".join(f"{w:#x}" for w in value) + "}"
     return str(value)
+
+
+def _slice_text(cap: Capture, v: Slice) -> str:
+    """fmt's %#v: []string{"a", "b"}, []int{1, 2}, []string(nil), []int{}; the elements
+    past --max-elems counted as ...(+N), strings cut at --strlen as elsewhere."""
+    tn = cap.type_name or "[]?"
+    if v.ptr == 0:
+        return f"{tn}(nil)"
+    items = [_elem_text(cap, e) for e in v.elems]
+    if v.more > 0:
+        items.append(f"...(+{v.more})")
+    return tn + "{" + ", ".join(items) + "}"
+
+
+def _elem_text(cap: Capture, e) -> str:
+    if e is UNREADABLE:
+        return "?"
+    if isinstance(e, Text):
+        return go_quote(e.data) + (f"...(+{e.length - len(e.data)})" if e.truncated else "")
+    if cap.elem == "bool":
+        return "true" if e else "false"
+    if cap.elem == "float":
+        from lumos.output.anyfmt import go_float
+        return go_float(e, 8 * cap.elem_size)
+    if cap.elem == "uint":  # %#v writes unsigned integers in hex
+        return f"{e:#x}"
+    return str(e)
 
 
 def _bytes_literal(data: bytes) -> str:
@@ -118,6 +148,9 @@ def json_value(cap: Capture, value):
                 "words": list(value.words)}
     if isinstance(value, Boxed):
         return [value.typ, value.data]
+    if isinstance(value, Slice):  # the elements read, and the slice's own three words
+        return {"ptr": value.ptr, "len": value.length, "cap": value.cap,
+                "elems": [_json_elem(cap, e) for e in value.elems]}
     if cap.kind == "cstring":
         if value is None:
             return None
@@ -139,6 +172,19 @@ def json_value(cap: Capture, value):
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
         return str(value)  # JSON has no NaN/Inf
     return value
+
+
+def _json_elem(cap: Capture, e):
+    if e is UNREADABLE:
+        return None
+    if isinstance(e, Text):
+        return json_value(Capture("", "string", ()), e)
+    if isinstance(e, float) and (e != e or e in (float("inf"), float("-inf"))):
+        return str(e)  # JSON has no NaN/Inf (as json_value says of a float argument)
+    if cap.elem == "float" and cap.elem_size == 4:  # float32's own shortest digits
+        from lumos.output.anyfmt import go_float
+        return float(go_float(e, 32))
+    return e
 
 
 def _any_text(v: GoAny) -> str:

@@ -15,7 +15,7 @@ import orjson
 from lumos.output import columns as C
 from lumos.output.govalues import format_value, json_value
 from lumos.probes.capture import READ_FAILED, Capture
-from lumos.probes.decode import UNREADABLE, Text
+from lumos.probes.decode import UNREADABLE, Text, slice_value
 
 FAST_KINDS = ("int", "uint", "bool", "pointer", "string", "bytes", "hex")
 
@@ -64,6 +64,12 @@ def python_values(rec, cap: Capture, rows) -> list:
         return [bool(v) for v in vals] if cap.kind == "bool" else vals
     if cap.kind == "pointer":
         return words[0]
+    if cap.reads_elems:
+        elems = rec[f"{cap.name}.elems"][rows]
+        strs = rec[f"{cap.name}.strs"][rows] if cap.strs_bytes else None
+        return [slice_value(cap, w, elems[j].tobytes(),
+                            strs[j].tobytes() if strs is not None else b"")
+                for j, w in enumerate(zip(*words, strict=True))]
     if cap.kind == "float":
         import struct
         if cap.size == 4:

@@ -27,9 +27,11 @@ from lumos.bpf.asm import (
     Jeq,
     Jle,
     Mov,
+    Mul,
     Or,
     Reg,
     call,
+    ja,
     ld_imm64,
     ldx,
     stx,
@@ -97,6 +99,8 @@ class WordLoc:
 # pointer, the copied length from bpf_probe_read_user_str, the bytes); hex: a raw word.
 KINDS = ("int", "uint", "bool", "float", "pointer", "string", "bytes", "slice", "iface",
          "words", "cstring", "hex")
+# Slice elements read in the kernel: plain values in the array itself, and strings.
+ELEM_KINDS = ("int", "uint", "bool", "float", "string")
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,13 @@ class Capture:
     # (its first word is an itab, not a type).
     deref: int = 0
     itab: bool = False
+    error_follows: bool = False     # iface: an `error`, see emit_boxed
+    # slice: its first elements are read too when their kind is one of ELEM_KINDS (else
+    # only ptr, len, cap): at most max_elems of elem_size bytes each; strings (16-byte
+    # headers) then copy up to str_max bytes each
+    elem: str = ""
+    elem_size: int = 0
+    max_elems: int = 0
 
     @property
     def copies_bytes(self) -> bool:
@@ -124,9 +135,27 @@ class Capture:
         return self.kind == "iface" and self.deref > 0
 
     @property
+    def reads_elems(self) -> bool:
+        return self.kind == "slice" and self.max_elems > 0 and self.elem in ELEM_KINDS
+
+    @property
+    def elems_bytes(self) -> int:
+        """Record bytes for the elements themselves (string headers for []string)."""
+        return _align8(self.max_elems * self.elem_size) if self.reads_elems else 0
+
+    @property
+    def strs_bytes(self) -> int:
+        """Record bytes for the strings of a []string: one str_max buffer per element."""
+        return self.max_elems * _align8(self.str_max) if self.reads_elems and \
+            self.elem == "string" else 0
+
+    @property
     def record_size(self) -> int:
+        if self.reads_elems:
+            return 8 * len(self.words) + self.elems_bytes + self.strs_bytes
         if self.boxed:
-            return 8 * len(self.words) + _align8(self.deref) + _align8(self.str_max)
+            return 8 * len(self.words) + _align8(self.deref) + _align8(self.str_max) * (
+                2 if self.error_follows else 1) + 8 * self.error_follows
         extra = 8 if self.kind == "cstring" else 0  # the copied length
         return 8 * len(self.words) + extra + (_align8(self.str_max) if self.copies_bytes else 0)
 
@@ -167,6 +196,13 @@ class RecordLayout:
             if c.copies_bytes:
                 fields.append(Field(f"{key}.bytes", "bytes", _align8(c.str_max),
                                     doc=f"up to {c.str_max} bytes behind w0"))
+            if c.reads_elems:  # emit_slice: the first elements, then a []string's bytes
+                fields.append(Field(f"{key}.elems", "bytes", c.elems_bytes,
+                                    doc=f"up to {c.max_elems} elements of {c.elem_size} "
+                                        "bytes behind w0"))
+                if c.strs_bytes:
+                    fields.append(Field(f"{key}.strs", "bytes", c.strs_bytes,
+                                        doc=f"up to {c.str_max} bytes of each string"))
             if c.boxed:  # emit_boxed: the value behind the data word, then a string's bytes
                 fields.append(Field(f"{c.name}.value", "bytes", _align8(c.deref),
                                     doc=f"{c.deref} bytes behind w1 (the data word)"))
@@ -174,6 +210,11 @@ class RecordLayout:
                     fields.append(Field(f"{c.name}.bytes", "bytes", _align8(c.str_max),
                                         doc=f"up to {c.str_max} bytes behind a string "
                                             "header at the start of .value"))
+                if c.error_follows:
+                    fields += [Field(f"{c.name}.bytes1", "bytes", _align8(c.str_max),
+                                     doc="the same behind a string header at .value+16"),
+                               Field(f"{c.name}.word2", "u64",
+                                     doc="the word behind the pointer at .value+40")]
         self.record = HEADER_RECORD.extend("event", fields)
         self.offsets = [self.record.offset(f"{k}.w0") if c.words
                         else self.record.offset(f"{k}.bytes") if c.copies_bytes
@@ -220,6 +261,9 @@ def emit_capture(a: Asm, cap: Capture, rec_off: int) -> None:
     if cap.boxed:
         emit_boxed(a, cap, rec_off)
         return
+    if cap.reads_elems:
+        emit_slice(a, cap, rec_off)
+        return
     if not cap.copies_bytes:
         return
     if cap.kind == "cstring":
@@ -249,21 +293,73 @@ def emit_capture(a: Asm, cap: Capture, rec_off: int) -> None:
 
 
 
+def emit_slice(a: Asm, cap: Capture, rec_off: int) -> None:
+    """A slice's first elements: one read of min(len, max_elems) elements behind its
+    pointer; for []string then one bounded read per string. A read that fails sets
+    READ_FAILED in the length word it belongs to (the slice's, or the string header's
+    copy in the record), so the decoder shows '?' for what it could not read."""
+    elems = rec_off + 8 * len(cap.words)
+    done, clamped, read = a.fresh("slice_done"), a.fresh("slice_clamped"), a.fresh("slice_read")
+    a.comment(f"emit_slice: {cap.name}: min(len, --max-elems {cap.max_elems}) elements of "
+              f"{cap.elem_size} bytes -> record+{elems}")
+    a.emit(ldx(8, R2, R8, rec_off + 8), Jle.imm(R2, cap.max_elems, clamped),
+           Mov.imm(R2, cap.max_elems))
+    a.label(clamped)
+    a.emit(Mul.imm(R2, cap.elem_size), Jeq.imm(R2, 0, done), Mov.reg(R1, R8),
+           Add.imm(R1, elems), ldx(8, R3, R8, rec_off), call(Helper.probe_read_user),
+           Jeq.imm(R0, 0, read), ldx(8, R1, R8, rec_off + 8), ld_imm64(R2, READ_FAILED),
+           Or.reg(R1, R2), stx(8, R8, rec_off + 8, R1), ja(done))
+    a.label(read)
+    if cap.elem == "string":
+        strs = elems + cap.elems_bytes
+        a.comment(f"emit_slice: {cap.name}: each string's first {cap.str_max} bytes (--strlen) "
+                  f"-> record+{strs}, {_align8(cap.str_max)} bytes apart")
+        for i in range(cap.max_elems):
+            hdr, buf = elems + 16 * i, strs + i * _align8(cap.str_max)
+            ok, cut = a.fresh("slice_str"), a.fresh("slice_cut")
+            a.emit(ldx(8, R1, R8, rec_off + 8), Jle.imm(R1, i, done),  # len <= i: no more
+                   ldx(8, R2, R8, hdr + 8), Jle.imm(R2, cap.str_max, cut),
+                   Mov.imm(R2, cap.str_max))
+            a.label(cut)
+            a.emit(Mov.reg(R1, R8), Add.imm(R1, buf), ldx(8, R3, R8, hdr),
+                   call(Helper.probe_read_user), Jeq.imm(R0, 0, ok),
+                   ldx(8, R1, R8, hdr + 8), ld_imm64(R2, READ_FAILED), Or.reg(R1, R2),
+                   stx(8, R8, hdr + 8, R1))
+            a.label(ok)
+    a.label(done)
+
+
 def emit_boxed(a: Asm, cap: Capture, rec_off: int) -> None:
     """An interface's value: `deref` bytes behind its data word, then the bytes behind a
-    string header at their start (a string, []byte or an error's message), bounded."""
+    string header at their start (a string, []byte or an error's message), bounded.
+    An `error` (Capture.error_follows) also gets a second string (at +16) and the word
+    behind the pointer at +40: *fs.PathError{Op, Path, Err} prints whole."""
     win = rec_off + 16
     done = a.fresh("boxed_done")
-    clamped = a.fresh("boxed_clamped")
     a.comment(f"emit_boxed: {cap.name}: {cap.deref} bytes behind the data word, then up to "
               f"{cap.str_max} behind the string header there (type decoded in user space)")
     a.emit(ldx(8, R3, R8, rec_off + 8), Jeq.imm(R3, 0, done), Mov.reg(R1, R8),
            Add.imm(R1, win), Mov.imm(R2, cap.deref), call(Helper.probe_read_user))
+    follow = win + _align8(cap.deref)
     if cap.str_max:
-        a.emit(ldx(8, R3, R8, win), Jeq.imm(R3, 0, done), ldx(8, R2, R8, win + 8),
-               Jeq.imm(R2, 0, done), Jle.imm(R2, cap.str_max, clamped),
-               Mov.imm(R2, cap.str_max))
-        a.label(clamped)
-        a.emit(Mov.reg(R1, R8), Add.imm(R1, win + _align8(cap.deref)),
+        _emit_follow_string(a, cap, win, follow)
+    if cap.error_follows:
+        a.comment(f"emit_boxed: {cap.name}: an error: the string at +16 and the word behind "
+                  f"the pointer at +40 too (*fs.PathError's Path and Err)")
+        _emit_follow_string(a, cap, win + 16, follow + _align8(cap.str_max))
+        skip = a.fresh("boxed_word")
+        a.emit(ldx(8, R3, R8, win + 40), Jeq.imm(R3, 0, skip), Mov.reg(R1, R8),
+               Add.imm(R1, follow + 2 * _align8(cap.str_max)), Mov.imm(R2, 8),
                call(Helper.probe_read_user))
+        a.label(skip)
     a.label(done)
+
+
+def _emit_follow_string(a: Asm, cap: Capture, header: int, dst: int) -> None:
+    """record+dst = up to str_max bytes behind the (ptr, len) at record+header."""
+    skip, clamped = a.fresh("boxed_skip"), a.fresh("boxed_clamped")
+    a.emit(ldx(8, R3, R8, header), Jeq.imm(R3, 0, skip), ldx(8, R2, R8, header + 8),
+           Jeq.imm(R2, 0, skip), Jle.imm(R2, cap.str_max, clamped), Mov.imm(R2, cap.str_max))
+    a.label(clamped)
+    a.emit(Mov.reg(R1, R8), Add.imm(R1, dst), call(Helper.probe_read_user))
+    a.label(skip)

@@ -39,6 +39,55 @@ class Boxed:
     window: bytes
     follow: bytes
     itab: bool
+    more: tuple[bytes, ...] = ()  # an error's second string and word (emit_boxed)
+
+
+@dataclass(frozen=True)
+class Slice:
+    """A slice whose first elements were read (Capture.reads_elems): Text, numbers or
+    bools, UNREADABLE where the kernel could not read them; length counts them all."""
+
+    ptr: int
+    length: int
+    cap: int
+    elems: tuple
+
+    @property
+    def more(self) -> int:
+        """Elements past those read (--max-elems)."""
+        return self.length - len(self.elems)
+
+
+def slice_value(cap: Capture, words, elems: bytes, strs: bytes) -> Slice:
+    """The Slice of a capture's three words and its .elems/.strs record bytes."""
+    ptr, length, cap_ = (int(w) for w in words)
+    failed = bool(length & READ_FAILED) and not length >> 63
+    if failed:
+        length &= ~READ_FAILED
+    if length >= 1 << 63:
+        length -= 1 << 64
+    n = max(0, min(length, cap.max_elems))
+    if failed:
+        return Slice(ptr, length, cap_, (UNREADABLE,) * n)
+    size, out = cap.elem_size, []
+    stride = (cap.str_max + 7) & ~7
+    for i in range(n):
+        raw = elems[i * size:(i + 1) * size]
+        if cap.elem == "string":
+            p, ln = struct.unpack("<QQ", raw)
+            if ln & READ_FAILED and not ln >> 63:
+                out.append(UNREADABLE)
+                continue
+            ln = ln - (1 << 64) if ln >> 63 else ln
+            k = max(0, min(ln, cap.str_max))
+            out.append(Text(bytes(strs[i * stride:i * stride + k]), ln))
+        elif cap.elem == "float":
+            out.append(struct.unpack("<f" if size == 4 else "<d", raw)[0])
+        elif cap.elem == "bool":
+            out.append(raw[0] != 0)
+        else:
+            out.append(int.from_bytes(raw, "little", signed=cap.elem == "int"))
+    return Slice(ptr, length, cap_, tuple(out))
 
 
 @dataclass
@@ -132,8 +181,15 @@ def convert(cap: Capture, words: tuple[int, ...], rec, bytes_off: int):
         return Text(bytes(rec[bytes_off: bytes_off + n]), length)
     if kind == "pointer":
         return w0
+    if cap.reads_elems:
+        start = bytes_off + cap.elems_bytes
+        return slice_value(cap, words, bytes(rec[bytes_off:start]),
+                           bytes(rec[start:start + cap.strs_bytes]))
     if cap.boxed:
-        n = (cap.deref + 7) & ~7
+        n, m = (cap.deref + 7) & ~7, (cap.str_max + 7) & ~7
+        more = (bytes(rec[bytes_off + n + m:bytes_off + n + m + cap.str_max]),
+                bytes(rec[bytes_off + n + 2 * m:bytes_off + n + 2 * m + 8])
+                ) if cap.error_follows else ()
         return Boxed(words[0], words[1], bytes(rec[bytes_off:bytes_off + cap.deref]),
-                     bytes(rec[bytes_off + n:bytes_off + n + cap.str_max]), cap.itab)
+                     bytes(rec[bytes_off + n:bytes_off + n + cap.str_max]), cap.itab, more)
     return tuple(words)

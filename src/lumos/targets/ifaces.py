@@ -69,4 +69,9 @@ class IfaceResolver:
             typ = d.types.itab_type(typ)
             if not typ:
                 return None
-        return d.decode(typ, v.data, v.window.ljust(64, b"\0"), [v.follow, b"", b""])
+        # the error follows (emit_boxed) are *fs.PathError's {Op, Path, Err} layout: for
+        # any other type (*os.SyscallError's Err is elsewhere) they mean nothing
+        t = d.types.type_at(typ)
+        follows = [v.follow, *v.more] if v.more and t is not None and \
+            t.name == "*fs.PathError" else [v.follow, b"", b""]
+        return d.decode(typ, v.data, v.window.ljust(64, b"\0"), follows)

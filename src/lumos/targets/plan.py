@@ -72,9 +72,11 @@ def split_signature(pattern: str) -> tuple[str, str | None]:
 
 
 def plan(target: Target, patterns: list[str], strlen: int = 64,
-         want_results: bool = True, dropped: list | None = None) -> list[PlannedFunction]:
+         want_results: bool = True, dropped: list | None = None,
+         max_elems: int = 0) -> list[PlannedFunction]:
     """The functions the patterns match, planned. dropped (if given) receives the name of
-    each match that cannot be probed (see dropped_note)."""
+    each match that cannot be probed (see dropped_note). max_elems: elements of slices
+    of numbers, bools and strings to read (0: a slice is ptr, len, cap)."""
     globs, signatures = [], {}
     for p in patterns:
         kind, _ = classify_pattern(p)
@@ -94,7 +96,7 @@ def plan(target: Target, patterns: list[str], strlen: int = 64,
                 text = signatures.get(m.name) or next(
                     (s for g, s in signatures.items() if fnmatch.fnmatchcase(m.name, g)), None)
                 if gobin is not None:
-                    pf = _plan_go(gobin, elf, m, i, strlen, _go_signature(text))
+                    pf = _plan_go(gobin, elf, m, i, strlen, _go_signature(text), max_elems)
                 else:
                     pf = _plan_c(elf, m, i, strlen, parse_c_signature(text) if text else None)
                 if pf is not None:
@@ -128,7 +130,7 @@ def _go_signature(text: str | None):
 
 
 def _plan_go(gobin, elf, m: FunctionMatch, index: int, strlen: int,
-             sig) -> PlannedFunction | None:
+             sig, max_elems: int = 0) -> PlannedFunction | None:
     gofn = go_function(gobin, m)
     if gofn is None:
         return None
@@ -139,8 +141,8 @@ def _plan_go(gobin, elf, m: FunctionMatch, index: int, strlen: int,
     if entry is None:
         return None
     exits = [ProbeSite(m.path, s.offset, m.name, "return", 0, index) for s in spec.ret_sites]
-    args = param_captures(spec.params, es.locs, strlen, spec.source)
-    results = [param_captures(spec.results, s.locs, strlen, spec.source)
+    args = param_captures(spec.params, es.locs, strlen, spec.source, max_elems)
+    results = [param_captures(spec.results, s.locs, strlen, spec.source, max_elems)
                for s in spec.ret_sites]
     # Go code under ABIInternal has g in R14; assembly (ABI0) reads it from TLS.
     goroutine = GoroutineSource(layout.goid_offset, reg=layout.g_register

@@ -47,6 +47,8 @@ EXAMPLES = """\
 """
 
 
+MAX_ELEMS_DEFAULT = 8   # a slice's elements read per call (each string within --strlen)
+MAX_ELEMS = 64          # unrolled reads per []string in the program: keep it small
 MAX_OPEN_CALLS = 65536  # with --filter --ret: accepted calls awaiting their RET (an LRU)
 
 
@@ -58,6 +60,10 @@ def add_arguments(p) -> None:
                    help="only calls whose arguments satisfy EXPR (evaluated in the kernel): "
                         "year == 2021, name != \"x\", a > 1 && (b == 2 || c)")
     add_strlen_argument(p, 64)
+    p.add_argument("--max-elems", type=int, default=MAX_ELEMS_DEFAULT, metavar="N",
+                   help=f"elements of each slice of numbers, bools or strings to show "
+                        f"(default {MAX_ELEMS_DEFAULT}, at most {MAX_ELEMS}; 0: only len "
+                        f"and cap; more are counted as ...(+N))")
     p.add_argument("--stack", action="store_true", help="print the user stack of each call")
     add_ring_argument(p)
     p.add_argument("--str", metavar="N,N", help="usdt: probes: print these arguments "
@@ -72,12 +78,14 @@ def run(args) -> int:
         from lumos.tools.usdt_trace import run as run_usdt
         return run_usdt(args)
     ring = ring_bytes(args)  # checked before anything is attached
+    if not 0 <= args.max_elems <= MAX_ELEMS:
+        raise UsageError(f"--max-elems must be between 0 and {MAX_ELEMS}")
     expr = parse_filter(args.filter) if args.filter else None
     with Session(args) as s:
         target = s.target
         unprobeable: list[str] = []
         functions = _apply_filter(plan(target, target.patterns, args.strlen,
-                                       dropped=unprobeable), expr)
+                                       dropped=unprobeable, max_elems=args.max_elems), expr)
         sites, variants, meta = build_variants(functions, expr, args.ret, args.stack)
         channel = EventChannel(ring).open(s.stack)
         pairs = None
