@@ -89,3 +89,86 @@ def test_bad_input_is_one_line_and_exit_2(files, argv, message):
     assert len(lines) == 1, r.stderr
     assert message.format(**fill) in lines[0], lines[0]
 
+
+
+# --- every numeric option of every tool, absurd values -------------------------------
+
+# what each tool needs besides the option to get past its own arguments
+BASE_ARGS = {
+    "funccount": ["-p", "{pid}", "main.*"], "funcs": ["{exe}"], "trace": ["-p", "{pid}", "main.*"],
+    "latency": ["-p", "{pid}", "main.prepareAnswer"], "flow": ["-p", "{pid}", "main.*"],
+    "goroutines": ["-p", "{pid}"], "http": ["-p", "{pid}"], "sql": ["-p", "{pid}"],
+    "usdt": ["-p", "{pid}"], "uflow": ["{pid}"], "ucalls": ["{pid}"],
+    "gethostlatency": ["-p", "{pid}"], "bashreadline": [],
+    "stacks": ["-p", "{pid}", "main.prepareAnswer"], "profile": ["-p", "{pid}"],
+    "allocs": ["-p", "{pid}"], "execsnoop": [], "opensnoop": [], "runqlat": [], "swapin": [],
+    "faults": [], "logs": ["-p", "{pid}"], "doctor": [], "list": [],
+}
+# values that mean something (documented in --help), so they are not bad input
+MEANINGFUL = {("http", "--slow", "0"), ("sql", "--slow", "0"), ("logs", "--rate", "0"),
+              ("execsnoop", "--uid", "0"), ("opensnoop", "--uid", "0"),
+              ("execsnoop", "--ppid", "0")}
+HUGE_OK = {"--top", "--rate"}  # an upper limit no one reaches is still a limit
+
+
+def _numeric_options(tool: str) -> list[tuple[list[str], str]]:
+    import argparse
+
+    from lumos.cli import build_parser
+    sub = next(a for a in build_parser(tool)._actions
+               if isinstance(a, argparse._SubParsersAction))
+    out = []
+    for a in sub.choices[tool]._actions:
+        kind = getattr(a.type, "__name__", "")
+        if kind not in ("int", "float", "parse_uid") or not a.option_strings:
+            continue
+        flag = a.option_strings[-1]
+        huge = "1e30" if kind == "float" else "100000000000"
+        for v in ("-1", "0", "nan", "inf", "1e9999", "x", huge):
+            if (tool, flag, v) in MEANINGFUL or (v == huge and flag in HUGE_OK):
+                continue
+            out.append((a.option_strings, f"{flag}={v}"))
+    return out
+
+
+def test_every_tool_is_in_the_table():
+    from lumos.cli import TOOLS
+    assert set(TOOLS) == set(BASE_ARGS)
+
+
+def run_many(argvs: list[list[str]], timeout: float = 600) -> list[dict]:
+    """Each argv through lumos's real entry point, one fork each (support/forkrun.py)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = Path(__file__).parent.parent / "support" / "forkrun.py"
+    r = subprocess.run([sys.executable, str(script)], input=json.dumps(argvs),
+                       capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, r.stderr
+    return [json.loads(x) for x in r.stdout.splitlines()]
+
+
+def one_clear_line(r: dict, names: list[str]) -> bool:
+    lines = [x for x in r["stderr"].splitlines() if x.strip()]
+    return (r["rc"] == 2 and len(lines) == 1 and "Traceback" not in r["stderr"]
+            and any(n in lines[0] for n in names))
+
+
+def test_absurd_numbers_are_refused_before_anything_starts(files):
+    """Every numeric option of every tool at -1, 0, nan, inf, overflow, text and huge:
+    refused in one line naming the option, exit 2 (a value accepted would run for
+    -d 1 and exit 0, and this fails)."""
+    argvs, names = [], []
+    for tool in sorted(BASE_ARGS):
+        base = [a.format(**files) for a in BASE_ARGS[tool]]
+        has_d = tool not in ("funcs", "usdt", "doctor", "list")
+        for flags, opt in _numeric_options(tool):
+            extra = ["-d", "1"] if has_d and not opt.startswith("--duration") else []
+            argvs.append([tool, *base, *extra, opt])
+            names.append(flags + ["interval", "count", "PID"])
+    results = run_many(argvs)
+    bad = [(r["argv"], r["rc"], r["stderr"][-300:]) for r, n in zip(results, names, strict=True)
+           if not one_clear_line(r, n)]
+    assert len(results) == len(argvs) > 400
+    assert not bad, bad
