@@ -172,3 +172,96 @@ def test_absurd_numbers_are_refused_before_anything_starts(files):
            if not one_clear_line(r, n)]
     assert len(results) == len(argvs) > 400
     assert not bad, bad
+
+
+# --- wrong files, dying PIDs and lumos's own bugs, over every tool ------------------
+
+FILE_TOOLS = ["trace", "latency", "flow", "funccount", "stacks", "funcs", "goroutines",
+              "allocs", "http", "sql", "logs", "usdt", "gethostlatency", "profile"]
+
+
+def test_wrong_files_for_every_tool_that_takes_one(files):
+    """No such file, a text file, a bare ELF header, a truncated Go binary, a directory."""
+    argvs, want = [], []
+    for tool in FILE_TOOLS:
+        takes_patterns = tool in ("trace", "latency", "flow", "funccount", "stacks")
+        for path in ("/nonexistent/bin", files["text"], files["noexec"], files["truncated"],
+                     files["dir"]):
+            argvs.append([tool, path, *(["main.*"] if takes_patterns else [])])
+            want.append([path, "no such file"])
+    results = run_many(argvs)
+    bad = [(r["argv"], r["rc"], r["stderr"][-300:]) for r, w in zip(results, want, strict=True)
+           if not one_clear_line(r, w)]
+    assert not bad, bad
+
+
+def _uprobe_events() -> str:
+    from lumos.bpf.tracefs import tracefs_root
+    with open(os.path.join(tracefs_root(), "uprobe_events")) as f:
+        return f.read()
+
+
+def test_pids_that_exit_between_lookup_and_attach(files):
+    """A process that exits at once, given to -p while it dies, 40 times over 4 tools:
+    each run either traces it (and stops when it is gone) or says it is not running;
+    never a traceback, never a probe left behind."""
+    import subprocess
+    import sys
+    before = _uprobe_events()
+    code = (f"import subprocess, sys\nfrom lumos.cli import main\n"
+            f"p = subprocess.Popen([{files['c']!r}, '1'], stdout=subprocess.DEVNULL)\n"
+            f"sys.exit(main([sys.argv[1], '-p', str(p.pid), '-d', '2', *sys.argv[2:]]))\n")
+    outcomes = {}
+    for i in range(40):
+        tool = ["funccount", "trace", "latency", "stacks"][i % 4]
+        r = subprocess.run([sys.executable, "-c", code, tool, "f"], capture_output=True,
+                           text=True, timeout=60)
+        assert "Traceback" not in r.stderr and r.returncode in (0, 2), r.stderr
+        if r.returncode == 2:
+            lines = [x for x in r.stderr.splitlines() if x.strip()]
+            assert len(lines) == 1, r.stderr
+            assert any(w in lines[0] for w in ("not running", "has exited")), lines[0]
+        outcomes[r.returncode] = outcomes.get(r.returncode, 0) + 1
+    assert outcomes.get(2, 0) > 0, outcomes  # the race was hit
+    assert _uprobe_events() == before
+    _assert_no_programs_held_by(files["c"].encode())
+
+
+def _assert_no_programs_held_by(mark: bytes) -> None:
+    """No process whose command line has `mark` (ours, all ended) holds a BPF program."""
+    held = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:bpf-prog":
+                    continue
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmd = f.read()
+            except OSError:
+                continue
+            if mark in cmd:
+                held.append((pid, cmd[:80]))
+    assert not held, held
+
+
+def test_a_lumos_bug_says_so_exit_70_traceback_only_with_debug(files):
+    import subprocess
+    import sys
+    code = ("import sys\nimport lumos.tools.funcs as t\n"
+            "def broken(args):\n    raise KeyError('deliberate')\n"
+            "t.run = broken\nfrom lumos.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    r = subprocess.run([sys.executable, "-c", code, "funcs", files["exe"]],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 70, r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "internal error (a lumos bug" in lines[0] and "deliberate" in lines[0]
+    r = subprocess.run([sys.executable, "-c", code, "--debug", "funcs", files["exe"]],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "Traceback" in r.stderr and "deliberate" in r.stderr
