@@ -12,6 +12,7 @@ import importlib
 import sys
 
 from lumos.errors import LumosError
+from lumos.session.args import validate_shared
 
 # name -> module; modules are imported only when their tool runs (fast --help).
 TOOLS = {
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return 2
         tool = f"lumos {args.tool}"
+        validate_shared(args)
         if getattr(args, "dump_prog", False):
             from lumos.bpf.prog import observe_loads
             observe_loads(lambda spec: spec.name == "lumos_probe" or print(  # not features

@@ -138,7 +138,7 @@ def test_not_root_is_a_clear_error(calls_bin):
                        capture_output=True, text=True, timeout=60,
                        env={**os.environ, "HOME": "/tmp"})
     assert r.returncode == 2, r.stderr
-    assert "lumos needs root" in r.stderr
+    assert "missing CAP_BPF, CAP_PERFMON" in r.stderr
     assert "Traceback" not in r.stderr
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from lumos.errors import TargetError
+from lumos import caps
+from lumos.errors import LumosError, TargetError
 
 
 @dataclass(frozen=True)
@@ -56,11 +57,21 @@ def _tgid(pid: int) -> int | None:
     return None
 
 
+def ptrace_refusal(pid: int, what: str) -> LumosError:
+    """Reading another user's (or a more privileged) process needs ptrace access."""
+    if caps.has("CAP_SYS_PTRACE"):
+        return TargetError(f"PID {pid}: reading {what} was refused (an LSM policy?)")
+    return caps.refusal(f"PID {pid} is another user's or a more privileged process: "
+                        f"reading {what}", ["CAP_SYS_PTRACE"])
+
+
 def exe_of(pid: int) -> str:
     """The executable of a running process, as a path the tracer can open."""
     check_pid(pid)
     try:
         path = os.readlink(f"/proc/{pid}/exe")
+    except PermissionError:
+        raise ptrace_refusal(pid, "its executable") from None
     except OSError as e:
         raise TargetError(f"PID {pid}: cannot read its executable: {e.strerror}") from None
     if path.endswith(" (deleted)"):
@@ -91,6 +102,8 @@ def read_maps(pid: int) -> list[Mapping]:
     try:
         with open(f"/proc/{pid}/maps") as f:
             lines = f.read().splitlines()
+    except PermissionError:
+        raise ptrace_refusal(pid, "its memory maps") from None
     except OSError:
         raise TargetError(f"PID {pid} is not running") from None
     out = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import struct
 
-from lumos.binary.procmaps import read_maps
+from lumos.binary.procmaps import ptrace_refusal, read_maps
 from lumos.errors import TargetError
 
 U16 = struct.Struct("<H")
@@ -54,7 +54,7 @@ def add_u16(pid: int, addr: int, delta: int) -> int:
     except FileNotFoundError:
         raise TargetError(f"PID {pid} is not running") from None
     except PermissionError:
-        raise TargetError(f"PID {pid}: cannot open /proc/{pid}/mem (run as root)") from None
+        raise ptrace_refusal(pid, f"/proc/{pid}/mem") from None
     try:
         raw = os.pread(fd, 2, addr)
         if len(raw) != 2:

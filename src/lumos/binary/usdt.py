@@ -210,7 +210,7 @@ def _strings(desc: bytes, at: int, n: int, where: int) -> list[str]:
 
 def read_probes(elf: ElfBinary) -> list[UsdtProbe]:
     """Every USDT probe site of an ELF file (empty when it has no .note.stapsdt)."""
-    sec = elf.elf.get_section_by_name(".note.stapsdt")
+    sec = elf.section(".note.stapsdt")
     if sec is None:
         return []
     base_sec = elf.get_section_range(".stapsdt.base")
@@ -275,7 +275,7 @@ def data_symbols(elf: ElfBinary) -> dict[str, int]:
     """Name -> address of every defined symbol (objects too), .symtab before .dynsym."""
     out: dict[str, int] = {}
     for table in (".dynsym", ".symtab"):
-        sec = elf.elf.get_section_by_name(table)
+        sec = elf.section(table)
         if sec is None:
             continue
         try:

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from lumos import caps
 from lumos.bpf import asm, links, perf
 from lumos.bpf import sys as bsys
 from lumos.bpf.asm import FP, R0, R1, R2, R3, Helper, Mov, call, exit_
@@ -22,8 +23,6 @@ from lumos.bpf.maps import array_spec, create_map, ringbuf_spec
 from lumos.bpf.prog import ProgramSpec, load_program
 from lumos.bpf.tracefs import tracefs_root
 from lumos.errors import LumosError, NotSupportedError, PrivilegeError
-
-CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
 
 
 @dataclass(frozen=True)
@@ -41,14 +40,7 @@ def _ret0(prog_type: int, attach_type: int = 0, body=()) -> ProgramSpec:
 
 
 def _probe_privileges() -> None:
-    with open("/proc/self/status") as f:
-        caps = next(int(ln.split()[1], 16) for ln in f if ln.startswith("CapEff:"))
-    missing = [name for bit, name in ((CAP_BPF, "CAP_BPF"), (CAP_PERFMON, "CAP_PERFMON"),
-                                      (CAP_SYS_ADMIN, "CAP_SYS_ADMIN"))
-               if not caps >> bit & 1]
-    if missing:
-        raise PrivilegeError(f"lumos needs root: missing {', '.join(missing)} (run it as root, "
-                             f"e.g. with sudo)")
+    caps.require("cannot load BPF programs", "CAP_BPF", "CAP_PERFMON")
 
 
 def _probe_btf() -> None:
@@ -79,6 +71,11 @@ def _probe_uprobes() -> None:
     try:
         with load_program(_ret0(bsys.BPF_PROG_TYPE_KPROBE)) as prog:
             links.attach_uprobe(prog, path, 0).close()
+    except PrivilegeError:
+        # the uprobe PMU wants CAP_SYS_ADMIN; uprobe_multi links (what lumos attaches
+        # with wherever they exist) need only CAP_BPF + CAP_PERFMON
+        if check("uprobe_multi") is not None:
+            raise
     finally:
         os.unlink(path)
 

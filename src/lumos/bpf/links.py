@@ -17,6 +17,7 @@ import ctypes
 import errno
 import resource
 
+from lumos import caps
 from lumos.bpf import perf
 from lumos.bpf import sys as bsys
 from lumos.bpf.prog import Program
@@ -97,8 +98,10 @@ class LinkGroup(Link):
 
 
 def _attach_error(what: str, e: OSError) -> Exception:
-    if e.errno == errno.EPERM:
-        return PrivilegeError(f"{what}: permission denied (run as root)")
+    if e.errno in (errno.EPERM, errno.EACCES):
+        if gone := caps.missing("CAP_BPF", "CAP_PERFMON") or caps.missing("CAP_SYS_ADMIN"):
+            return caps.refusal(what, gone)
+        return PrivilegeError(f"{what}: permission denied (an LSM policy or lockdown?)")
     if e.errno == 524:  # ENOTSUPP (kernel-internal): e.g. uprobes refuse INT3
         return AttachError(f"{what}: the kernel cannot probe the instruction there", e.errno)
     if e.errno == errno.EINVAL:

@@ -12,9 +12,10 @@ import errno
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from lumos import caps
 from lumos.bpf import sys as bsys
 from lumos.bpf.sys import FD
-from lumos.errors import BPFError, PrivilegeError
+from lumos.errors import BPFError
 
 PERCPU_TYPES = (bsys.BPF_MAP_TYPE_PERCPU_ARRAY, bsys.BPF_MAP_TYPE_PERCPU_HASH,
                 bsys.BPF_MAP_TYPE_LRU_PERCPU_HASH)
@@ -186,8 +187,7 @@ def create_map(spec: MapSpec) -> Map:
     try:
         fd = bsys.bpf(bsys.BPF_MAP_CREATE, attr)
     except OSError as e:
-        if e.errno == errno.EPERM:
-            raise PrivilegeError(f"create map {spec.name}: permission denied (run as root: "
-                                 f"lumos needs CAP_BPF and CAP_PERFMON)") from None
+        if e.errno == errno.EPERM and (gone := caps.missing("CAP_BPF")):
+            raise caps.refusal(f"create map {spec.name}", gone) from None
         raise BPFError(f"create map {spec.name}: {e.strerror}", e.errno) from None
     return Map(spec, FD(fd))

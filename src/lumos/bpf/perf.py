@@ -10,9 +10,10 @@ import ctypes
 import errno
 from functools import cache
 
+from lumos import caps
 from lumos.bpf import sys as bsys
 from lumos.bpf.sys import FD
-from lumos.errors import BPFError, NotSupportedError, PrivilegeError
+from lumos.errors import BPFError, LumosError, NotSupportedError, PrivilegeError
 
 PERF_TYPE_HARDWARE = 0
 PERF_TYPE_SOFTWARE = 1
@@ -81,14 +82,22 @@ def uprobe_pmu_type() -> int:
                                 f"{UPROBE_PMU_TYPE_FILE} is missing (CONFIG_UPROBES)") from None
 
 
+def _perf_refusal(attr: PerfEventAttr, what: str) -> LumosError:
+    if gone := caps.missing("CAP_PERFMON"):
+        return caps.refusal(what, gone)
+    if attr.type == uprobe_pmu_type() and not caps.has("CAP_SYS_ADMIN"):
+        return caps.refusal(what, ["CAP_SYS_ADMIN"])  # measured: the uprobe PMU wants it
+    return PrivilegeError(f"{what}: permission denied (check "
+                          f"/proc/sys/kernel/perf_event_paranoid and any LSM policy)")
+
+
 def open_perf_event(attr: PerfEventAttr, pid: int, cpu: int, what: str) -> FD:
     attr.size = ctypes.sizeof(PerfEventAttr)
     try:
         return FD(bsys.perf_event_open(attr, pid, cpu, -1, PERF_FLAG_FD_CLOEXEC))
     except OSError as e:
         if e.errno in (errno.EPERM, errno.EACCES):
-            raise PrivilegeError(f"{what}: permission denied (run as root; "
-                                 f"check /proc/sys/kernel/perf_event_paranoid)") from None
+            raise _perf_refusal(attr, what) from None
         if e.errno == errno.ENOENT and attr.type == PERF_TYPE_HARDWARE:
             raise NotSupportedError("hardware perf events", "",
                                     "this machine exposes no CPU PMU (a VM?)") from None

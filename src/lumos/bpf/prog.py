@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import os
 import re
 from dataclasses import dataclass
 
+from lumos import caps
 from lumos.bpf import sys as bsys
 from lumos.bpf.asm import Instruction, encode, format_insns
 from lumos.bpf.sys import FD
-from lumos.errors import BPFError, PrivilegeError, VerifierError
+from lumos.errors import BPFError, VerifierError
 
 LOG_LEVEL_VERBOSE = 1
 LOG_START_BYTES = 1 << 20
@@ -119,9 +119,8 @@ def load_program(spec: ProgramSpec) -> Program:
     if fd is not None:
         return Program(spec, FD(fd))
     err, _ = failure
-    if err.errno == errno.EPERM and os.geteuid() != 0:
-        raise PrivilegeError(f"load program {spec.name}: permission denied (run as root: "
-                             f"lumos needs CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN)")
+    if err.errno == errno.EPERM and (gone := caps.missing("CAP_BPF", "CAP_PERFMON")):
+        raise caps.refusal(f"load program {spec.name}", gone)
     # Reload with the verifier log on, growing the buffer until the log fits.
     size = LOG_START_BYTES
     while True:

@@ -7,10 +7,12 @@ so nothing can be left behind in tracefs when lumos is killed.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import re
 from dataclasses import dataclass
 
+from lumos import caps
 from lumos.errors import NotSupportedError, TargetError
 
 TRACEFS_DIRS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
@@ -21,17 +23,31 @@ def _is_mounted(path: str) -> bool:
     return os.path.isdir(os.path.join(path, "events"))
 
 
+def _tracefs_mounts() -> set[str]:
+    try:
+        with open("/proc/self/mounts") as f:
+            return {ln.split()[1] for ln in f if ln.split()[2:3] == ["tracefs"]}
+    except OSError:
+        return set()
+
+
 def tracefs_root(mount: bool = True) -> str:
     """The tracefs directory, mounting it at /sys/kernel/tracing when nothing is mounted."""
     for d in TRACEFS_DIRS:
         if _is_mounted(d):
             return d
+    for d in TRACEFS_DIRS:
+        if d in _tracefs_mounts():  # there, but mode 0700 root
+            caps.require(f"tracefs at {d} is readable only by root", "CAP_DAC_READ_SEARCH")
     if mount:
         libc = ctypes.CDLL(None, use_errno=True)
         ret = libc.mount(b"nodev", TRACEFS_DIRS[0].encode(), b"tracefs", 0, None)
         if ret == 0 and _is_mounted(TRACEFS_DIRS[0]):
             return TRACEFS_DIRS[0]
         err = ctypes.get_errno()
+        if err == errno.EPERM and not caps.has("CAP_SYS_ADMIN"):
+            raise caps.refusal(f"tracefs is not mounted (mount it once as root: {MOUNT_HINT}); "
+                               f"mounting it", ["CAP_SYS_ADMIN"])
         raise NotSupportedError("tracefs", "4.1", f"not mounted and mounting failed: "
                                 f"{os.strerror(err)} (try: {MOUNT_HINT})")
     raise NotSupportedError("tracefs", "4.1", f"not mounted (try: {MOUNT_HINT})")

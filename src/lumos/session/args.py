@@ -29,12 +29,32 @@ def add_timing_arguments(p: argparse.ArgumentParser, interval: bool = True) -> N
     p.add_argument("--json", action="store_true", help="write JSON lines")
 
 
+PID_MAX_LIMIT = 4 * 1024 * 1024  # the kernel's ceiling for pid_max
+MAX_SECONDS = 366 * 86400  # -d and -i: a year at most (beyond is a typo, or overflows)
+
+
+def check_seconds(flag: str, value: float | None) -> None:
+    if value is not None and not (math.isfinite(value) and 0 < value <= MAX_SECONDS):
+        raise UsageError(f"{flag} must be a positive number of seconds (at most "
+                         f"{MAX_SECONDS}, a year), not {value:g}")
+
+
+def check_at_least(flag: str, value: int | float | None, low: int) -> None:
+    if value is not None and not (math.isfinite(value) and value >= low):
+        raise UsageError(f"{flag} must be at least {low}, not {value:g}")
+
+
 def validate_shared(args: argparse.Namespace) -> None:
-    """-d, -i and --strlen are checked before anything is attached or started."""
-    for flag, name in (("-d", "duration"), ("-i", "interval")):
-        value = getattr(args, name, None)
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise UsageError(f"{flag} must be a positive number of seconds")
+    """The options several tools share, checked (by cli.py, for every tool) before
+    anything is resolved, attached or started."""
+    check_seconds("-d", getattr(args, "duration", None))
+    check_seconds("-i", getattr(args, "interval", None))
+    check_seconds("interval", getattr(args, "interval_pos", None))
+    check_at_least("count", getattr(args, "count", None), 1)
+    check_at_least("--top", getattr(args, "top", None), 1)
+    ppid = getattr(args, "ppid", None)
+    if ppid is not None and not 0 <= ppid <= PID_MAX_LIMIT:
+        raise UsageError(f"--ppid must be a PID (0 to {PID_MAX_LIMIT}), not {ppid}")
     strlen = getattr(args, "strlen", None)
     if strlen is not None and not 1 <= strlen <= MAX_STRLEN:
         raise UsageError(f"--strlen must be between 1 and {MAX_STRLEN}")

@@ -15,7 +15,7 @@ from lumos.errors import LumosError
 
 def _symbol(path: str, name: str) -> int | None:
     with open_elf(path) as elf:
-        symtab = elf.elf.get_section_by_name(".symtab")
+        symtab = elf.section(".symtab")
         if symtab is None:
             return None
         syms = symtab.get_symbol_by_name(name)

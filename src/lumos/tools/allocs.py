@@ -28,7 +28,7 @@ from lumos.output.units import format_bytes
 from lumos.probes.allocs import AllocMaps, alloc_program
 from lumos.probes.attach import attach_sites
 from lumos.probes.stackcount import read_counts
-from lumos.session.args import add_target_arguments, add_timing_arguments
+from lumos.session.args import add_target_arguments, add_timing_arguments, check_at_least
 from lumos.session.session import Session
 from lumos.targets.entry import open_go
 from lumos.targets.plan import plan
@@ -62,6 +62,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    check_at_least("--rate", args.rate, 1)
     with Session(args, need_patterns=False) as s:
         target = s.target
         if target.patterns:

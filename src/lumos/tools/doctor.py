@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
+from lumos import caps
 from lumos.bpf import features
 from lumos.output.jsonl import write_json
 from lumos.output.table import print_table
@@ -33,10 +34,18 @@ def run(args) -> int:
                         "min_kernel": feat.min_kernel, "note": note}, sys.stdout)
         else:
             rows.append((name, status, feat.min_kernel or "-", note))
+    cap_rows = [(cap, "yes" if caps.has(cap) else "no", why)
+                for cap, why in caps.NEEDED_FOR.items()]
+    if args.json:
+        for cap, have, why in cap_rows:
+            write_json({"capability": cap, "effective": have == "yes", "needed_for": why},
+                       sys.stdout)
     ok = all(features.check(n) is None for n in ESSENTIAL)
     if not args.json:
         print(f"lumos doctor: Linux {os.uname().release}, {os.uname().machine}")
         print_table(["FEATURE", "OK", "SINCE", "WHAT IT MEANS"], rows, sys.stdout, align="llll")
+        print(f"\nuid {os.geteuid()}; capabilities (effective):")
+        print_table(["CAPABILITY", "HAVE", "NEEDED FOR"], cap_rows, sys.stdout, align="lll")
         print("\nlumos can trace here." if ok else
               "\nlumos cannot trace here: " + ", ".join(n for n in ESSENTIAL
                                                         if features.check(n)) + " missing.")

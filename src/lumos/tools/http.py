@@ -12,6 +12,7 @@ from log2 histograms kept in the kernel: on Ctrl-C, at -d, or every -i seconds.
 from __future__ import annotations
 
 import io
+import math
 import sys
 import time
 
@@ -29,7 +30,7 @@ from lumos.probes.filter import check_filter, parse_filter
 from lumos.probes.reqdecode import ReqDecoder, read_histograms, show_text
 from lumos.probes.reqprog import HIST_KEYS, ReqProgram, open_request_maps, summary_left_out
 from lumos.probes.stream import Stream
-from lumos.session.args import add_target_arguments, add_timing_arguments
+from lumos.session.args import MAX_SECONDS, add_target_arguments, add_timing_arguments
 from lumos.session.report import report_lost
 from lumos.session.session import Session
 from lumos.targets.entry import open_go
@@ -85,8 +86,9 @@ FILTER_NAMES = {"status": ("int", "http"), "ms": ("int", "http sql"),
 
 
 def run_requests(args, sql: bool) -> int:
-    if args.slow < 0:
-        raise UsageError("--slow must be a number of milliseconds >= 0")
+    if not (math.isfinite(args.slow) and 0 <= args.slow <= MAX_SECONDS * 1000):
+        raise UsageError(f"--slow must be a number of milliseconds >= 0 (at most "
+                         f"{MAX_SECONDS * 1000}), not {args.slow:g}")
     if args.ring_mb < 1 or args.ring_mb & (args.ring_mb - 1):
         raise UsageError("--ring-mb must be a power of two")
     expr = _user_filter(args.filter, "sql" if sql else "http")
