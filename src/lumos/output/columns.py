@@ -77,7 +77,7 @@ def _index_type(limit: int):
 def _prefix_mask(lens: np.ndarray, width: int) -> np.ndarray:
     """(rows, width) bool: column < lens[row]."""
     t = _index_type(width)
-    return np.arange(width, dtype=t) < np.clip(lens, 0, width).astype(t)[:, None]
+    return np.arange(width, dtype=t) < np.minimum(np.maximum(lens, 0), width).astype(t)[:, None]
 
 
 def text(buf: np.ndarray, lens: np.ndarray) -> Piece:

@@ -38,7 +38,7 @@ def _int_values(rec, cap: Capture) -> np.ndarray:
 def _string_parts(rec, cap: Capture):
     """(bytes buffer, copied length, full length) of a string/[]byte capture."""
     full = _word(rec, cap, 1).astype(np.int64)
-    copied = np.clip(full, 0, cap.str_max)
+    copied = np.minimum(np.maximum(full, 0), cap.str_max)  # np.clip: 10x slower here
     return rec[f"{cap.name}.bytes"], copied, full
 
 
