@@ -51,10 +51,6 @@ class Piece:
     def take(self, rows) -> Piece:
         return Piece(self.buf[rows], self.full)
 
-    def lengths(self) -> np.ndarray:
-        """Characters on each row."""
-        return np.count_nonzero(self.buf, axis=1)
-
 
 def const(text: bytes, rows: int) -> Piece:
     """The same text on every row."""
@@ -83,7 +79,11 @@ def _prefix_mask(lens: np.ndarray, width: int) -> np.ndarray:
 
 def text(buf: np.ndarray, lens: np.ndarray) -> Piece:
     """Bytes as they are (the caller made sure they need no quoting), lens[i] of row i."""
-    return plain_text(buf, lens)[0]
+    lens = np.asarray(lens)
+    width = min(buf.shape[1], int(lens.max(initial=0)))
+    x = np.array(buf[:, :width])                # a copy: the NULs go in below
+    x *= _prefix_mask(lens, width)
+    return Piece(x)
 
 
 def plain_text(buf: np.ndarray, lens: np.ndarray, forbidden: bytes = b'"\\'
