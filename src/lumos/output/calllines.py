@@ -97,15 +97,13 @@ def _render(rec, template, piece_of) -> list[C.Piece]:
     return out
 
 
-def _names(names: list[bytes]):
-    """(table, keep) to gather a name per row: table[site] is the site's name."""
+def _names(names: list[bytes]) -> np.ndarray:
+    """A table to gather a name per row: table[site] is the site's name, NUL-padded."""
     width = max((len(x) for x in names), default=0)
     table = np.zeros((len(names), width), np.uint8)
-    keep = np.zeros((len(names), width), bool)
     for i, x in enumerate(names):
         table[i, :len(x)] = np.frombuffer(x, np.uint8)
-        keep[i, :len(x)] = True
-    return table, keep
+    return table
 
 
 class CallLines:
@@ -134,8 +132,9 @@ class CallLines:
             self.templates.append([keyed[id(x)] if isinstance(x, Capture) else x for x in t])
 
     def name_piece(self, sites) -> C.Piece:
-        table, keep = self._names
-        return C.Piece(table[sites], keep[sites])
+        if len(sites) and (sites == sites[0]).all():  # one function: one constant
+            return C.const(self._names[sites[0]].tobytes().rstrip(b"\0"), len(sites))
+        return C.Piece(self._names[sites])
 
     def lines(self, batch) -> bytes:
         from lumos.probes.capture import HEADER_RECORD
@@ -144,14 +143,13 @@ class CallLines:
         if n == 0:
             return b""
         sites = head["site"].astype(np.int64)
-        present = np.unique(sites)
-        if len(present) == 1:
-            return C.lines(self._pieces(batch, head, int(present[0]), None))
+        if (sites == sites[0]).all():  # the usual case: one probe site streaming
+            return C.lines(self._pieces(batch, head, int(sites[0]), None))
         parts = []
-        for site in present:  # a site's records share layout, names and types
+        for site in np.unique(sites):  # a site's records share layout, names and types
             rows = np.flatnonzero(sites == site)
-            data, lens = C.line_parts(self._pieces(batch, head[rows], int(site), rows))
-            parts.append((rows, data, lens))
+            buf, _, _ = C.line_buffer(self._pieces(batch, head[rows], int(site), rows))
+            parts.append((rows, buf))
         return C.interleave(parts, n)
 
     def _pieces(self, batch, head, site: int, rows) -> list[C.Piece]:

@@ -27,20 +27,35 @@ class Clock:
 
 
 def stamp_column(ts_ns, offset: float):
-    """Clock.stamp for a whole column of timestamps: a columns.Piece of HH:MM:SS.micro."""
+    """Clock.stamp for a whole column of timestamps: a columns.Piece of HH:MM:SS.micro.
+    A batch usually falls within a second or two: HH:MM:SS is formatted per second
+    seen, not per row, and only the microseconds are worked out on every row."""
     import numpy as np
 
     from lumos.output import columns as C
     gmtoff = time.localtime().tm_gmtoff  # a zone change mid-run is not followed
     us = (ts_ns.astype(np.int64) // 1000 + int((offset + gmtoff) * 1e6)) % 86_400_000_000
+    secs = us // 1_000_000
     out = np.empty((len(ts_ns), 15), np.uint8)
-    out[:, 0:2] = C.fixed_digits(us // 3_600_000_000, 2)
-    out[:, 3:5] = C.fixed_digits(us // 60_000_000 % 60, 2)
-    out[:, 6:8] = C.fixed_digits(us // 1_000_000 % 60, 2)
-    out[:, 9:15] = C.fixed_digits(us % 1_000_000, 6)
-    out[:, 2] = out[:, 5] = ord(":")
-    out[:, 8] = ord(".")
-    return C.Piece(out, None)
+    first, last = (int(secs.min()), int(secs.max())) if len(secs) else (0, 0)
+    if last - first < 16:  # a table of the seconds in this batch
+        table = np.frombuffer(b"".join(_hms(s) for s in range(first, last + 1)),
+                              np.uint8).reshape(-1, 9)
+        out[:, :9] = table[secs - first]
+    else:
+        s32 = secs.astype(np.uint32)
+        out[:, 0:2] = C.fixed_digits(s32 // 3600, 2)
+        out[:, 3:5] = C.fixed_digits(s32 // 60 % 60, 2)
+        out[:, 6:8] = C.fixed_digits(s32 % 60, 2)
+        out[:, 2] = out[:, 5] = ord(":")
+        out[:, 8] = ord(".")
+    out[:, 9:15] = C.fixed_digits((us - secs * 1_000_000).astype(np.uint32), 6)
+    return C.Piece(out, True)
+
+
+def _hms(second_of_day: int) -> bytes:
+    h, rest = divmod(second_of_day, 3600)
+    return f"{h:02d}:{rest // 60:02d}:{rest % 60:02d}.".encode()
 
 
 def epoch_column(ts_ns, offset: float):
@@ -49,10 +64,10 @@ def epoch_column(ts_ns, offset: float):
 
     from lumos.output import columns as C
     us = ts_ns.astype(np.int64) // 1000 + int(offset * 1e6)
-    secs = C.decimal(us // 1_000_000)
+    whole = us // 1_000_000
+    secs = C.decimal(whole)
     out = np.empty((len(us), secs.width + 7), np.uint8)
     out[:, :secs.width] = secs.buf
     out[:, secs.width] = ord(".")
-    out[:, secs.width + 1:] = C.fixed_digits(us % 1_000_000, 6)
-    keep = None if secs.keep is None else np.hstack([secs.keep, np.ones((len(us), 7), bool)])
-    return C.Piece(out, keep)
+    out[:, secs.width + 1:] = C.fixed_digits((us - whole * 1_000_000).astype(np.uint32), 6)
+    return C.Piece(out, secs.full)

@@ -84,14 +84,11 @@ def server_pieces(rec, offset: float, json: bool) -> list[C.Piece]:
 
 def _pad(piece: C.Piece, width: int) -> C.Piece:
     """Left-aligned text padded to at least `width` characters (like %-6s)."""
-    keep = piece.mask()
-    if piece.width < width:
-        buf = np.full((piece.rows, width), C.SPACE, np.uint8)
-        buf[:, :piece.width] = np.where(keep, piece.buf, C.SPACE)
-        return C.Piece(buf, None)
-    buf = np.where(keep, piece.buf, C.SPACE).astype(np.uint8)
-    lens = keep.sum(axis=1)
-    return C.Piece(buf, np.arange(piece.width) < np.maximum(lens, width)[:, None])
+    buf = np.full((piece.rows, max(width, piece.width)), C.NUL, np.uint8)
+    buf[:, :width] = C.SPACE
+    text = piece.buf
+    np.copyto(buf[:, :piece.width], text, where=text != C.NUL)
+    return C.Piece(buf, piece.width <= width)
 
 
 def _ms(dur_ns) -> C.Piece:
@@ -101,7 +98,7 @@ def _ms(dur_ns) -> C.Piece:
     whole = C.decimal(hundredths // 100, 5)
     frac = C.fixed_digits(hundredths % 100, 2)
     n = len(dur_ns)
-    return C.join([whole, C.const(b".", n), C.Piece(frac, None)])
+    return C.join([whole, C.const(b".", n), C.Piece(frac, True)])
 
 
 class ColumnWriter:
@@ -154,8 +151,6 @@ def write_records(rec, printer, decoder, out) -> None:
     if len(fast) == 0:
         write_all(out, b"".join(lines).decode())
         return
-    data, lens = C.line_parts(server_pieces(rec[fast], printer.offset, json_out))
-    slow_lens = np.fromiter((len(b) for b in lines), np.int64, len(lines))
-    parts = [(fast, data, lens),
-             (np.flatnonzero(~ok), np.frombuffer(b"".join(lines), np.uint8), slow_lens)]
+    buf, _, _ = C.line_buffer(server_pieces(rec[fast], printer.offset, json_out))
+    parts = [(fast, buf), (np.flatnonzero(~ok), C.from_bytes_list(lines).buf)]
     write_all(out, C.interleave(parts, n).decode())

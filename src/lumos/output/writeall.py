@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 
+# bytes per write(): large writes into a file or tmpfs cost fewer syscalls; a pipe takes
+# what it has room for and the rest is written again
+WRITE_MAX = 1 << 20
+
 
 def write_all(out, data: bytes | str) -> None:
     """Write data to out without losing any of it when a signal lands mid-write.
@@ -21,4 +25,4 @@ def write_all(out, data: bytes | str) -> None:
     out.flush()
     view = memoryview(data.encode() if isinstance(data, str) else data)
     while view:
-        view = view[os.write(fd, view[:1 << 16]):]
+        view = view[os.write(fd, view[:WRITE_MAX]):]

@@ -147,7 +147,7 @@ class Stream:
                 return
             on_batch(batch)
             self.handled += len(batch)
-        self.abandoned = self.channel.reader.discard_pending()
+        self.abandoned = self.channel.reader.discard_pending_fixed(self.record_size)
 
     @property
     def lost(self) -> int:
