@@ -67,7 +67,13 @@ class Runner:
             self.target_note = f"PID {self.pid} exited"
         elif self.exec_watch is not None and self.exec_watch.execs():
             self.stop_reason = "target exec'd"
-            exe = _exe(self.pid)
+            exe = _exe(self.exec_watch.tgid)
+            if self.launched is not None:
+                self.launched.run_on = True  # lumos stops watching; the command goes on
+                self.target_note = (f"the command exec'd {exe or 'another program'}: tracing "
+                                    f"stopped, the probes were in the old image; the command "
+                                    f"runs on (trace the new program with -c or its path)")
+                return
             self.target_note = (f"PID {self.pid} exec'd{' ' + exe if exe else ''}: the probes "
                                 f"were in the old image (trace the new one with -p again, or "
                                 f"give the binary path to follow every process running it)")
