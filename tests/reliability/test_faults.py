@@ -214,3 +214,56 @@ def test_binary_rebuilt_in_place_while_traced(gohot, tmp_path):
     assert f"lumos: {binary} was replaced on disk: the probes stay on the old file" in err
     counts = {r["func"]: r["count"] for r in map(json.loads, out.splitlines()) if "func" in r}
     assert counts["main.hot"] > 10000  # the old process, still traced
+
+
+@pytest.fixture(scope="module")
+def other_binary():
+    """A different program to write over gohot: main.hot sits elsewhere in it."""
+    return str(build("goexec"))
+
+
+@pytest.mark.parametrize("how", ["cp", "dd"])
+def test_binary_modified_in_place_while_traced_detaches(gohot, other_binary, how, tmp_path):
+    """The same inode gets new content (possible while nothing runs it; a running binary
+    is ETXTBSY): probes at the old offsets would land anywhere in the new code, so lumos
+    detaches at once, says why, and a process started from the new content runs clean."""
+    binary = tmp_path / "gohot"
+    shutil.copy(gohot, binary)
+    inode = os.stat(binary).st_ino
+    lum = subprocess.Popen([*LUMOS, "funccount", "--json", str(binary), "main.hot"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_banner(lum)
+    assert "hot=1000" in subprocess.run([binary, "-n", "1000"], capture_output=True,
+                                        text=True, check=True).stdout
+    if how == "cp":  # cp truncates and writes the same inode
+        subprocess.run(["cp", other_binary, str(binary)], check=True)
+    else:  # same size, 4 KiB of the text rewritten with the other program's bytes
+        with open(other_binary, "rb") as f:
+            f.seek(0x2000)
+            patch = f.read(4096)
+        subprocess.run(["dd", f"of={binary}", "conv=notrunc", "bs=4096", "seek=2",
+                        "status=none"], input=patch, check=True)
+    assert os.stat(binary).st_ino == inode
+    out, err = lum.communicate(timeout=30)  # it stops by itself
+    assert lum.returncode == 0, err
+    assert "Traceback" not in err
+    assert f"lumos: {binary} was modified in place: lumos detached" in err, err
+    counts = {r["func"]: r["count"] for r in map(json.loads, out.splitlines()) if "func" in r}
+    assert counts == {"main.hot": 1000}, (counts, err)
+    if how == "cp":
+        r = subprocess.run([binary, "-n", "5000"], capture_output=True, text=True, timeout=30)
+        assert (r.returncode, r.stderr) == (0, "hot=5000\n")  # no stale breakpoint hit
+
+
+def test_binary_modified_between_analysis_and_attach_is_refused(gohot, other_binary,
+                                                                tmp_path):
+    from lumos.api import Tracer
+    from lumos.errors import TargetError
+    binary = str(tmp_path / "gohot")
+    shutil.copy(gohot, binary)
+    with Tracer(binary) as t:
+        assert [f.name for f in t.functions("main.hot")] == ["main.hot"]  # analysed
+        subprocess.run(["cp", other_binary, binary], check=True)
+        with pytest.raises(TargetError, match=f"^{binary} was modified on disk after lumos "
+                           f"read it: its probe offsets would be stale"):
+            t.latency("main.hot")
