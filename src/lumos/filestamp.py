@@ -33,17 +33,12 @@ def current(path: str) -> tuple[int, int, int, int] | None:
 
 
 def remember(path: str, st: os.stat_result | None = None) -> None:
-    """Stamp path as read now (st: fstat of the descriptor read from) the first time;
-    a later read of changed content raises, so no analysis mixes two files (the
-    function list of the first read is cached, targets.patterns)."""
-    key = os.path.realpath(path)
+    """Stamp path as read now (st: fstat of the descriptor read from), the first time
+    only: attaching compares with the content the analysis began on (the function list
+    of that first read is cached for the whole run, targets.patterns)."""
     stamp = stamp_of(st) if st is not None else current(path)
-    if stamp is None:
-        return
-    then = _first.setdefault(key, stamp)
-    if stamp != then:
-        how = "replaced" if stamp[:2] != then[:2] else "modified"
-        raise TargetError(_stale(path, how))
+    if stamp is not None:
+        _first.setdefault(os.path.realpath(path), stamp)
 
 
 def first_seen(path: str) -> tuple[int, int, int, int] | None:

@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import LUMOS, run_lumos
+from conftest import LUMOS, build_c, run_lumos
 from support.gobuild import build
 from support.lumosproc import cpu_s, text_byte, wait_for_banner
 from support.programs import ROOT
@@ -267,3 +267,56 @@ def test_binary_modified_between_analysis_and_attach_is_refused(gohot, other_bin
         with pytest.raises(TargetError, match=f"^{binary} was modified on disk after lumos "
                            f"read it: its probe offsets would be stale"):
             t.latency("main.hot")
+
+
+def test_goroutines_ring_overflow_counted_and_the_tool_keeps_going():
+    """50,000 goroutines started flat out into a 1 MiB ring. A goroutine is three records
+    (newproc1's entry and return make its create line, goexit1 its exit line): records
+    shown + creations left half-shown + lost = what the program made, and main.last,
+    started after the flood, is shown."""
+    n = 50000
+    exe = str(build("spawner"))
+    r = run_lumos("goroutines", "--json", "--ring-mb", "1", "-c", f"{exe} -n {n}",
+                  timeout=120, env={**os.environ, "GOGC": "off"})  # no GC workers mid-flood
+    assert r.returncode == 0, r.stderr
+    assert f"goroutines={n}" in r.stderr
+    rows = [json.loads(ln) for ln in r.stdout.splitlines()]
+    lost = rows[-1]["lost"]
+    unpaired = next((x["unpaired"] for x in rows if "unpaired" in x), 0)
+    ours = [x for x in rows if "event" in x and (x.get("start") or "main.").startswith("main.")]
+    creates = sum(x["event"] == "create" for x in ours)
+    exits = sum(x["event"] == "exit" for x in ours)  # those whose create was lost: no start
+    assert lost > 0, "a goroutine flood into a 1 MiB ring: expected losses"
+    assert f"lumos: {lost} events lost" in r.stderr
+    assert 2 * creates + exits + unpaired + lost == 3 * (n + 1), (creates, exits, unpaired,
+                                                                   lost)
+    assert [x["event"] for x in ours if x.get("start") == "main.last"] == ["create", "exit"]
+
+
+def test_execsnoop_ring_overflow_counted_and_the_tool_keeps_going(tmp_path):
+    """100,000 failing execve() calls (ENOENT: as fast as one process can make them) into
+    a 1 MiB ring of 4.6 KiB records, then an exec in place: shown + lost = made, and
+    the last exec is shown."""
+    n = 100000
+    loop = build_c("execloop")
+    out = tmp_path / "out"  # a file: a pipe nobody reads until the end would stall lumos
+    with open(out, "w") as outf, subprocess.Popen(
+            [*LUMOS, "execsnoop", "--json", "--ring-mb", "1", "-P", str(os.getpid())],
+            stdout=outf, stderr=subprocess.PIPE, text=True) as lum:
+        wait_for_banner(lum)
+        made = subprocess.run([loop, str(n), "/bin/true"], capture_output=True, text=True,
+                              timeout=60)
+        time.sleep(0.5)  # the last exec's event is read
+        lum.send_signal(signal.SIGINT)
+        err = lum.communicate(timeout=30)[1]
+    assert lum.returncode == 0, err
+    assert (made.returncode, made.stderr) == (0, f"execs={n}\n")
+    rows = [json.loads(ln) for ln in out.read_text().splitlines()]
+    lost = rows[-1]["lost"]
+    # the filename reads as "" where its page was not touched yet (probes/execsnoop.py)
+    failed = [x for x in rows if x.get("ret") == -2]
+    assert {x["filename"] for x in failed} <= {"/nonexistent/lumos-execloop", ""}
+    assert lost > 0, "100,000 execs into a 1 MiB ring: expected losses"
+    assert f"lumos: {lost} events lost" in err
+    assert len(failed) + lost == n, (len(failed), lost)
+    assert [x["ret"] for x in rows if x.get("filename") == "/bin/true"] == [0]
