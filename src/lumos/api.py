@@ -25,6 +25,7 @@ import argparse
 from contextlib import ExitStack
 from dataclasses import dataclass
 
+from lumos.errors import TargetError
 from lumos.probes.attach import attach_sites
 from lumos.probes.channel import EventChannel
 from lumos.probes.decode import Decoder, Text
@@ -94,6 +95,8 @@ class Tracer:
     def latency(self, pattern: str, by: str | None = None, unit: str = "us") -> Histograms:
         """Latency histograms of the functions, per value of argument `by` if given."""
         planned = [f for f in plan(self.target, [pattern], strlen=16) if f.exits]
+        if not planned:
+            raise TargetError(f"{pattern}: no function with a return site to time")
         funcs = [LatencyFunction(f.name, f.goroutine, next(
             (c for c in f.args if c.name == by), None) if by else None, f.entry_sp_delta)
             for f in planned]

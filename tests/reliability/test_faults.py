@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import LUMOS, run_lumos
+from conftest import LUMOS, build_c, run_lumos
 from support.gobuild import build
 from support.lumosproc import cpu_s, text_byte, wait_for_banner
 from support.programs import ROOT
@@ -214,3 +214,109 @@ def test_binary_rebuilt_in_place_while_traced(gohot, tmp_path):
     assert f"lumos: {binary} was replaced on disk: the probes stay on the old file" in err
     counts = {r["func"]: r["count"] for r in map(json.loads, out.splitlines()) if "func" in r}
     assert counts["main.hot"] > 10000  # the old process, still traced
+
+
+@pytest.fixture(scope="module")
+def other_binary():
+    """A different program to write over gohot: main.hot sits elsewhere in it."""
+    return str(build("goexec"))
+
+
+@pytest.mark.parametrize("how", ["cp", "dd"])
+def test_binary_modified_in_place_while_traced_detaches(gohot, other_binary, how, tmp_path):
+    """The same inode gets new content (possible while nothing runs it; a running binary
+    is ETXTBSY): probes at the old offsets would land anywhere in the new code, so lumos
+    detaches at once, says why, and a process started from the new content runs clean."""
+    binary = tmp_path / "gohot"
+    shutil.copy(gohot, binary)
+    inode = os.stat(binary).st_ino
+    lum = subprocess.Popen([*LUMOS, "funccount", "--json", str(binary), "main.hot"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_banner(lum)
+    assert "hot=1000" in subprocess.run([binary, "-n", "1000"], capture_output=True,
+                                        text=True, check=True).stdout
+    if how == "cp":  # cp truncates and writes the same inode
+        subprocess.run(["cp", other_binary, str(binary)], check=True)
+    else:  # same size, 4 KiB of the text rewritten with the other program's bytes
+        with open(other_binary, "rb") as f:
+            f.seek(0x2000)
+            patch = f.read(4096)
+        subprocess.run(["dd", f"of={binary}", "conv=notrunc", "bs=4096", "seek=2",
+                        "status=none"], input=patch, check=True)
+    assert os.stat(binary).st_ino == inode
+    out, err = lum.communicate(timeout=30)  # it stops by itself
+    assert lum.returncode == 0, err
+    assert "Traceback" not in err
+    assert f"lumos: {binary} was modified in place: lumos detached" in err, err
+    counts = {r["func"]: r["count"] for r in map(json.loads, out.splitlines()) if "func" in r}
+    assert counts == {"main.hot": 1000}, (counts, err)
+    if how == "cp":
+        r = subprocess.run([binary, "-n", "5000"], capture_output=True, text=True, timeout=30)
+        assert (r.returncode, r.stderr) == (0, "hot=5000\n")  # no stale breakpoint hit
+
+
+def test_binary_modified_between_analysis_and_attach_is_refused(gohot, other_binary,
+                                                                tmp_path):
+    from lumos.api import Tracer
+    from lumos.errors import TargetError
+    binary = str(tmp_path / "gohot")
+    shutil.copy(gohot, binary)
+    with Tracer(binary) as t:
+        assert [f.name for f in t.functions("main.hot")] == ["main.hot"]  # analysed
+        subprocess.run(["cp", other_binary, binary], check=True)
+        with pytest.raises(TargetError, match=f"^{binary} was modified on disk after lumos "
+                           f"read it: its probe offsets would be stale"):
+            t.latency("main.hot")
+
+
+def test_goroutines_ring_overflow_counted_and_the_tool_keeps_going():
+    """50,000 goroutines started flat out into a 1 MiB ring. A goroutine is three records
+    (newproc1's entry and return make its create line, goexit1 its exit line): records
+    shown + creations left half-shown + lost = what the program made, and main.last,
+    started after the flood, is shown."""
+    n = 50000
+    exe = str(build("spawner"))
+    r = run_lumos("goroutines", "--json", "--ring-mb", "1", "-c", f"{exe} -n {n}",
+                  timeout=120, env={**os.environ, "GOGC": "off"})  # no GC workers mid-flood
+    assert r.returncode == 0, r.stderr
+    assert f"goroutines={n}" in r.stderr
+    rows = [json.loads(ln) for ln in r.stdout.splitlines()]
+    lost = rows[-1]["lost"]
+    unpaired = next((x["unpaired"] for x in rows if "unpaired" in x), 0)
+    ours = [x for x in rows if "event" in x and (x.get("start") or "main.").startswith("main.")]
+    creates = sum(x["event"] == "create" for x in ours)
+    exits = sum(x["event"] == "exit" for x in ours)  # those whose create was lost: no start
+    assert lost > 0, "a goroutine flood into a 1 MiB ring: expected losses"
+    assert f"lumos: {lost} events lost" in r.stderr
+    assert 2 * creates + exits + unpaired + lost == 3 * (n + 1), (creates, exits, unpaired,
+                                                                   lost)
+    assert [x["event"] for x in ours if x.get("start") == "main.last"] == ["create", "exit"]
+
+
+def test_execsnoop_ring_overflow_counted_and_the_tool_keeps_going(tmp_path):
+    """100,000 failing execve() calls (ENOENT: as fast as one process can make them) into
+    a 1 MiB ring of 4.6 KiB records, then an exec in place: shown + lost = made, and
+    the last exec is shown."""
+    n = 100000
+    loop = build_c("execloop")
+    out = tmp_path / "out"  # a file: a pipe nobody reads until the end would stall lumos
+    with open(out, "w") as outf, subprocess.Popen(
+            [*LUMOS, "execsnoop", "--json", "--ring-mb", "1", "-P", str(os.getpid())],
+            stdout=outf, stderr=subprocess.PIPE, text=True) as lum:
+        wait_for_banner(lum)
+        made = subprocess.run([loop, str(n), "/bin/true"], capture_output=True, text=True,
+                              timeout=60)
+        time.sleep(0.5)  # the last exec's event is read
+        lum.send_signal(signal.SIGINT)
+        err = lum.communicate(timeout=30)[1]
+    assert lum.returncode == 0, err
+    assert (made.returncode, made.stderr) == (0, f"execs={n}\n")
+    rows = [json.loads(ln) for ln in out.read_text().splitlines()]
+    lost = rows[-1]["lost"]
+    # the filename reads as "" where its page was not touched yet (probes/execsnoop.py)
+    failed = [x for x in rows if x.get("ret") == -2]
+    assert {x["filename"] for x in failed} <= {"/nonexistent/lumos-execloop", ""}
+    assert lost > 0, "100,000 execs into a 1 MiB ring: expected losses"
+    assert f"lumos: {lost} events lost" in err
+    assert len(failed) + lost == n, (len(failed), lost)
+    assert [x["ret"] for x in rows if x.get("filename") == "/bin/true"] == [0]

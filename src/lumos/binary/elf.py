@@ -17,6 +17,7 @@ from functools import cached_property
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
+from lumos import filestamp
 from lumos.errors import BinaryFormatError, TargetError
 
 ELF_MAGIC = b"\x7fELF"
@@ -69,6 +70,7 @@ class ElfBinary:
             raise TargetError(f"{path}: is a directory, not a program") from None
         except PermissionError:
             raise TargetError(f"{path}: permission denied") from None
+        filestamp.remember(path, os.fstat(self._file.fileno()))
         try:
             if self._file.read(4) != ELF_MAGIC:
                 raise BinaryFormatError(f"{path}: not an ELF file (wrong magic)", 0)

@@ -18,6 +18,7 @@ import struct
 import zlib
 
 import lumos
+from lumos import filestamp
 
 FORMAT = 3
 SHARDS = 64
@@ -86,6 +87,7 @@ def _notes(data: bytes):
 
 def binary_key(path: str, extra: str = "") -> str:
     """Cache key of the binary at path (see module doc)."""
+    filestamp.remember(path)  # the warm path reads no ELF: stamp the file here
     go_id, gnu_id = read_build_ids(path)
     size = os.path.getsize(path)
     ident = f"{go_id}|{gnu_id}"

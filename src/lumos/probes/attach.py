@@ -13,6 +13,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from itertools import groupby
 
+from lumos import filestamp
 from lumos.bpf import features
 from lumos.bpf import sys as bsys
 from lumos.bpf.links import (
@@ -80,11 +81,14 @@ def attach_sites(build: Callable[[int], ProgramSpec], sites: list[ProbeSite],
         ensure_fd_limit(2 * len(sites))
     for (path, ret, _), group in groupby(indexed, key=key):
         group = list(group)
+        filestamp.check_unchanged(path)
         got, bad = attach_group(prog, mode, path, group, pid, ret)
         links.extend(stack.enter_context(link) for link in got)
         skipped.extend(bad)
         if separate and got:
             by_site[group[0][0]] = got[0]
+    for path in {s.path for s in sites}:  # changed while attaching: the stack detaches
+        filestamp.check_unchanged(path)
     if not links:
         raise AttachError("the kernel refused every probe site: "
                           + ", ".join(s.name for s in skipped[:5]))

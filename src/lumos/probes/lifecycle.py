@@ -52,11 +52,12 @@ def exec_program(counts: Map, tgid: int) -> ProgramSpec:
 
 
 class ExecWatch:
-    """execs() is how many times PID has exec'd since attach()."""
+    """execs() is how many times PID has exec'd since attach() (or since mark())."""
 
     def __init__(self, tgid: int):
         self.tgid = tgid
         self._counts: Map | None = None
+        self._base = 0
 
     def attach(self, stack: ExitStack) -> ExecWatch:
         self._counts = stack.enter_context(create_map(array_spec("lumos_execs", 8, 1)))
@@ -64,6 +65,13 @@ class ExecWatch:
         stack.enter_context(attach_raw_tracepoint(prog, "sched_process_exec"))
         return self
 
+    def mark(self) -> None:
+        """Count from now: a -c command's own first exec is not news."""
+        self._base = self._count()
+
     def execs(self) -> int:
+        return self._count() - self._base
+
+    def _count(self) -> int:
         raw = self._counts.lookup(struct.pack("<I", 0))
         return struct.unpack("<Q", raw)[0] if raw else 0

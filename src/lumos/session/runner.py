@@ -5,11 +5,13 @@ The loop polls every 100 ms at most, so every stop condition is seen promptly.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
 from collections.abc import Iterator
 
+from lumos import filestamp
 from lumos.errors import UsageError
 from lumos.targets.launch import Launched
 
@@ -28,7 +30,9 @@ class Runner:
         self.launched = launched
         self.pid = pid                    # -p: stop when it exits
         self.exec_watch = exec_watch      # probes.lifecycle.ExecWatch: stop when it execs
-        self.exe, self._exe_id = exe, _file_id(exe)  # a binary target: see _check_exe
+        self.exe, self._exe_watched = exe, exe is not None  # a binary target: _check_exe
+        if exe is not None and filestamp.first_seen(exe) is None:
+            filestamp.remember(exe)  # normally stamped already, when it was analysed
         self.stop_reason: str | None = None
         self.target_note: str | None = None   # "PID 12 exited", for the tool to print
         self._next_check = 0.0
@@ -67,20 +71,39 @@ class Runner:
             self.target_note = f"PID {self.pid} exited"
         elif self.exec_watch is not None and self.exec_watch.execs():
             self.stop_reason = "target exec'd"
-            exe = _exe(self.pid)
+            exe = _exe(self.exec_watch.tgid)
+            if self.launched is not None:
+                self.launched.run_on = True  # lumos stops watching; the command goes on
+                self.target_note = (f"the command exec'd {exe or 'another program'}: tracing "
+                                    f"stopped, the probes were in the old image; the command "
+                                    f"runs on (trace the new program with -c or its path)")
+                return
             self.target_note = (f"PID {self.pid} exec'd{' ' + exe if exe else ''}: the probes "
                                 f"were in the old image (trace the new one with -p again, or "
                                 f"give the binary path to follow every process running it)")
 
     def _check_exe(self) -> None:
-        """A binary rebuilt in place gets a new inode: the uprobes stay on the old one
-        (processes still running it are traced, new ones are not). Say so once."""
-        if self._exe_id is None or _file_id(self.exe) in (self._exe_id, None):
+        """A binary rebuilt and moved over the path has a new inode: the uprobes stay on
+        the old one (processes still running it are traced, new ones are not): say so
+        once. One written in place (same inode; possible only while nothing runs it,
+        else ETXTBSY) would get breakpoints at offsets from the old content, which can
+        split an instruction of the new one: detach at once (see lumos.filestamp)."""
+        if not self._exe_watched or not os.path.exists(self.exe):  # mid-rename: later
             return
-        self._exe_id = None
-        print(f"lumos: {self.exe} was replaced on disk: the probes stay on the old file "
-              f"(processes already running it are still traced, ones started from the new "
-              f"file are not; restart lumos to trace them)", file=sys.stderr, flush=True)
+        how = filestamp.changed(self.exe)
+        if how == "modified":
+            self._exe_watched = False
+            self.stop_reason = "binary modified"
+            self.target_note = (f"{self.exe} was modified in place: lumos detached (its "
+                                f"probes were at offsets in the old content; a process "
+                                f"started from the new one could crash on them); run "
+                                f"lumos again to trace the new file")
+        elif how == "replaced":
+            self._exe_watched = False
+            print(f"lumos: {self.exe} was replaced on disk: the probes stay on the old file "
+                  f"(processes already running it are still traced, ones started from the "
+                  f"new file are not; restart lumos to trace them)", file=sys.stderr,
+                  flush=True)
 
     def sleep(self, seconds: float) -> bool:
         """Sleep up to `seconds` in short steps; False as soon as the tool should stop."""
@@ -125,17 +148,7 @@ def process_alive(pid: int) -> bool:
     return state not in (b"Z", b"X")
 
 
-def _file_id(path: str | None) -> tuple[int, int] | None:
-    import os
-    try:
-        st = os.stat(path) if path else None
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino) if st else None
-
-
 def _exe(pid: int | None) -> str:
-    import os
     try:
         return os.readlink(f"/proc/{pid}/exe")
     except OSError:

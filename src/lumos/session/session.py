@@ -51,8 +51,10 @@ class Session:
     def _report_end(self) -> None:
         """Say why the target ended tracing, and hand a -c command's failure on."""
         if self.runner is not None and self.runner.target_note:
-            print(f"lumos: {self.runner.target_note}", file=sys.stderr)
+            print(f"lumos: {self.runner.target_note}", file=sys.stderr, flush=True)
         launched = self.target.launched
+        if launched is not None and launched.run_on:
+            launched.wait_or_kill()  # it exec'd: its run is no longer lumos's to end
         if self.runner is not None and launched is not None \
                 and launched.returncode not in (None, 0) and not launched.stopped_by_lumos:
             status = launched.returncode
@@ -80,10 +82,12 @@ class Session:
         """Let a -c command exec (probes are attached) and start watching for the end:
         the command's exit, or a -p process's exit or exec."""
         launched = self.target.launched
+        pid = self.target.pid
+        # watching before a -c command execs: a quick one may exec again at once
+        watch = ExecWatch(pid).attach(self.stack) if pid is not None else None
         if launched:
             launched.start()
-        pid = self.target.pid
-        watch = ExecWatch(pid).attach(self.stack) if pid is not None else None
+            watch.mark()
         exe = self.target.exe if pid is None else None  # a binary target
         self.runner = Runner(getattr(self.args, "duration", None), launched,
                              pid if launched is None else None, watch, exe)

@@ -61,6 +61,7 @@ class Launched:
         self.pid = pid
         self.returncode: int | None = None
         self.stopped_by_lumos = False
+        self.run_on = False  # it exec'd another program: close() leaves it running
         self.maps = []   # /proc/PID/maps at the first instruction (binary.procmaps)
 
     def start(self) -> None:
@@ -95,12 +96,21 @@ class Launched:
             self.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
 
+    def wait_or_kill(self) -> int:
+        """Wait for the command's end; Ctrl-C (which it gets too) kills it if it stays."""
+        try:
+            return self.wait()
+        except KeyboardInterrupt:
+            self.run_on = False
+            self.close()
+            raise
+
     def close(self) -> None:
         """Kill the command if it has not run or is still running (error paths)."""
         if self._go_w >= 0:
             os.close(self._go_w)  # child reads EOF and exits 126
             self._go_w = -1
-        if self.poll() is None:
+        if self.poll() is None and not self.run_on:
             self.stopped_by_lumos = True  # its end is lumos's doing, not its own failure
             try:
                 os.kill(self.pid, signal.SIGKILL)

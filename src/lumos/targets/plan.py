@@ -15,6 +15,7 @@ import fnmatch
 from dataclasses import dataclass, field, replace
 from itertools import groupby
 
+from lumos import filestamp
 from lumos.binary.cfuncs import c_prototype
 from lumos.binary.elf import open_elf
 from lumos.errors import UsageError
@@ -77,6 +78,8 @@ def plan(target: Target, patterns: list[str], strlen: int = 64,
     """The functions the patterns match, planned. dropped (if given) receives the name of
     each match that cannot be probed (see dropped_note). max_elems: elements of slices
     of numbers, bools and strings to read (0: a slice is ptr, len, cap)."""
+    if target.exe:  # analysed on one content, planned on another: refuse (filestamp)
+        filestamp.check_unchanged(target.exe)
     globs, signatures = [], {}
     for p in patterns:
         kind, _ = classify_pattern(p)

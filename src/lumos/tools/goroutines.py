@@ -27,7 +27,7 @@ from lumos.probes.channel import EventChannel
 from lumos.probes.decode import Decoder
 from lumos.probes.eventprog import EventProgram
 from lumos.probes.stream import run_stream
-from lumos.session.args import add_timing_arguments
+from lumos.session.args import add_ring_argument, add_timing_arguments, ring_bytes
 from lumos.session.report import report_lost
 from lumos.session.session import Session
 from lumos.targets.goroutine_sites import goroutine_sites
@@ -48,6 +48,7 @@ def add_arguments(p) -> None:
     p.add_argument("--leaks", action="store_true",
                    help="print goroutines created while tracing that are still alive")
     p.add_argument("--quiet", action="store_true", help="with --leaks: no per-event lines")
+    add_ring_argument(p, default=4)
 
 
 def run(args) -> int:
@@ -59,7 +60,7 @@ def run(args) -> int:
         if target.exe is None:
             raise UsageError("give a Go binary, -p PID or -c CMD")
         sites, variants = goroutine_sites(target.exe)
-        channel = EventChannel(4 << 20).open(s.stack)
+        channel = EventChannel(ring_bytes(args)).open(s.stack)
         program = EventProgram(variants, channel, target.pid, "lumos_goroutines")
         attached = attach_sites(program.build, sites, target.pid, s.stack)
         tracker = Tracker(sites, variants, args, target)
@@ -76,6 +77,7 @@ def run(args) -> int:
             ended = runner.target_note or ("the command exited" if runner.stop_reason ==
                                            "command exited" else None)
             tracker.report_leaks(ended)
+        tracker.report_unpaired()
         report_lost(stream, args.json)
     return 0
 
@@ -99,6 +101,7 @@ class Tracker:
         self.symbolizers: dict[int, Symbolizer] = {}
         self.exe = target.exe
         self.pending: dict[tuple[int, int, int], tuple] = {}   # (pid, tid, frame) -> create
+        self.unpaired = 0  # creations not shown: one of their two records was lost
         self.alive: dict[tuple[int, int], Goroutine] = {}       # (pid, goid) -> goroutine
         self.out = sys.stdout
         self.last_ns = 0
@@ -139,12 +142,15 @@ class Tracker:
         self.last_ns = max(self.last_ns, ev.ts_ns)
         if kind == "create":
             startpc, parent, callerpc = ev.values
-            self.pending[(ev.pid, ev.tid, ev.frame)] = (startpc, parent, callerpc)
+            key = (ev.pid, ev.tid, ev.frame)
+            self.unpaired += key in self.pending  # that one's return record was lost
+            self.pending[key] = (startpc, parent, callerpc)
             return
         if kind == "created":
             info = self.pending.pop((ev.pid, ev.tid, ev.frame), None)
             if info is None:
-                return  # its entry was before tracing began
+                self.unpaired += 1  # its entry record was lost (or before tracing began)
+                return
             startpc, parent, callerpc = info
             g = Goroutine(ev.values[0], parent, self._start_name(ev.pid, startpc),
                           self._name(ev.pid, callerpc), ev.ts_ns)
@@ -174,6 +180,18 @@ class Tracker:
         par = "" if parent is None else str(parent)
         label = text if kind == "create" else f"exit {text}"
         self.out.write(f"{stamp:<15} {ev.pid:>7} {par:>7} {arrow} {goid:<7} {label}\n")
+
+    def report_unpaired(self) -> None:
+        """A creation is two records (newproc1's entry, its return): when the ring lost
+        one, the other cannot be shown either; say how many, as lost events are."""
+        self.unpaired += len(self.pending)
+        self.pending.clear()
+        if not self.unpaired:
+            return
+        if self.args.json:
+            write_json({"unpaired": self.unpaired}, self.out)
+        print(f"lumos: {self.unpaired} goroutine creations not shown (half of their "
+              f"record was lost with the ring full)", file=sys.stderr)
 
     def report_leaks(self, ended: str | None = None) -> None:
         now = time.monotonic_ns()
