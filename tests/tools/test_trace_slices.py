@@ -32,7 +32,13 @@ FUNCS = {
                    "main.Spill(a, b, c, d int, s []string, t []int) int"),
     "main.Split": ([], "main.Split(s string) []string"),
     "main.Fail": ([], "main.Fail(n int) error"),
+    "main.Ptrs": (["p"], "main.Ptrs(p []*main.T) int"),
+    "main.Real": (["x", "y", "n"], "main.Real(x float64, y float32, n int) float64"),
+    "main.Cold": (["e", "a"], "main.Cold(e error, a any) int"),
 }
+# Values a stripped build cannot read: floats stay in X registers by the ABI rules (with
+# DWARF, Real's are spilled and read); lumos prints ? for them, never a number.
+STRIPPED_UNREADABLE = {"main.Real": {"x", "y"}}
 
 
 def trace(exe: str, stripped: bool, *extra: str) -> tuple[list[str], list[dict]]:
@@ -51,10 +57,12 @@ def expected(t: dict, stripped: bool, key: str = "text") -> tuple[str, str]:
     """(the call line, the return line) the program's truth says lumos must print."""
     f = t["f"]
 
-    def shown(v: dict) -> str:  # a stripped build knows main.Labels as its signature's type
+    def shown(n: str, v: dict) -> str:  # stripped: main.Labels is its signature's type
+        if stripped and n in STRIPPED_UNREADABLE.get(f, ()):
+            return "?"
         return v[key].replace("main.Labels{", "[]string{") if stripped else v[key]
-    args = ", ".join(f"{n}={shown(t['args'][n])}" for n in FUNCS[f][0] if n in t["args"])
-    ret = shown(t["results"]["~r0"]) if t["results"] else None
+    args = ", ".join(f"{n}={shown(n, t['args'][n])}" for n in FUNCS[f][0] if n in t["args"])
+    ret = shown("~r0", t["results"]["~r0"]) if t["results"] else None
     return f"{f}({args})", f"{f} => {ret}" if ret is not None else ""
 
 
@@ -93,7 +101,7 @@ def test_within_the_limits_it_is_fmts_own_sharp_v(run):
     """Where nothing is cut, the program's %#v of the whole value is what lumos prints:
     the limits are the only difference, and they are marked."""
     stripped, calls, truth = run
-    within = [t for t in truth if t["f"] not in ("main.Fail", "main.Raw") and all(
+    within = [t for t in truth if t["f"] not in ("main.Fail", "main.Raw", "main.Cold") and all(
         v["text"] == v["full"] for v in (*t["args"].values(), *t["results"].values()))]
     assert len(within) >= 8
     for t in within:
