@@ -46,6 +46,21 @@ def test_slog_equals_ground_truth(version, variant, tmp_path):
     assert tail["lost"] == 0 and tail["rate_limited"] == 0
 
 
+@pytest.mark.parametrize("variant", ["default", "stripped"])
+@pytest.mark.parametrize("version", ["1.21.13", "1.27.3"])
+def test_unreadable_values_are_null_not_empty(version, variant, tmp_path):
+    """Values whose bytes lie on pages the program mapped but never touched (it reads
+    them right after the call): the probe cannot copy them, and lumos says so (null,
+    ? in text) instead of printing "" or zeros."""
+    exe = build("slogprog", version, variant)
+    calls, truth, _, stderr = _run(exe, tmp_path, "--rate", "0", n=1, extra="-cold")
+    _same(calls, truth)
+    assert 'cold bytes after the call: "\\x7fELF" "\\x7fEL" "\\x7fE"' in stderr, stderr
+    r = run_lumos("logs", "-c", f"{exe} -n 1 -cold", timeout=120)
+    line = next(x for x in r.stdout.splitlines() if " cold " in x or x.endswith("cold"))
+    assert "s=? err=? attr_s=? i=5" in line, line
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("program", ["zapprog", "logrusprog"])
 def test_zap_and_logrus_equal_ground_truth(program, variant, tmp_path):

@@ -6,7 +6,11 @@ Values come back as GoAny(kind, value, type_name):
     kind "string"/"bytes": value (bytes, full length); "int"/"uint"/"float"/"bool": a
     number; "error": the message (or the type name when it cannot be read);
     "time": (unix ns, utc: bool); "duration": ns; "ptr": address; "attr": (key, GoAny)
-    (a slog.Attr); "nil"; "other": just the type (shown as its name).
+    (a slog.Attr); "nil"; "other": just the type (shown as its name); "unreadable": the
+    kernel could not read the bytes the value is made of (shown as ?, never as zeros).
+
+A copy the kernel could not make (a page not yet faulted in) is named in `failed`:
+WINDOW for the window, 0-2 for a follow buffer; a value built from it is "unreadable".
 
 FOLLOWS says, per type name, which pointers inside the window the kernel should
 follow: (ptr offset, len offset or NO_FOLLOW for the buffer's size), by follow slot.
@@ -65,19 +69,44 @@ def errno_message(n: int) -> str:
     return s[0].lower() + s[1:] if len(s) > 1 and not s[1].isupper() else s
 
 
+WINDOW = -1  # in `failed`: the window's copy
+
+
+class _Unreadable(Exception):
+    pass
+
+
+class _Follows:
+    """The follow buffers, raising _Unreadable for one whose copy failed."""
+
+    def __init__(self, bufs: list[bytes], failed: frozenset[int]):
+        self.bufs, self.failed = bufs, failed
+
+    def __getitem__(self, k: int) -> bytes:
+        if k in self.failed:
+            raise _Unreadable
+        return self.bufs[k]
+
+
 class AnyDecoder:
     def __init__(self, types, follow_sizes: tuple[int, ...]):
         self.types = types            # typedata.TypeData
         self.sizes = follow_sizes
 
-    def decode(self, typ: int, data: int, window: bytes, follows: list[bytes]) -> GoAny:
+    def decode(self, typ: int, data: int, window: bytes, follows: list[bytes],
+               failed: frozenset[int] = frozenset()) -> GoAny:
         """typ: the type word as an ELF address (load bias removed); 0 for nil."""
-        if typ == 0:
-            return GoAny("nil", None)
+        if typ == 0:  # nil, unless the (type, data) pair itself was not read
+            return GoAny("unreadable", None) if WINDOW in failed else GoAny("nil", None)
         t = self.types.type_at(typ)
         if t is None:
             return GoAny("other", None, f"type@{typ:#x}")
-        return self._value(t, data, window, follows)
+        if WINDOW in failed and not (t.direct and t.name not in FOLLOWS):
+            return GoAny("unreadable", None, t.name)  # all but a bare pointer reads it
+        try:
+            return self._value(t, data, window, _Follows(follows, failed))
+        except _Unreadable:
+            return GoAny("unreadable", None, t.name)
 
     def _value(self, t, data: int, w: bytes, f: list[bytes]) -> GoAny:
         name, kind = t.name, t.kind
@@ -88,12 +117,12 @@ class AnyDecoder:
         if name == "time.Time":
             return GoAny("time", time_value(_u64(w, 0), _s64(w, 8)) + (_u64(w, 16) == 0,),
                          name)
-        if name in ("slog.Attr", "slog.Value") and not f[2]:
+        if name in ("slog.Attr", "slog.Value") and not f.bufs[2]:
             return GoAny("other", data, name)  # its Kind word was not copied (trace)
         if name == "slog.Attr":
             return self.attr(w, f)
         if name == "slog.Value":
-            return self._slog_value(_u64(w, 0), _u64(w, 8), f[1], f[2], 0)
+            return self._slog_value(_u64(w, 0), _u64(w, 8), f, 1, 0)
         if kind == "string" or name == "[]uint8":
             return GoAny("string" if kind == "string" else "bytes",
                          _text(f[0], _s64(w, 8)), name)
@@ -109,46 +138,61 @@ class AnyDecoder:
             return GoAny("bool", w[0] != 0, name)
         if name in ("*errors.errorString", "*fmt.wrapError", "*fmt.wrapErrors"):
             return GoAny("error", _message(f[0], _s64(w, 8)), name)
-        if name in ("*fs.PathError", "*os.SyscallError") and not f[1] and not f[2]:
+        if name in ("*fs.PathError", "*os.SyscallError") and not f.bufs[1] and not f.bufs[2]:
             return GoAny("ptr", data, name)  # only one follow was copied (trace)
-        if name == "*fs.PathError":
+        if name == "*fs.PathError":  # Op + " " + Path + ": " + Err.Error()
+            inner = self._inner_error(_u64(w, 32), f)
+            if inner is None:
+                return GoAny("ptr", data, name)
             op, path = _message(f[0], _s64(w, 8)), _message(f[1], _s64(w, 24))
-            return GoAny("error", f"{op} {path}: {self._inner_error(_u64(w, 32), f[2])}", name)
-        if name == "*os.SyscallError":
-            sc = _message(f[0], _s64(w, 8))
-            return GoAny("error", f"{sc}: {self._inner_error(_u64(w, 16), f[2])}", name)
+            return GoAny("error", f"{op} {path}: {inner}", name)
+        if name == "*os.SyscallError":  # Syscall + ": " + Err.Error()
+            inner = self._inner_error(_u64(w, 16), f)
+            if inner is None:
+                return GoAny("ptr", data, name)
+            return GoAny("error", f"{_message(f[0], _s64(w, 8))}: {inner}", name)
         if t.direct:
             return GoAny("ptr", data, name)
         return GoAny("other", data, name)
 
-    def _inner_error(self, itab: int, word: bytes) -> str:
+    def _inner_error(self, itab: int, f: _Follows) -> str | None:
         """A nested error (an itab, not a type word) of which only the first word of its
-        value was copied: syscall.Errno by its message, others by type name."""
+        value was copied (follow 2): syscall.Errno by its message; None for any other
+        type, whose Error() lumos cannot know."""
         if not itab:
             return "<nil>"
         typ = self.types.itab_type(itab - self.bias)
         t = self.types.type_at(typ) if typ else None
-        if t is None:
-            return "?"
-        if t.name == "syscall.Errno":
-            return errno_message(_u64(word, 0))
-        return t.name
+        if t is not None and t.name == "syscall.Errno":
+            return errno_message(_u64(f[2], 0))
+        return None
 
     bias = 0  # set per record by the caller: nested type words are runtime addresses
 
-    def attr(self, w: bytes, f: list[bytes]) -> GoAny:
-        key = _text(f[0], _s64(w, 8))[0].decode("utf-8", "replace")
-        return GoAny("attr", (key, self._slog_value(_u64(w, 16), _u64(w, 24), f[1], f[2], 32)),
-                     "slog.Attr")
+    def attr(self, w: bytes, f, failed: frozenset[int] = frozenset()) -> GoAny:
+        """A slog.Attr {Key string; Value slog.Value} (40 bytes in the window)."""
+        if not isinstance(f, _Follows):
+            f = _Follows(f, failed)
+        if WINDOW in f.failed:
+            return GoAny("unreadable", None, "slog.Attr")
+        try:
+            key = _text(f[0], _s64(w, 8))[0].decode("utf-8", "replace")
+        except _Unreadable:
+            key = "?"
+        try:
+            value = self._slog_value(_u64(w, 16), _u64(w, 24), f, 1, 32)
+        except _Unreadable:
+            value = GoAny("unreadable", None, "slog.Value")
+        return GoAny("attr", (key, value), "slog.Attr")
 
-    def _slog_value(self, num: int, any_typ: int, strbuf: bytes, word: bytes,
-                    _off: int) -> GoAny:
+    def _slog_value(self, num: int, any_typ: int, f: _Follows, k: int, _off: int) -> GoAny:
+        """f[k]: the string's bytes (a stringptr), f[k + 1]: the word behind any (a Kind)."""
         t = self.types.type_at(any_typ - self.bias) if any_typ else None
         if t is None:
             return GoAny("nil", None) if not any_typ else GoAny("other", None, "?")
         if t.name == "slog.Kind":
-            k = _u64(word, 0)
-            kind = SLOG_KINDS[k] if k < len(SLOG_KINDS) else "any"
+            n = _u64(f[k + 1], 0)
+            kind = SLOG_KINDS[n] if n < len(SLOG_KINDS) else "any"
             if kind == "bool":
                 return GoAny("bool", num == 1, "bool")
             if kind == "duration":
@@ -159,9 +203,9 @@ class AnyDecoder:
                 return GoAny("int", _signed(num), "int64")
             if kind == "uint":
                 return GoAny("uint", num, "uint64")
-            return GoAny("other", None, f"slog.Kind({k})")
+            return GoAny("other", None, f"slog.Kind({n})")
         if t.name == "slog.stringptr":
-            return GoAny("string", _text(strbuf, num), "string")
+            return GoAny("string", _text(f[k], num), "string")
         if t.name in ("*time.Location", "slog.timeLocation"):
             return GoAny("time", (_signed(num), False), "time.Time")
         if t.name == "slog.groupptr":

@@ -101,6 +101,8 @@ def text_value(v) -> str:
         return "<nil>"
     if k == "attr":
         return f"{v.value[0]}={text_value(v.value[1])}"
+    if k == "unreadable":  # the kernel could not read it: never a zero or an empty string
+        return "?"
     return v.type_name
 
 
@@ -123,7 +125,7 @@ def json_value(v):
     if k == "float":
         x = v.value
         return x if x == x and abs(x) != float("inf") else go_float(x)
-    if k == "nil":
+    if k in ("nil", "unreadable"):
         return None
     return text_value(v)
 

@@ -69,8 +69,9 @@ def format_value(cap: Capture, value) -> str:
         if value == 0:  # C types are written 'char *', Go's '*main.T'
             return "NULL" if cap.type_name.endswith("*") else "nil"
         return f"{value:#x}"
-    if cap.kind == "float":
-        return repr(value)
+    if cap.kind == "float":  # fmt's %v: strconv 'g' shortest, float32 at 32 bits
+        from lumos.output.anyfmt import go_float
+        return go_float(value, 8 * cap.size)
     if isinstance(value, Slice):
         return _slice_text(cap, value)
     if cap.kind == "slice":
@@ -113,6 +114,9 @@ def _elem_text(cap: Capture, e) -> str:
         return go_float(e, 8 * cap.elem_size)
     if cap.elem == "uint":  # %#v writes unsigned integers in hex
         return f"{e:#x}"
+    if cap.elem == "pointer":  # %#v of a pointer inside a value: (*main.T)(0xc000010000)
+        tn = cap.elem_type or (cap.type_name[2:] if cap.type_name.startswith("[]") else "?")
+        return f"({tn})({e:#x})" if e else f"({tn})(nil)"
     return str(e)
 
 
@@ -171,6 +175,9 @@ def json_value(cap: Capture, value):
         return list(value)
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
         return str(value)  # JSON has no NaN/Inf
+    if cap.kind == "float" and cap.size == 4:  # float32's own shortest digits, as elements
+        from lumos.output.anyfmt import go_float
+        return float(go_float(value, 32))
     return value
 
 
@@ -199,6 +206,8 @@ def _any_text(v: GoAny) -> str:
         return f"{v.type_name}({go_quote(str(v.value).encode())})"
     if v.kind == "nil":
         return "nil"
+    if v.kind == "unreadable":  # its type is known, its bytes could not be read
+        return f"{v.type_name}(?)" if v.type_name else "?"
     if v.kind in ("int", "uint", "float", "bool") and v.type_name not in (
             "int", "int64", "uint64", "float64", "bool", "string"):
         return f"{v.type_name}({text_value(v)})"

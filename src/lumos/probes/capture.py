@@ -100,7 +100,7 @@ class WordLoc:
 KINDS = ("int", "uint", "bool", "float", "pointer", "string", "bytes", "slice", "iface",
          "words", "cstring", "hex")
 # Slice elements read in the kernel: plain values in the array itself, and strings.
-ELEM_KINDS = ("int", "uint", "bool", "float", "string")
+ELEM_KINDS = ("int", "uint", "bool", "float", "string", "pointer")
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,7 @@ class Capture:
     elem: str = ""
     elem_size: int = 0
     max_elems: int = 0
+    elem_type: str = ""             # slice: the element's type as printed ("*main.T")
 
     @property
     def copies_bytes(self) -> bool:
@@ -153,9 +154,9 @@ class Capture:
     def record_size(self) -> int:
         if self.reads_elems:
             return 8 * len(self.words) + self.elems_bytes + self.strs_bytes
-        if self.boxed:
+        if self.boxed:  # words, window, follow(s), an error's two words, the failed mask
             return 8 * len(self.words) + _align8(self.deref) + _align8(self.str_max) * (
-                2 if self.error_follows else 1) + 8 * self.error_follows
+                2 if self.error_follows else 1) + 16 * self.error_follows + 8
         extra = 8 if self.kind == "cstring" else 0  # the copied length
         return 8 * len(self.words) + extra + (_align8(self.str_max) if self.copies_bytes else 0)
 
@@ -165,7 +166,7 @@ def shape_of(captures) -> tuple[Capture, ...]:
     names and types that only printing needs. Functions whose arguments have one shape
     share one body of an event program (see eventprog.attach_events)."""
     from dataclasses import replace
-    return tuple(replace(c, name=f"a{i}", type_name="", source="")
+    return tuple(replace(c, name=f"a{i}", type_name="", source="", elem_type="")
                  for i, c in enumerate(captures))
 
 
@@ -214,7 +215,12 @@ class RecordLayout:
                     fields += [Field(f"{c.name}.bytes1", "bytes", _align8(c.str_max),
                                      doc="the same behind a string header at .value+16"),
                                Field(f"{c.name}.word2", "u64",
-                                     doc="the word behind the pointer at .value+40")]
+                                     doc="the word behind the pointer at .value+40"),
+                               Field(f"{c.name}.word3", "u64",
+                                     doc="the word behind the pointer at .value+24")]
+                fields.append(Field(f"{c.name}.failed", "u64",
+                                    doc="copies the kernel could not make: 1 .value, 2 "
+                                        ".bytes, 4 .bytes1, 8 .word2, 16 .word3"))
         self.record = HEADER_RECORD.extend("event", fields)
         self.offsets = [self.record.offset(f"{k}.w0") if c.words
                         else self.record.offset(f"{k}.bytes") if c.copies_bytes
@@ -329,37 +335,61 @@ def emit_slice(a: Asm, cap: Capture, rec_off: int) -> None:
     a.label(done)
 
 
+# emit_boxed's failed-mask bits (the record's .failed word of an interface capture)
+BOXED_WINDOW, BOXED_FOLLOW0, BOXED_FOLLOW1, BOXED_WORD2, BOXED_WORD3 = 1, 2, 4, 8, 16
+
+
 def emit_boxed(a: Asm, cap: Capture, rec_off: int) -> None:
     """An interface's value: `deref` bytes behind its data word, then the bytes behind a
     string header at their start (a string, []byte or an error's message), bounded.
-    An `error` (Capture.error_follows) also gets a second string (at +16) and the word
-    behind the pointer at +40: *fs.PathError{Op, Path, Err} prints whole."""
+    An `error` (Capture.error_follows) also gets a second string (at +16) and the words
+    behind the pointers at +40 and +24: *fs.PathError{Op, Path, Err} and
+    *os.SyscallError{Syscall, Err} print whole. A copy that fails sets its bit in the
+    failed mask, so the decoder shows '?' rather than the zeros the helper left."""
     win = rec_off + 16
+    follow = win + _align8(cap.deref)
+    failed = follow + _align8(cap.str_max) * (2 if cap.error_follows else 1) + \
+        16 * cap.error_follows
     done = a.fresh("boxed_done")
     a.comment(f"emit_boxed: {cap.name}: {cap.deref} bytes behind the data word, then up to "
-              f"{cap.str_max} behind the string header there (type decoded in user space)")
-    a.emit(ldx(8, R3, R8, rec_off + 8), Jeq.imm(R3, 0, done), Mov.reg(R1, R8),
+              f"{cap.str_max} behind the string header there (type decoded in user space); "
+              f"failed copies -> mask at record+{failed}")
+    a.emit(Mov.imm(R1, 0), stx(8, R8, failed, R1),
+           ldx(8, R3, R8, rec_off + 8), Jeq.imm(R3, 0, done), Mov.reg(R1, R8),
            Add.imm(R1, win), Mov.imm(R2, cap.deref), call(Helper.probe_read_user))
-    follow = win + _align8(cap.deref)
+    _emit_flag_failure(a, failed, BOXED_WINDOW)
     if cap.str_max:
-        _emit_follow_string(a, cap, win, follow)
+        _emit_follow_string(a, cap, win, follow, failed, BOXED_FOLLOW0)
     if cap.error_follows:
-        a.comment(f"emit_boxed: {cap.name}: an error: the string at +16 and the word behind "
-                  f"the pointer at +40 too (*fs.PathError's Path and Err)")
-        _emit_follow_string(a, cap, win + 16, follow + _align8(cap.str_max))
-        skip = a.fresh("boxed_word")
-        a.emit(ldx(8, R3, R8, win + 40), Jeq.imm(R3, 0, skip), Mov.reg(R1, R8),
-               Add.imm(R1, follow + 2 * _align8(cap.str_max)), Mov.imm(R2, 8),
-               call(Helper.probe_read_user))
-        a.label(skip)
+        a.comment(f"emit_boxed: {cap.name}: an error: the string at +16 and the words behind "
+                  f"the pointers at +40 and +24 too (*fs.PathError's Path and Err, "
+                  f"*os.SyscallError's Err)")
+        _emit_follow_string(a, cap, win + 16, follow + _align8(cap.str_max), failed,
+                            BOXED_FOLLOW1)
+        for ptr, dst, bit in ((40, 0, BOXED_WORD2), (24, 8, BOXED_WORD3)):
+            skip = a.fresh("boxed_word")
+            a.emit(ldx(8, R3, R8, win + ptr), Jeq.imm(R3, 0, skip), Mov.reg(R1, R8),
+                   Add.imm(R1, follow + 2 * _align8(cap.str_max) + dst), Mov.imm(R2, 8),
+                   call(Helper.probe_read_user))
+            _emit_flag_failure(a, failed, bit)
+            a.label(skip)
     a.label(done)
 
 
-def _emit_follow_string(a: Asm, cap: Capture, header: int, dst: int) -> None:
+def _emit_flag_failure(a: Asm, mask: int, bit: int) -> None:
+    """After a probe_read_user: record+mask |= bit when it failed (R0 != 0)."""
+    ok = a.fresh("read_ok")
+    a.emit(Jeq.imm(R0, 0, ok), ldx(8, R1, R8, mask), Or.imm(R1, bit), stx(8, R8, mask, R1))
+    a.label(ok)
+
+
+def _emit_follow_string(a: Asm, cap: Capture, header: int, dst: int, mask: int,
+                        bit: int) -> None:
     """record+dst = up to str_max bytes behind the (ptr, len) at record+header."""
     skip, clamped = a.fresh("boxed_skip"), a.fresh("boxed_clamped")
     a.emit(ldx(8, R3, R8, header), Jeq.imm(R3, 0, skip), ldx(8, R2, R8, header + 8),
            Jeq.imm(R2, 0, skip), Jle.imm(R2, cap.str_max, clamped), Mov.imm(R2, cap.str_max))
     a.label(clamped)
     a.emit(Mov.reg(R1, R8), Add.imm(R1, dst), call(Helper.probe_read_user))
+    _emit_flag_failure(a, mask, bit)
     a.label(skip)

@@ -39,7 +39,8 @@ class Boxed:
     window: bytes
     follow: bytes
     itab: bool
-    more: tuple[bytes, ...] = ()  # an error's second string and word (emit_boxed)
+    more: tuple[bytes, ...] = ()  # an error's second string and words (emit_boxed)
+    failed: int = 0   # the copies that failed (capture.BOXED_* bits)
 
 
 @dataclass(frozen=True)
@@ -187,9 +188,12 @@ def convert(cap: Capture, words: tuple[int, ...], rec, bytes_off: int):
                            bytes(rec[start:start + cap.strs_bytes]))
     if cap.boxed:
         n, m = (cap.deref + 7) & ~7, (cap.str_max + 7) & ~7
+        end = bytes_off + n + m * (2 if cap.error_follows else 1) + 16 * cap.error_follows
+        w = bytes_off + n + 2 * m
         more = (bytes(rec[bytes_off + n + m:bytes_off + n + m + cap.str_max]),
-                bytes(rec[bytes_off + n + 2 * m:bytes_off + n + 2 * m + 8])
-                ) if cap.error_follows else ()
+                bytes(rec[w:w + 8]), bytes(rec[w + 8:w + 16])) if cap.error_follows else ()
+        failed = struct.unpack_from("<Q", rec, end)[0]
         return Boxed(words[0], words[1], bytes(rec[bytes_off:bytes_off + cap.deref]),
-                     bytes(rec[bytes_off + n:bytes_off + n + cap.str_max]), cap.itab, more)
+                     bytes(rec[bytes_off + n:bytes_off + n + cap.str_max]), cap.itab, more,
+                     failed)
     return tuple(words)

@@ -39,6 +39,9 @@ LOG_RECORD = Record(
         Field("ret1", "u64"),
         Field("ret2", "u64"),
         Field("ret3", "u64"),
+        Field("failed", "u64", doc="copies the kernel could not make: bit 4*i element i's "
+              "window, 4*i+1+k its follow k (the message and pairs: READ_FAILED in msg_len, "
+              "nelem0/1)"),
         Field("msg", "bytes", MSG_MAX),
         Field("pairs", "bytes", 16 * MAX_ELEMS, doc="(type, data) of each any"),
         Field(
@@ -63,6 +66,11 @@ SLOTS = {
     "num_slices": 8,
     "log_closure": 40,
 }
+
+
+def failed_bit(elem: int, part: int) -> int:
+    """The `failed` bit of element elem's window (part 0) or follow k (part 1 + k)."""
+    return 1 << (4 * elem + part)
 
 
 def slot(a, name: str) -> int:

@@ -58,7 +58,7 @@ from lumos.bpf.asm import (
 from lumos.bpf.prog import ProgramSpec
 from lumos.bpf.sys import BPF_PROG_TYPE_KPROBE
 from lumos.probes import codegen
-from lumos.probes.capture import R_SP, WordLoc, emit_read_word, load_sp
+from lumos.probes.capture import R_SP, READ_FAILED, WordLoc, emit_read_word, load_sp
 from lumos.probes.eventprog import GoroutineSource, emit_goroutine, emit_header
 from lumos.probes.loglayout import (
     LOG_RECORD,
@@ -67,7 +67,7 @@ from lumos.probes.loglayout import (
     RATE_WINDOW_NS,
     slot,
 )
-from lumos.probes.logtails import emit_iface_tail, emit_inline_tail
+from lumos.probes.logtails import emit_flag_failure, emit_iface_tail, emit_inline_tail
 
 
 @dataclass(frozen=True)
@@ -197,6 +197,7 @@ class LogProgram:
         a.comment("emit_site: attribute slices (ptr, len) -> the element tail")
         for k in (0, 1):
             a.emit(st(8, R8, r.offset(f"nelem{k}"), 0))
+        a.emit(st(8, R8, r.offset("failed"), 0))
         for k, (ptr, ln) in enumerate(p.slices[:2]):
             emit_read_word(a, ln, R8, r.offset(f"nelem{k}"))
             emit_read_word(a, ptr, FP, (slot(a, "slice0_ptr"), slot(a, "slice1_ptr"))[k])
@@ -277,6 +278,7 @@ class LogProgram:
                 ldx(8, R3, FP, slot(a, "ptr_scratch")),
                 call(Helper.probe_read_user),
             )
+            emit_flag_failure(a, "msg_len", READ_FAILED)
             a.label(done)
             a.emit(ja(slices))
         a.label(slices)
@@ -354,6 +356,7 @@ class LogProgram:
             ldx(8, R3, FP, slot(a, "ptr_scratch")),
             call(Helper.probe_read_user),
         )
+        emit_flag_failure(a, "msg_len", READ_FAILED)  # never an empty message for '?'
         a.label(done)
 
     def _emit_rets(self, a: Asm, p: LogProbe) -> None:

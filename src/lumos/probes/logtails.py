@@ -25,13 +25,16 @@ from lumos.bpf.asm import (
     Jsle,
     Lsh,
     Mov,
+    Or,
     Sub,
     call,
     ja,
+    ld_imm64,
     ld_map_fd,
     ldx,
     stx,
 )
+from lumos.probes.capture import READ_FAILED
 from lumos.probes.loglayout import (
     ELEM_SIZE,
     FOLLOW_SIZES,
@@ -39,8 +42,19 @@ from lumos.probes.loglayout import (
     MAX_ELEMS,
     NO_FOLLOW,
     WINDOW,
+    failed_bit,
     slot,
 )
+
+
+def emit_flag_failure(a: Asm, field: str, bits: int) -> None:
+    """After a probe_read_user: record.field |= bits when it failed (R0 != 0), so the
+    decoder shows '?' for what the helper left zeroed."""
+    ok = a.fresh("read_ok")
+    off = LOG_RECORD.offset(field)
+    a.emit(Jeq.imm(R0, 0, ok), ldx(8, R1, R8, off), ld_imm64(R2, bits), Or.reg(R1, R2),
+           stx(8, R8, off, R1))
+    a.label(ok)
 
 
 def emit_iface_tail(a: Asm, channel, follow_map) -> None:
@@ -74,6 +88,7 @@ def emit_iface_tail(a: Asm, channel, follow_map) -> None:
             ldx(8, R3, FP, (slot(a, "slice0_ptr"), slot(a, "slice1_ptr"))[k]),
             call(Helper.probe_read_user),
         )
+        emit_flag_failure(a, f"nelem{k}", READ_FAILED)  # pairs unread: '?', not nil
         a.label(skip)
     for i in range(MAX_ELEMS):
         nxt = f"iface.{i + 1}" if i + 1 < MAX_ELEMS else "iface.done"
@@ -87,13 +102,16 @@ def emit_iface_tail(a: Asm, channel, follow_map) -> None:
             Add.imm(R1, win),
             Mov.imm(R2, WINDOW),
             call(Helper.probe_read_user),
+        )
+        emit_flag_failure(a, "failed", failed_bit(i, 0))
+        a.emit(
             ldx(8, R1, R8, pair),
             Jeq.imm(R1, 0, nxt),
             ldx(8, R2, R8, r.offset("bias")),
             Sub.reg(R1, R2),
             stx(8, FP, slot(a, "map_key"), R1),
         )
-        emit_follows(a, follow_map, win, nxt)
+        emit_follows(a, follow_map, win, nxt, i)
     a.label("iface.done")
     channel.emit_submit(a, R8)
     a.emit(ja("out"))
@@ -118,13 +136,14 @@ def emit_inline_tail(a: Asm, channel, follow_map) -> None:
             Add.imm(R3, 40 * i),
             call(Helper.probe_read_user),
         )
-        emit_follows(a, follow_map, win, nxt)
+        emit_flag_failure(a, "failed", failed_bit(i, 0))
+        emit_follows(a, follow_map, win, nxt, i)
     a.label("inline.done")
     channel.emit_submit(a, R8)
     a.emit(ja("out"))
 
 
-def emit_follows(a: Asm, follow_map, win: int, nxt: str) -> None:
+def emit_follows(a: Asm, follow_map, win: int, nxt: str, elem: int) -> None:
     """Up to three bounded copies behind pointers in the window, as lumos_follow[key]
     says: (ptr offset, len offset or 0xff for the buffer's size) per follow."""
     a.emit(
@@ -168,6 +187,7 @@ def emit_follows(a: Asm, follow_map, win: int, nxt: str) -> None:
             ldx(8, R3, FP, slot(a, "ptr_scratch")),
             call(Helper.probe_read_user),
         )
+        emit_flag_failure(a, "failed", failed_bit(elem, 1 + k))
         a.label(skip)
         buf += size
     a.emit(ja(nxt))

@@ -34,6 +34,8 @@ def _elem_kind(t: GoType | None) -> tuple[str, int]:
         return "float", t.size
     if t.kind == "string":
         return "string", 16
+    if t.kind == "pointer":  # %#v: (*main.T)(0xc000010000), (*main.T)(nil)
+        return "pointer", 8
     return "", 0
 
 
@@ -115,7 +117,8 @@ def captures_for(name: str, t: GoType, locs: list[Loc], strlen: int,
         if elem and max_elems:
             return [Capture(name, "slice", tuple(words), 24, type_name=tn, elem=elem,
                             elem_size=size, max_elems=max_elems,
-                            str_max=strlen if elem == "string" else 0)]
+                            str_max=strlen if elem == "string" else 0,
+                            elem_type=t.elem.display)]
         return [Capture(name, "slice", tuple(words), 24, type_name=tn)]
     if k == "interface" and len(words) == 2:  # decoded by value (golang.anyvalue)
         return [Capture(name, "iface", tuple(words), 16, str_max=strlen, type_name=tn,

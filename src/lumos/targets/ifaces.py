@@ -6,7 +6,14 @@ addresses through the process's mappings, so PIE builds resolve too."""
 from __future__ import annotations
 
 from lumos.errors import LumosError
-from lumos.golang.anyvalue import AnyDecoder, GoAny, Resolved
+from lumos.golang.anyvalue import WINDOW, AnyDecoder, GoAny, Resolved
+from lumos.probes.capture import (
+    BOXED_FOLLOW0,
+    BOXED_FOLLOW1,
+    BOXED_WINDOW,
+    BOXED_WORD2,
+    BOXED_WORD3,
+)
 from lumos.targets.symbolize import Symbolizer
 
 
@@ -69,9 +76,17 @@ class IfaceResolver:
             typ = d.types.itab_type(typ)
             if not typ:
                 return None
-        # the error follows (emit_boxed) are *fs.PathError's {Op, Path, Err} layout: for
-        # any other type (*os.SyscallError's Err is elsewhere) they mean nothing
+        # the error follows (emit_boxed) are *fs.PathError's {Op, Path, Err} layout, or
+        # *os.SyscallError's {Syscall, Err} with Err's value word behind +24
         t = d.types.type_at(typ)
-        follows = [v.follow, *v.more] if v.more and t is not None and \
-            t.name == "*fs.PathError" else [v.follow, b"", b""]
-        return d.decode(typ, v.data, v.window.ljust(64, b"\0"), follows)
+        name = t.name if t is not None and v.more else ""
+        if name == "*fs.PathError":
+            follows, bits = [v.follow, v.more[0], v.more[1]], (BOXED_FOLLOW0, BOXED_FOLLOW1,
+                                                              BOXED_WORD2)
+        elif name == "*os.SyscallError":
+            follows, bits = [v.follow, b"", v.more[2]], (BOXED_FOLLOW0, 0, BOXED_WORD3)
+        else:
+            follows, bits = [v.follow, b"", b""], (BOXED_FOLLOW0, 0, 0)
+        failed = frozenset([WINDOW] if v.failed & BOXED_WINDOW else []) | frozenset(
+            k for k, b in enumerate(bits) if v.failed & b)
+        return d.decode(typ, v.data, v.window.ljust(64, b"\0"), follows, failed)

@@ -8,12 +8,16 @@ import struct
 
 import orjson
 
+from lumos.golang.anyvalue import WINDOW as WINDOW_FAILED
+from lumos.golang.anyvalue import GoAny
 from lumos.golang.loggers import PACKAGES, closure_message, level_name, log_closure
 from lumos.golang.pclntab import package_of
 from lumos.output.anyfmt import json_value, quoted_value, sprint, sprintf, sprintln, text_value
+from lumos.probes.capture import READ_FAILED
 from lumos.probes.loglayout import ELEM_SIZE, FOLLOW_SIZES, LOG_RECORD, MAX_ELEMS, MSG_MAX, WINDOW
 
 _ZF = 0x40
+_UNREAD = GoAny("unreadable", None)
 
 
 class LogLines:
@@ -32,7 +36,7 @@ class LogLines:
         self.json = json_out
         self.out = out
         r = LOG_RECORD
-        self.unpack = struct.Struct("<QIIQIiqQqQqq4Q").unpack_from  # up to ret3
+        self.unpack = struct.Struct("<QIIQIiqQqQqq4QQ").unpack_from  # up to failed
         self.msg_off, self.pairs_off, self.elems_off = (r.offset("msg"), r.offset("pairs"),
                                                         r.offset("elems"))
         self.probed = {s.func.name for s in sites}
@@ -55,7 +59,10 @@ class LogLines:
     def handle(self, rec) -> None:
         rec = bytes(rec)  # one copy; slicing bytes is cheaper than slicing a memoryview
         (ts, pid, tid, goid, idx, _frame, level, verdict, msg_len, bias, n0, n1,
-         *rets) = self.unpack(rec, 0)
+         *rets, failed) = self.unpack(rec, 0)
+        # READ_FAILED in a length: the kernel could not read the message or the pairs
+        msg_bad, bad0, bad1 = (x >= 0 and bool(x & READ_FAILED) for x in (msg_len, n0, n1))
+        msg_len, n0, n1 = (x & ~READ_FAILED if x >= 0 else x for x in (msg_len, n0, n1))
         site = self.sites[idx]
         lf = site.func
         pcs = tuple(r - bias if r else 0 for r in rets)
@@ -70,10 +77,12 @@ class LogLines:
             # zap's sugar -> Logger.check): that call was recorded already
         self.decoder.bias = bias
         values = self._values(site, n0, n1, rec[self.pairs_off:self.elems_off],
-                              rec[self.elems_off:])
+                              rec[self.elems_off:], failed, bad0, bad1)
         text = rec[self.msg_off:self.msg_off + max(0, min(msg_len, MSG_MAX))].decode(
             "utf-8", "replace")
-        if msg_len > MSG_MAX:
+        if msg_bad:
+            text = "?"  # its bytes were not readable: never an empty message
+        elif msg_len > MSG_MAX:
             text += f"...(+{msg_len - MSG_MAX})"
         style, lvl = lf.message, None
         if style == "closure":  # std log: the closure's function says which call it was
@@ -99,7 +108,8 @@ class LogLines:
 
     # -- decoding ---------------------------------------------------------------------
 
-    def _values(self, site, n0: int, n1: int, pairs, elems) -> list:
+    def _values(self, site, n0: int, n1: int, pairs, elems, failed: int = 0,
+                bad0: bool = False, bad1: bool = False) -> list:
         if not site.slices and site.closure is None:
             return []
         cache = self._values_cache
@@ -115,21 +125,28 @@ class LogLines:
                 idx += [half + i for i in range(min(n1, half))]
         out = []
         bias = self.decoder.bias.to_bytes(8, "little")
+        half = MAX_ELEMS // 2
         for i in idx:
-            key = pairs[16 * i:16 * i + 16] + elems[ELEM_SIZE * i:ELEM_SIZE * (i + 1)] + bias
+            if bad1 if i >= half and len(site.slices) > 1 else bad0:
+                out.append(_UNREAD)  # its (type, data) pair could not be read
+                continue
+            bad = failed >> 4 * i & 0xF
+            key = pairs[16 * i:16 * i + 16] + elems[ELEM_SIZE * i:ELEM_SIZE * (i + 1)] + \
+                bias + bytes([bad])
             v = cache.get(key)
             if v is None:
-                v = cache[key] = self._decode(site, pairs, elems, i)
+                v = cache[key] = self._decode(site, pairs, elems, i, bad)
             out.append(v)
         return out
 
-    def _decode(self, site, pairs, elems, i: int):
+    def _decode(self, site, pairs, elems, i: int, bad: int = 0):
         d = self.decoder
+        failed = frozenset(k - 1 if k else WINDOW_FAILED for k in range(4) if bad >> k & 1)
         if site.func.elem_kind == "attr":
-            return d.attr(*self._elem(elems, i))
+            return d.attr(*self._elem(elems, i), failed)
         typ = int.from_bytes(pairs[16 * i:16 * i + 8], "little")
         data = int.from_bytes(pairs[16 * i + 8:16 * i + 16], "little")
-        return d.decode(typ - d.bias if typ else 0, data, *self._elem(elems, i))
+        return d.decode(typ - d.bias if typ else 0, data, *self._elem(elems, i), failed)
 
     @staticmethod
     def _elem(elems: bytes, i: int) -> tuple[bytes, list[bytes]]:
@@ -217,7 +234,8 @@ def _pairs(values: list, more: int) -> list:
         if v.kind == "attr":
             out.append(v.value)
             i += 1
-        elif v.kind == "string" and i + 1 < len(values):
+        elif v.kind == "string" and i + 1 < len(values) or \
+                v.kind == "unreadable" and v.type_name == "string" and i + 1 < len(values):
             out.append((text_value(v), values[i + 1]))
             i += 2
         else:

@@ -8,6 +8,10 @@
 //	      elements, then ...(+N) for the rest; each string's first -strlen bytes
 //	      strconv.Quote'd, then ...(+N) for the bytes cut
 //
+// Also floats as fmt's %v prints them, and an error and an `any` whose bytes lie on pages
+// this process mapped but never touched at the time of the call: the kernel cannot read
+// them at the probe, so lumos must print them as unreadable (?), never as "" or zeros.
+//
 // Usage: slices -strlen N -max N
 package main
 
@@ -22,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unsafe"
 )
 
 var strlen, maxElems int
@@ -31,6 +36,44 @@ type MyErr struct{ Code int }
 func (e *MyErr) Error() string { return "my error " + strconv.Itoa(e.Code) }
 
 type Labels []string
+
+type T struct{ A int }
+
+//go:noinline
+func Ptrs(p []*T) int { return len(p) }
+
+// Real keeps x and y across a call: spilled to the stack, where DWARF builds read them
+//
+//go:noinline
+func Real(x float64, y float32, n int) float64 {
+	s := strconv.Itoa(n)
+	return x + float64(y) + float64(len(s))
+}
+
+//go:noinline
+func Cold(e error, a interface{}) int {
+	if e == nil || a == nil {
+		return 0
+	}
+	return 1
+}
+
+// coldString: n bytes of a file mapped but never read: no page table entry yet
+func coldString(n int) string {
+	f, err := os.Open("/proc/self/exe")
+	if err != nil {
+		panic(err)
+	}
+	defer f.Close()
+	b, err := syscall.Mmap(int(f.Fd()), 0, 4096, syscall.PROT_READ, syscall.MAP_PRIVATE)
+	if err != nil {
+		panic(err)
+	}
+	var s string // unsafe.String(&b[0], n) without Go 1.20: the address only, nothing read
+	h := (*reflect.StringHeader)(unsafe.Pointer(&s))
+	h.Data, h.Len = uintptr(unsafe.Pointer(&b[0])), n
+	return s
+}
 
 //go:noinline
 func Names(names []string) int { return len(names) }
@@ -76,6 +119,10 @@ func Fail(n int) error {
 		return syscall.ENOENT
 	case 6:
 		return errors.New(strings.Repeat("x", 40))
+	case 7:
+		return os.NewSyscallError("read", syscall.ECONNRESET)
+	case 8:
+		return os.NewSyscallError("write", errors.New("not an errno"))
 	}
 	return nil
 }
@@ -101,6 +148,14 @@ func text(v interface{}) (string, string) {
 			items = append(items, strconv.Quote(s[:strlen])+fmt.Sprintf("...(+%d)", len(s)-strlen))
 			continue
 		}
+		if e.Kind() == reflect.Ptr { // at depth > 0 %#v prints the type and the address
+			if e.IsNil() {
+				items = append(items, fmt.Sprintf("(%s)(nil)", e.Type()))
+			} else {
+				items = append(items, fmt.Sprintf("(%s)(%p)", e.Type(), e.Interface()))
+			}
+			continue
+		}
 		items = append(items, fmt.Sprintf("%#v", e.Interface()))
 	}
 	if rv.Len() > maxElems {
@@ -117,6 +172,12 @@ func errText(err error) string {
 	}
 	if _, ok := err.(*MyErr); ok { // its Error() is code lumos cannot run: type, address
 		return fmt.Sprintf("%T(%p)", err, err)
+	}
+	// the inner error of these is known only when it is a syscall.Errno
+	if se, ok := err.(*os.SyscallError); ok {
+		if _, errno := se.Err.(syscall.Errno); !errno {
+			return fmt.Sprintf("%T(%p)", err, err)
+		}
 	}
 	msg := err.Error()
 	if fmt.Sprintf("%T", err) == "*errors.errorString" && len(msg) > strlen {
@@ -140,7 +201,31 @@ func emit(f string, args, results rec) {
 	fmt.Fprintf(os.Stderr, "TRUTH %s\n", b)
 }
 
+// populate maps this binary's own pages in (MADV_POPULATE_READ, Linux 5.14): its string
+// literals are then readable by a probe whatever the process touched before; only the
+// pages coldString maps later stay cold
+func populate() {
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		panic(err)
+	}
+	exe, _ := os.Readlink("/proc/self/exe")
+	for _, ln := range strings.Split(string(maps), "\n") {
+		f := strings.Fields(ln)
+		if len(f) < 6 || f[5] != exe {
+			continue
+		}
+		var lo, hi uintptr
+		fmt.Sscanf(f[0], "%x-%x", &lo, &hi)
+		const madvPopulateRead = 22
+		if _, _, e := syscall.Syscall(syscall.SYS_MADVISE, lo, hi-lo, madvPopulateRead); e != 0 {
+			panic(e)
+		}
+	}
+}
+
 func main() {
+	populate()
 	flag.IntVar(&strlen, "strlen", 16, "bytes of a string lumos shows")
 	flag.IntVar(&maxElems, "max", 8, "elements of a slice lumos shows")
 	flag.Parse()
@@ -203,9 +288,29 @@ func main() {
 		r := Split(in)
 		emit("main.Split", rec{}, rec{"~r0": val(r)})
 	}
-	for n := 0; n <= 6; n++ {
+	for n := 0; n <= 8; n++ {
 		err := Fail(n)
 		e := errText(err)
 		emit("main.Fail", rec{}, rec{"~r0": {"text": e, "full": e}})
 	}
+	ps := []*T{{1}, nil, {2}}
+	for _, v := range [][]*T{ps, nil, {}} {
+		Ptrs(v)
+		emit("main.Ptrs", rec{"p": val(v)}, rec{})
+	}
+	for _, v := range []struct {
+		x float64
+		y float32
+	}{{1, 0.1}, {1e-7, 3.4028235e38}, {-2.5, 1e21}, {123456789, -0}, {math.Inf(1), float32(math.NaN())}} {
+		Real(v.x, v.y, 7)
+		x, y := fmt.Sprint(v.x), fmt.Sprint(v.y) // fmt's %v: 'g' shortest, float32 at 32 bits
+		emit("main.Real", rec{"x": {"text": x, "full": x}, "y": {"text": y, "full": y},
+			"n": one(7)}, rec{})
+	}
+	// both values' bytes on pages not yet touched: the probe cannot read them
+	e, a := errors.New(coldString(5)), interface{}(coldString(3))
+	Cold(e, a)
+	unread := map[string]string{"text": "*errors.errorString(?)", "full": "*errors.errorString(?)"}
+	emit("main.Cold", rec{"e": unread, "a": {"text": "string(?)", "full": "string(?)"}}, rec{})
+	fmt.Fprintf(os.Stderr, "cold bytes after the call: %q %q\n", e.Error(), a)
 }

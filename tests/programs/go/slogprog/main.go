@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 type Point struct{ X, Y int }
@@ -96,10 +97,37 @@ func calls(i int) {
 
 const callsPerIteration = 7
 
+// coldString: n bytes of a file mapped but never read: no page table entry yet, so a
+// probe cannot read them (they are there: the program reads them after the call)
+func coldString(n int) string {
+	f, err := os.Open("/proc/self/exe")
+	if err != nil {
+		panic(err)
+	}
+	defer f.Close()
+	b, err := syscall.Mmap(int(f.Fd()), 0, 4096, syscall.PROT_READ, syscall.MAP_PRIVATE)
+	if err != nil {
+		panic(err)
+	}
+	return unsafe.String(&b[0], n) // the address only: nothing is read
+}
+
+// cold logs values whose bytes the kernel cannot read at the call: lumos must show them
+// as unreadable (null in --json, ? in text), never as "" or zeros
+func cold() {
+	s, e, a := coldString(4), errors.New(coldString(3)), slog.String("attr_s", coldString(2))
+	c := here(); logger.Debug("cold", "s", s, "err", e, a, "i", 5)
+	truth.Encode(map[string]any{"level": "DEBUG", "msg": "cold", "filtered": true,
+		"attrs": map[string]any{"s": nil, "err": nil, "attr_s": nil, "i": 5},
+		"caller": c, "func": "main.cold"})
+	fmt.Fprintf(os.Stderr, "cold bytes after the call: %q %q %q\n", s, e.Error(), a.Value.String())
+}
+
 func main() {
 	truthPath := flag.String("truth", "", "write the ground truth of every call here")
 	n := flag.Int("n", 1, "iterations (each makes 7 log calls)")
 	rate := flag.Int("rate", 0, "log calls a second (0: as fast as possible)")
+	withCold := flag.Bool("cold", false, "end with a call whose values lie on untouched pages")
 	flag.Parse()
 	w := io.Discard
 	if *truthPath != "" {
@@ -123,5 +151,8 @@ func main() {
 				time.Sleep(d)
 			}
 		}
+	}
+	if *withCold {
+		cold()
 	}
 }
