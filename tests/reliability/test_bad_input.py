@@ -107,7 +107,7 @@ BASE_ARGS = {
 # values that mean something (documented in --help), so they are not bad input
 MEANINGFUL = {("http", "--slow", "0"), ("sql", "--slow", "0"), ("logs", "--rate", "0"),
               ("execsnoop", "--uid", "0"), ("opensnoop", "--uid", "0"),
-              ("execsnoop", "--ppid", "0")}
+              ("execsnoop", "--ppid", "0"), ("trace", "--max-elems", "0")}  # 0: len and cap
 HUGE_OK = {"--top", "--rate"}  # an upper limit no one reaches is still a limit
 
 

@@ -100,11 +100,17 @@ def tokenize(text: str) -> list[tuple[str, str]]:
     return out
 
 
+MAX_COMPARES = 64  # each is a few instructions and a branch in every probe's program
+MAX_DEPTH = 32     # parentheses and `!`: the parser and the emitters recurse per level
+
+
 class _Parser:
     def __init__(self, text: str):
         self.text = text
         self.toks = tokenize(text)
         self.i = 0
+        self.depth = 0
+        self.compares = 0
 
     def peek(self) -> tuple[str, str] | None:
         return self.toks[self.i] if self.i < len(self.toks) else None
@@ -138,6 +144,17 @@ class _Parser:
 
     def not_(self):
         tok = self.peek()
+        if tok in (("op", "!"), ("op", "(")):
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise UsageError(f"--filter: nested more than {MAX_DEPTH} deep")
+            try:
+                return self._not_or_group(tok)
+            finally:
+                self.depth -= 1
+        return self.compare()
+
+    def _not_or_group(self, tok):
         if tok == ("op", "!"):
             self.take()
             return Not(self.not_())
@@ -147,9 +164,11 @@ class _Parser:
             if self.peek() is None or self.take() != ("op", ")"):
                 raise UsageError(f"--filter {self.text!r}: missing ')'")
             return inner
-        return self.compare()
 
     def compare(self):
+        self.compares += 1
+        if self.compares > MAX_COMPARES:
+            raise UsageError(f"--filter: at most {MAX_COMPARES} comparisons")
         kind, name = self.take()
         if kind != "name":
             raise UsageError(f"--filter {self.text!r}: expected an argument name, got {name!r}")
@@ -161,6 +180,8 @@ class _Parser:
         kind, lit = self.take()
         if kind == "num":
             value: int | str = int(lit, 0)
+            if not -(1 << 63) <= value < (1 << 64):
+                raise UsageError(f"--filter: {lit} does not fit in 64 bits")
         elif kind == "str":
             value = bytes(lit[1:-1], "utf-8").decode("unicode_escape").encode("latin-1") \
                 .decode("utf-8")
@@ -173,6 +194,12 @@ class _Parser:
 
 
 def parse_filter(text: str):
+    if not text.strip():
+        raise UsageError("--filter is empty (leave it out to see every event)")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8 on the command line
+        raise UsageError(f"--filter {text!r}: not valid UTF-8") from None
     return _Parser(text).parse()
 
 

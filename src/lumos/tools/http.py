@@ -166,7 +166,7 @@ def run_requests(args, sql: bool) -> int:
 
 def _user_filter(text, tool: str):
     """--filter over the fields of each event (evaluated on what the kernel sent)."""
-    if not text:
+    if text is None:
         return None
     expr = parse_filter(text)
     from lumos.probes.capture import Capture

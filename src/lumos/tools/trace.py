@@ -80,7 +80,7 @@ def run(args) -> int:
     ring = ring_bytes(args)  # checked before anything is attached
     if not 0 <= args.max_elems <= MAX_ELEMS:
         raise UsageError(f"--max-elems must be between 0 and {MAX_ELEMS}")
-    expr = parse_filter(args.filter) if args.filter else None
+    expr = parse_filter(args.filter) if args.filter is not None else None
     with Session(args) as s:
         target = s.target
         unprobeable: list[str] = []
