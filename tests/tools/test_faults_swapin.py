@@ -113,7 +113,7 @@ def test_swapins_of_a_process_pushed_out_by_its_memory_limit(memtouch, tmp_path)
 @pytest.mark.parametrize("argv, message", [
     (["-p", "999999999"], "999999999"),
     (["0"], "interval must be a positive number of seconds"),
-    (["2", "-1"], "count must be a positive number of intervals"),
+    (["2", "-1"], "count must be at least 1"),
 ])
 def test_bad_input_is_one_line_exit_2(tool, argv, message):
     r = run_lumos(tool, *argv)

@@ -33,7 +33,8 @@ def test_hot_function_on_top(version, variant, tmp_path):
     assert total > 100  # fewer than 199 Hz x 3 s when other work shares the CPUs
     top = pprof(version, "-top", str(prof))
     first = [ln for ln in top.splitlines() if re.match(r"^\s+[\d.]+m?s\s", ln)][0]
-    assert first.endswith(" main.hot"), top
+    # main.hot or main.mix, inlined into it: which has more flat time varies run to run
+    assert first.endswith((" main.hot", " main.mix (inline)")), top
     assert re.search(r"main\.mix \(inline\)$", top, re.M), top
     # cum of main.main covers hot and warm: frameless leaves keep their caller
     rows = pprof_top(str(prof), "cpu")

@@ -116,7 +116,7 @@ def test_text_histogram_in_msecs_and_interval_count_end_by_themselves():
 
 @pytest.mark.parametrize("argv, message", [
     (["0"], "interval must be a positive number of seconds"),
-    (["1", "0"], "count must be a positive number of intervals"),
+    (["1", "0"], "count must be at least 1"),
     (["-i", "1", "2"], "either as -i or as a positional"),
     (["-P", "-L"], "-P and -L cannot be combined"),
     (["-p", "999999999"], "999999999"),

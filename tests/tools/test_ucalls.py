@@ -83,4 +83,4 @@ def test_bad_input_one_line_exit_2(tmp_path):
     assert "function__entry USDT probes" in r.stderr       # and says how to get a Python
     assert len(r.stderr.strip().splitlines()) == 1
     r = run_lumos("ucalls", "-l", "python", "-T", "0", "-c", "/bin/sleep 1")
-    assert r.returncode == 2 and r.stderr.strip() == "lumos ucalls: -T must be at least 1"
+    assert r.returncode == 2 and r.stderr.strip() == "lumos ucalls: --top must be at least 1, not 0"

@@ -16,6 +16,7 @@ exit code 130 without a traceback.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -35,6 +36,7 @@ class Session:
         self.stack = ExitStack()
         self.target = target or resolve_target(args, need_patterns, is_kernel_pattern)
         self.runner: Runner | None = None
+        self._early_signals: list[int] | None = None
 
     def __enter__(self) -> Session:
         self.stack.__enter__()
@@ -71,6 +73,7 @@ class Session:
         """'Tracing <what> in <target>... Hit Ctrl-C to end.' on stderr, then one line
         per skipped site group and per note (never dropped silently)."""
         where = f" in {self.target.label}" if self.target.exe or self.target.pid else ""
+        self._hold_signals()
         print(f"Tracing {what}{where}... Hit Ctrl-C to end.", file=sys.stderr, flush=True)
         report_skipped(list(skipped))
         for note in sorted(set(notes)):
@@ -92,7 +95,19 @@ class Session:
         self.runner = Runner(getattr(self.args, "duration", None), launched,
                              pid if launched is None else None, watch, exe)
         self.stack.enter_context(self.runner)
+        if self._early_signals:  # Ctrl-C right after the banner: a stop like any other
+            self.runner._on_signal(self._early_signals[0], None)
         return self.runner
+
+    def _hold_signals(self) -> None:
+        """From the banner on, Ctrl-C/SIGTERM/SIGHUP are a request to stop, kept until the
+        runner takes over, never a KeyboardInterrupt in the middle of starting."""
+        if self._early_signals is not None:
+            return
+        self._early_signals = []
+        originals = {sig: signal.signal(sig, lambda signum, _: self._early_signals.append(signum))
+                     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+        self.stack.callback(lambda: [signal.signal(k, v) for k, v in originals.items()])
 
     def intervals(self) -> Iterator[bool]:
         """Yield at each -i interval (False) and once at the end (True)."""
