@@ -133,3 +133,13 @@ def test_not_a_go_program_one_line_exit_2():
     assert len(r.stderr.strip().splitlines()) == 1
     r = run_lumos("gethostlatency", "-p", "1", "/bin/ls")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_go_binary_with_part_of_the_resolver_linked_in(goserver):
+    """The linker drops resolver functions a program never calls (the goserver on Go
+    1.19 has goLookupIPCNAMEOrder, not goLookupHostOrder): probe what is there."""
+    proc = goserver[0]
+    r = run_lumos("gethostlatency", "-p", str(proc.pid), "-d", "0.5")
+    assert r.returncode == 0, r.stderr
+    assert "Go's resolver in" in r.stderr
+    assert r.stdout.split() == ["TIME", "PID", "COMM", "LATms", "HOST"]

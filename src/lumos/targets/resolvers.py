@@ -82,9 +82,12 @@ def go_resolvers(exe: str, pid: int | None) -> list[Resolver]:
     gobin = open_go(exe)
     if gobin is None:
         return []
-    gobin.close()
+    with gobin:  # the linker drops what the program never calls (LookupHost, say)
+        present = [name for name in GO_FUNCTIONS if gobin.get_functions(name)]
+    if not present:
+        return []
     out = []
-    for f in plan(Target(exe, pid), list(GO_FUNCTIONS), strlen=8):
+    for f in plan(Target(exe, pid), present, strlen=8):
         if f.goroutine is None or not f.exits:
             continue
         cap = next((c for c in f.args if c.name in ("name", "host") and c.kind == "string"),
