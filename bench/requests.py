@@ -42,17 +42,17 @@ from common import (  # noqa: E402
 
 GOSERVER = ROOT / "examples" / "goserver"
 log = Log()
-NOTES = ("Reading it: each traced request costs the server its uprobe traps (about 8 µs each "
-         "on this VM, emulated or not; a single-stepped site takes two). `lumos http` puts two"
+NOTES = ("Reading it: each traced request costs the server its uprobe traps (a single-stepped "
+         "site takes two, an emulated one one). `lumos http` puts two"
          " emulated traps on each request (ServeHTTP's entry, finishRequest's or handlerDone's"
          " entry): compare `lumos funccount` on the same two sites, whose BPF work is a "
          "counter. `--client` and `lumos sql` also follow every goroutine the program starts "
          "(two traps per `go` statement: the goserver starts 5 per request, database/sql and "
          "lib/pq 2 per query) and put a RET probe on roundTrip/queryDC (single-stepped). "
          "Streaming every request costs lumos's own CPU (the \"tracer\" column) on the same 2 "
-         "CPUs. The goal of at most 5% fewer requests/s and 5% more p99 is met by `--quiet` "
-         "(summaries only, in the kernel) on plain `lumos http`; not by streaming, `--client` "
-         "or `lumos sql` here. The field's leader (OBI/Beyla) cannot be installed on this "
+         "CPUs. Compare each configuration's change against the goal of at most 5% fewer "
+         "requests/s and 5% more p99: on this 2-CPU VM the two traps alone (funccount's row) "
+         "take most of that budget. The field's leader (OBI/Beyla) cannot be installed on this "
          "machine; its users report +40% CPU on busy servers.")
 
 
