@@ -118,6 +118,28 @@ def test_stdout_closed_early_detaches_cleanly(gohot, tool):
         hot.wait()
 
 
+@pytest.mark.parametrize("tool", ["funccount", "trace"])
+def test_ctrl_c_the_moment_the_banner_shows(gohot, tool):
+    """Ctrl-C as soon as 'Tracing ...' appears (before the tool's loop has started) is a
+    stop like any other: the summary, exit 0, no KeyboardInterrupt, nothing attached.
+    Started as a shell's background job would be: SIGINT ignored until lumos takes it."""
+    hot = subprocess.Popen([gohot, "-forever"], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(5):
+            lum = subprocess.Popen([*LUMOS, tool, "-p", str(hot.pid), "main.hot"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT,
+                                                                    signal.SIG_IGN))
+            wait_for_banner(lum)
+            lum.send_signal(signal.SIGINT)
+            out, err = lum.communicate(timeout=30)
+            assert lum.returncode == 0 and "Traceback" not in err, err
+            assert probe_events_left() == []
+    finally:
+        hot.kill()
+        hot.wait()
+
+
 def test_target_exit_is_noticed_and_reported(gohot):
     hot = subprocess.Popen([gohot, "-forever"], stdout=subprocess.DEVNULL)
     lum = subprocess.Popen([*LUMOS, "latency", "-p", str(hot.pid), "main.hot"],

@@ -263,23 +263,7 @@ class LogProgram:
                     ldx(8, R1, FP, slot(a, "log_closure") + 32),
                     stx(8, R8, r.offset("nelem0"), R1),
                 )
-            done = a.fresh("closure_msg_done")
-            clamped = a.fresh("closure_msg_clamped")
-            a.emit(
-                ldx(8, R2, R8, r.offset("msg_len")),
-                Jeq.imm(R2, 0, done),
-                Jle.imm(R2, MSG_MAX, clamped),
-                Mov.imm(R2, MSG_MAX),
-            )
-            a.label(clamped)
-            a.emit(
-                Mov.reg(R1, R8),
-                Add.imm(R1, r.offset("msg")),
-                ldx(8, R3, FP, slot(a, "ptr_scratch")),
-                call(Helper.probe_read_user),
-            )
-            emit_flag_failure(a, "msg_len", READ_FAILED)
-            a.label(done)
+            _emit_msg_copy(a)
             a.emit(ja(slices))
         a.label(slices)
 
@@ -341,23 +325,7 @@ class LogProgram:
         a.comment(f"emit_msg: the message, at most {MSG_MAX} bytes")
         emit_read_word(a, p.msg[1], R8, r.offset("msg_len"))
         emit_read_word(a, p.msg[0], FP, slot(a, "ptr_scratch"))
-        done = a.fresh("msg_done")
-        clamped = a.fresh("msg_clamped")
-        a.emit(
-            ldx(8, R2, R8, r.offset("msg_len")),
-            Jeq.imm(R2, 0, done),
-            Jle.imm(R2, MSG_MAX, clamped),
-            Mov.imm(R2, MSG_MAX),
-        )
-        a.label(clamped)
-        a.emit(
-            Mov.reg(R1, R8),
-            Add.imm(R1, r.offset("msg")),
-            ldx(8, R3, FP, slot(a, "ptr_scratch")),
-            call(Helper.probe_read_user),
-        )
-        emit_flag_failure(a, "msg_len", READ_FAILED)  # never an empty message for '?'
-        a.label(done)
+        _emit_msg_copy(a)
 
     def _emit_rets(self, a: Asm, p: LogProbe) -> None:
         r = LOG_RECORD
@@ -422,3 +390,26 @@ def follow_value(follows: list[tuple[int, int]]) -> bytes:
     for k, (p, ln) in enumerate(follows[:3]):
         out[2 * k], out[2 * k + 1] = p, ln
     return bytes(out)
+
+
+def _emit_msg_copy(a: Asm) -> None:
+    """record.msg = the msg_len bytes (at most MSG_MAX) at ptr_scratch; a failed read
+    flags msg_len (READ_FAILED), never an empty message for '?'."""
+    r = LOG_RECORD
+    done = a.fresh("msg_done")
+    clamped = a.fresh("msg_clamped")
+    a.emit(
+        ldx(8, R2, R8, r.offset("msg_len")),
+        Jeq.imm(R2, 0, done),
+        Jle.imm(R2, MSG_MAX, clamped),
+        Mov.imm(R2, MSG_MAX),
+    )
+    a.label(clamped)
+    a.emit(
+        Mov.reg(R1, R8),
+        Add.imm(R1, r.offset("msg")),
+        ldx(8, R3, FP, slot(a, "ptr_scratch")),
+        call(Helper.probe_read_user),
+    )
+    emit_flag_failure(a, "msg_len", READ_FAILED)
+    a.label(done)

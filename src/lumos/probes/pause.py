@@ -39,15 +39,16 @@ class SiteSwitch:
         self.rate = rate
         self.pid = pid
         self.window_ns = window_ns
-        self.links = dict(attached.by_site)         # index -> link, while attached
-        self.resume_at: dict[int, int] = {}         # index -> ns, while detached
+        self.links = dict(attached.by_site)  # index -> link, while attached
+        self.detached: dict[int, tuple[int, int]] = {}  # index -> (since, until) in ns
         self.paused = {i: Paused() for i in self.links}
 
     def tick(self) -> None:
         now = time.monotonic_ns()  # the same clock as the program's bpf_ktime_get_ns
-        for i, resume in list(self.resume_at.items()):
-            if now >= resume:
-                self._attach(i, now)
+        for i, (_, until) in list(self.detached.items()):
+            if now >= until:
+                self._end_pause(i, now)
+                self._attach(i)
         for i, link in list(self.links.items()):
             raw = self.rate_map.lookup(struct.pack("<I", i))
             if raw is None:
@@ -56,13 +57,14 @@ class SiteSwitch:
             if let_through >= self.rate and now - start < self.window_ns:
                 link.close()
                 del self.links[i]
-                self.resume_at[i] = start + self.window_ns
+                self.detached[i] = (now, start + self.window_ns)
                 self.paused[i].windows += 1
-                self.paused[i].seconds -= now / 1e9
 
-    def _attach(self, i: int, now: int) -> None:
-        del self.resume_at[i]
-        self.paused[i].seconds += now / 1e9
+    def _end_pause(self, i: int, now: int) -> None:
+        since, _ = self.detached.pop(i)
+        self.paused[i].seconds += (now - since) / 1e9
+
+    def _attach(self, i: int) -> None:
         site = self.sites[i]
         try:
             got, _ = attach_group(self.attached.program, self.attached.mode, site.path,
@@ -75,9 +77,8 @@ class SiteSwitch:
     def close(self) -> None:
         """Detach everything; close the books on sites detached right now."""
         now = time.monotonic_ns()
-        for i in list(self.resume_at):
-            del self.resume_at[i]
-            self.paused[i].seconds += now / 1e9
+        for i in list(self.detached):
+            self._end_pause(i, now)
         for link in self.links.values():
             link.close()
         self.links.clear()

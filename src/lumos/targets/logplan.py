@@ -38,6 +38,16 @@ class LogSite:
     closures: tuple[tuple[int, str], ...] = ()  # (entry, LOG_CLOSURES kind) in the binary
 
 
+def open_logged(path: str | None) -> GoBinary:
+    """The Go binary whose log calls are wanted; a target that is not Go is a user error."""
+    from lumos.errors import UsageError
+    from lumos.targets.entry import open_go
+    gb = open_go(path) if path else None
+    if gb is None:
+        raise UsageError(f"{path or 'the target'}: not a Go program")
+    return gb
+
+
 def plan_logs(gb: GoBinary, path: str, logger: str = "auto") -> list[LogSite]:
     """Every known logger function in the binary, as a LogSite."""
     out = []

@@ -23,8 +23,7 @@ from lumos.probes.stream import POLL_S, Stream
 from lumos.session.args import add_target_arguments, add_timing_arguments
 from lumos.session.report import report_lost
 from lumos.session.session import Session
-from lumos.targets.entry import open_go
-from lumos.targets.logplan import plan_logs
+from lumos.targets.logplan import open_logged, plan_logs
 from lumos.tools.logs_out import LogLines
 
 HELP = ("print each log call of a Go program (slog, zap, logrus, log), filtered ones "
@@ -81,9 +80,7 @@ def run(args) -> int:
         return list_sites(args)
     with Session(args, need_patterns=False) as s:
         path = s.target.exe
-        gb = open_go(path) if path else None
-        if gb is None:
-            raise UsageError(f"{path or 'the target'}: not a Go program")
+        gb = open_logged(path)
         sites = plan_logs(gb, path, args.logger)
         if SEVERITIES.index(args.level) > SEVERITIES.index("info"):
             sites = [x for x in sites if x.func.logger != "log"]  # no levels: INFO-like

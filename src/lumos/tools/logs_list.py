@@ -15,8 +15,7 @@ from lumos.golang.loggers import PACKAGES
 from lumos.golang.pclntab import package_of
 from lumos.output.jsonl import write_json
 from lumos.session.session import Session
-from lumos.targets.entry import open_go
-from lumos.targets.logplan import plan_logs
+from lumos.targets.logplan import open_logged, plan_logs
 
 # The logging API a program calls (besides the probed functions themselves).
 API = {
@@ -34,9 +33,7 @@ def list_sites(args) -> int:
         raise UsageError("--list reads the binary: give its path or -p PID, not -c")
     with Session(args, need_patterns=False) as s:
         path = s.target.exe
-        gb = open_go(path) if path else None
-        if gb is None:
-            raise UsageError(f"{path or 'the target'}: not a Go program")
+        gb = open_logged(path)
         sites = plan_logs(gb, path, args.logger)
         loggers = sorted({x.func.logger for x in sites})
         calls = call_sites(gb, path, loggers, {x.func.name for x in sites})
