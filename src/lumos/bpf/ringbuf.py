@@ -192,7 +192,7 @@ class RingBuffer:
             // stride
         n = 0
         while left > 0:
-            chunk, got = self.read_chunk_fixed(record_size, min(left, 1 << 16))
+            chunk, got = self.read_chunk_fixed(record_size, min(left, DISCARD_CHUNK // stride))
             if not got:
                 break
             # byte 3 of each header holds the DISCARD bit (bit 30 of the length word)
@@ -202,6 +202,7 @@ class RingBuffer:
         return n
 
 
+DISCARD_CHUNK = 4 << 20  # bytes copied at a time while discarding: not the whole ring at once
 _BUSY_BYTE = re.compile(rb"[\x80-\xff]")
 _DISCARDED = bytes((b >> 6) & 1 for b in range(256))  # header byte 3 -> its DISCARD bit
 

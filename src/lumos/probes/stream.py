@@ -31,7 +31,10 @@ from lumos.bpf.ringbuf import DISCARD_BIT, HDR_SIZE
 from lumos.probes.channel import EventChannel
 
 POLL_S = 0.05
-BATCH_RECORDS = 16384     # records handed on at once: bounds the working memory to a few MiB
+BATCH_RECORDS = 16384     # records handed on at once ...
+BATCH_BYTES = 4 << 20     # ... and at most this many bytes of them: big records (logs'
+                          # 3.8 KiB, execsnoop's 4.6 KiB) would make a 16,384-record batch
+                          # tens of MiB, and the Python objects decoded from it more
 DRAIN_S = 0.2             # after a stop: time to pass on what is still in the ring
 DRAIN_COMMAND_S = 2.0     # after a -c command's own end: its last burst is what was asked
 PER_RECORD_BATCH = 1024   # for tools that decode a record at a time in Python
@@ -97,7 +100,7 @@ class Stream:
         self.channel = channel
         self.record_size = record_size
         self.dtype = dtype
-        self.batch_records = batch_records
+        self.batch_records = max(1, min(batch_records, BATCH_BYTES // record_size))
         self.handled = 0       # records handed to the tool
         self.abandoned = 0     # records left in the ring at exit, counted as lost
 
