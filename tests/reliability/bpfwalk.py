@@ -46,6 +46,8 @@ def _join_val(a, b):
         return ("bound", max(na, nb))
     if a[0] == b[0] and a[0] in ("fp", "mem") and a[:-2] == b[:-2]:
         return (*a[:-2], min(a[-2], b[-2]), max(a[-1], b[-1]))
+    if a[0] == b[0] == "mem":  # a staged block's slot or a ring record: the smaller room
+        return ("mem", min(a[1], b[1]), "joined", min(a[-2], b[-2]), max(a[-1], b[-1]))
     return None
 
 
@@ -207,6 +209,8 @@ def _step(insns, i, st: State, tgid, found, seen_calls):
         base = regs.get(dst)
         if base and base[0] == "mem":  # into a map value or a record: user space sees it
             _output(seen_calls, i, st, "store to map/record", None)
+        if cls == 3 and op & 0xE0 == 0xC0 and imm & 0x01:  # atomic fetch: old value out
+            regs[0 if imm == 0xF1 else src] = None  # cmpxchg's goes to R0
         if base and base[0] == "fp" and base[1] == base[2]:
             slot = base[1] + off
             size = {0x00: 4, 0x08: 2, 0x10: 1, 0x18: 8}[op & 0x18]

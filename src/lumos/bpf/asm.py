@@ -71,6 +71,7 @@ class Helper(IntEnum):
     get_current_task_btf = 158
     get_func_ip = 173
     get_attach_cookie = 174
+    map_lookup_percpu_elem = 195
 
 
 # instruction classes
@@ -91,6 +92,7 @@ PSEUDO_MAP_VALUE = 2
 # atomic ops
 ATOMIC_ADD = 0x00
 ATOMIC_FETCH = 0x01
+ATOMIC_CMPXCHG = 0xF0 | ATOMIC_FETCH
 
 LDDW = LD | IMM | DW
 
@@ -221,6 +223,14 @@ def atomic_add(size: int, dst: Reg, off: int, src: Reg) -> Instruction:
     if size not in (4, 8):
         raise AsmError(f"atomic add needs size 4 or 8, not {size}")
     return Instruction(STX | ATOMIC | SIZE_CODE[size], dst, src, _s16(off), ATOMIC_ADD)
+
+
+def atomic_cmpxchg(size: int, dst: Reg, off: int, src: Reg) -> Instruction:
+    """R0 = cmpxchg(*(size *)(dst + off), R0, src): store src where the old value equals
+    R0; R0 gets the old value either way (size 4 or 8)."""
+    if size not in (4, 8):
+        raise AsmError(f"atomic cmpxchg needs size 4 or 8, not {size}")
+    return Instruction(STX | ATOMIC | SIZE_CODE[size], dst, src, _s16(off), ATOMIC_CMPXCHG)
 
 
 def ld_imm64(dst: Reg, value: int) -> Instruction:
@@ -378,6 +388,8 @@ def format_insn(insn: Instruction) -> str:
     size = _SIZE_NAMES.get(code & 0x18, "?")
     if cls == LDX:
         return f"{d} = *({size} *)({s} {insn.off:+d})"
+    if cls == STX and code & 0xE0 == ATOMIC and insn.imm == ATOMIC_CMPXCHG:
+        return f"r0 = cmpxchg(({size} *)({d} {insn.off:+d}), r0, {s})"
     if cls == STX and code & 0xE0 == ATOMIC:
         return f"lock *({size} *)({d} {insn.off:+d}) += {s}"
     if cls == STX:

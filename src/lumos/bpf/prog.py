@@ -31,6 +31,7 @@ class ProgramSpec:
     license: str = "GPL"
     expected_attach_type: int = 0
     attach_btf_id: int = 0  # fentry/fexit: the vmlinux BTF id of the traced function
+    prog_flags: int = 0     # BPF_F_SLEEPABLE for syscall programs
     about: str = ""         # what the emitter says of its memory: maps, stack slots, record
 
     def listing(self, mark: set[int] | None = None) -> str:
@@ -98,7 +99,8 @@ def _load(spec: ProgramSpec, code: bytes, log_level: int, log_size: int):
         prog_type=spec.prog_type, insn_cnt=len(code) // 8, insns=bsys._ptr(insns),
         license=bsys._ptr(lic), log_level=log_level, log_size=log_size if log_level else 0,
         log_buf=bsys._ptr(log), expected_attach_type=spec.expected_attach_type,
-        prog_name=_prog_name(spec.name), attach_btf_id=spec.attach_btf_id)
+        prog_name=_prog_name(spec.name), attach_btf_id=spec.attach_btf_id,
+        prog_flags=spec.prog_flags)
     try:
         return bsys.bpf(bsys.BPF_PROG_LOAD, attr), None
     except OSError as e:

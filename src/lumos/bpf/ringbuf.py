@@ -167,6 +167,32 @@ class RingBuffer:
         self.records += n
         return chunk, n
 
+    def block_parts(self, stride: int, limit: int) -> tuple[list[memoryview], int]:
+        """The committed records of a ring whose records are all `stride` bytes (header
+        included), stride a power of two so that none wraps: at most `limit` of them, up
+        to the first still being written, as one or two views of the mapped ring (no
+        copy: release them before closing the reader). Returns (views, bytes); nothing
+        is consumed until consume(bytes)."""
+        cons = _u64.unpack_from(self._cons, 0)[0]
+        prod = _u64.unpack_from(self._prod, 0)[0]
+        n = min((prod - cons) // stride, limit)
+        # byte 3 of each header holds the BUSY bit; one byte per block, ~1,000 a round
+        flags = bytes(self._data[((cons + j * stride) & self._mask) + 3] for j in range(n))
+        busy = _BUSY_BYTE.search(flags)
+        if busy is not None:
+            n = busy.start()
+        start, nbytes = cons & self._mask, n * stride
+        first = min(nbytes, self.size - start)
+        parts = [self._data[start:start + first]]
+        if nbytes > first:
+            parts.append(self._data[:nbytes - first])
+        return [p for p in parts if len(p)], nbytes
+
+    def consume(self, nbytes: int) -> None:
+        """Release nbytes of records (after block_parts) to the producer."""
+        cons = _u64.unpack_from(self._cons, 0)[0]
+        _u64.pack_into(self._cons, 0, cons + nbytes)
+
     def discard_pending(self) -> int:
         """Release the records committed so far, unread; returns how many (the caller
         counts them as lost). Bounded by the producer position at the call: a producer

@@ -55,6 +55,7 @@ BPF_PROG_TYPE_TRACEPOINT = 5
 BPF_PROG_TYPE_PERF_EVENT = 7
 BPF_PROG_TYPE_RAW_TRACEPOINT = 17
 BPF_PROG_TYPE_TRACING = 26
+BPF_PROG_TYPE_SYSCALL = 31  # run only by BPF_PROG_TEST_RUN; always sleepable
 
 # enum bpf_attach_type
 BPF_TRACE_FENTRY = 24
@@ -69,6 +70,7 @@ BPF_EXIST = 2
 
 # map_flags
 BPF_F_NO_PREALLOC = 1 << 0
+BPF_F_SLEEPABLE = 1 << 4  # BPF_PROG_LOAD prog_flags
 BPF_F_NO_COMMON_LRU = 1 << 1  # LRU maps: one LRU list per CPU, no shared lock
 
 # uprobe_multi flags

@@ -103,6 +103,20 @@ class Stream:
         self.batch_records = max(1, min(batch_records, BATCH_BYTES // record_size))
         self.handled = 0       # records handed to the tool
         self.abandoned = 0     # records left in the ring at exit, counted as lost
+        self.staged = None     # a StagedReader when the channel stages records per CPU
+        if getattr(channel, "staged", False):
+            from lumos.probes.unstage import StagedReader
+            self.staged = StagedReader(channel, self.batch_records, dtype)
+
+    def _batches(self, runner) -> Iterator[Batch]:
+        """What one poll hands on: all there is, unless a stop comes first."""
+        if self.staged is not None:  # rounds until the ring is drained: the ring does
+            yield from self.staged.round()  # not wake a poll (BPF_RB_NO_WAKEUP)
+            while self.staged.more and not runner.stopping:
+                yield from self.staged.round()
+            return
+        while not runner.stopping and (batch := self._read()) is not None:
+            yield batch
 
     def _read(self) -> Batch | None:
         chunk, n = self.channel.reader.read_chunk_fixed(self.record_size, self.batch_records)
@@ -123,10 +137,7 @@ class Stream:
         next_tick = time.monotonic() + interval if interval else None
         while not runner.stopping:
             reader.wait(min(poll_s, runner.wait_timeout()))
-            while not runner.stopping:
-                batch = self._read()
-                if batch is None:
-                    break
+            for batch in self._batches(runner):
                 on_batch(batch)
                 self.handled += len(batch)
             if flush:
@@ -144,6 +155,17 @@ class Stream:
 
     def _drain(self, on_batch, budget_s: float) -> None:
         end = time.monotonic() + budget_s
+        if self.staged is not None:  # a round at a time (each at most ROUND_BYTES)
+            while time.monotonic() < end:
+                got = 0
+                for batch in self.staged.round(final=True):
+                    on_batch(batch)
+                    self.handled += len(batch)
+                    got += 1
+                if not got:
+                    return
+            self.abandoned = self.staged.abandon()
+            return
         while time.monotonic() < end:
             batch = self._read()
             if batch is None:

@@ -15,9 +15,9 @@ from lumos.output.jsonl import encode_json as _json
 from lumos.output.units import format_duration, plural
 from lumos.output.writeall import write_all
 from lumos.probes.capture import HEADER_RECORD, shape_of
-from lumos.probes.channel import EventChannel
 from lumos.probes.decode import Decoder
 from lumos.probes.eventprog import Variant, attach_events
+from lumos.probes.staging import StagedChannel
 from lumos.probes.stream import Stream
 from lumos.session.args import (
     add_ring_argument,
@@ -71,7 +71,7 @@ def run(args) -> int:
                     variants.append(v)
                 sites.append(replace(site, variant=vid))
                 meta.append((fi, kind))
-        channel = EventChannel(ring).open(s.stack)
+        channel = StagedChannel(ring).open(s.stack)
         probes = s.enter(ExitStack())  # closed first at the end: no records race the drain
         record_size, attached = attach_events(variants, sites, channel, target.pid,
                                               "lumos_flow", probes)

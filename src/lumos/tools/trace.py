@@ -17,10 +17,10 @@ from lumos.output.stackout import format_stack_frame
 from lumos.output.units import plural
 from lumos.output.writeall import write_all
 from lumos.probes.capture import shape_of
-from lumos.probes.channel import EventChannel
 from lumos.probes.decode import Boxed, Decoder
 from lumos.probes.eventprog import Variant, attach_events
 from lumos.probes.filter import check_filter, lookup, names_in, parse_filter
+from lumos.probes.staging import StagedChannel
 from lumos.probes.stream import Stream, run_stream
 from lumos.session.args import (
     add_ring_argument,
@@ -87,7 +87,7 @@ def run(args) -> int:
         functions = _apply_filter(plan(target, target.patterns, args.strlen,
                                        dropped=unprobeable, max_elems=args.max_elems), expr)
         sites, variants, meta = build_variants(functions, expr, args.ret, args.stack)
-        channel = EventChannel(ring).open(s.stack)
+        channel = StagedChannel(ring).open(s.stack)
         pairs = None
         if expr is not None and args.ret:
             pairs = s.enter(create_map(hash_spec("lumos_pairs", 16, 8, MAX_OPEN_CALLS,
