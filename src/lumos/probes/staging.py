@@ -12,8 +12,10 @@ Block (the per-CPU value, and each ring record, BLOCK bytes with the ring's head
     records     per_block slots of event_size bytes, the first `count` valid
 
 - busy is taken with a compare-and-swap: a program preempted inside its block (the
-  kernel is PREEMPT_DYNAMIC) leaves it busy, and a program that finds it busy writes its
-  record straight to the ring as a block of one. Nothing waits, nothing is torn.
+  kernel is PREEMPT_DYNAMIC) leaves it busy for a while, so each CPU has two blocks: the
+  programs that run meanwhile on that CPU use the other one, and in the rarer case that
+  both are busy, a program writes its record straight to the ring as a block of one.
+  Nothing waits, nothing is torn.
 - A block that is not full reaches the ring when the reader asks: before every poll it
   runs the flusher (a BPF_PROG_TYPE_SYSCALL program, run by BPF_PROG_TEST_RUN), which
   takes each CPU's block in turn (bpf_map_lookup_percpu_elem) and outputs what it holds.
@@ -74,6 +76,7 @@ MAX_BLOCK = 32768          # a per-CPU value can be at most 32 KiB (PCPU_MIN_UNI
 MIN_PER_BLOCK = 16         # fewer records per block than this: not worth staging
 MAX_EVENT_SIZE = (MAX_BLOCK - RING_HEADER - BLOCK_HEADER) // MIN_PER_BLOCK
 FLUSH_TRIES = 5            # flusher runs when some CPU's block stays busy
+BLOCKS_PER_CPU = 2         # a program preempted holding one leaves the other to the rest
 
 
 def block_geometry(event_size: int) -> tuple[int, int]:
@@ -131,7 +134,7 @@ class StagedChannel(EventChannel):
         self.block_bytes, self.per_block = block, per
         try:
             self.stage = self._stack.enter_context(create_map(
-                array_spec("lumos_stage", block - RING_HEADER, 1, percpu=True)))
+                array_spec("lumos_stage", block - RING_HEADER, BLOCKS_PER_CPU, percpu=True)))
             self.flusher = self._stack.enter_context(load_program(self._flusher_spec()))
         except BPFError:  # a kernel before 5.19 (bpf_map_lookup_percpu_elem): one by one
             self.block_bytes = self.per_block = 0
@@ -145,14 +148,19 @@ class StagedChannel(EventChannel):
         if not self.staged:
             return super().emit_reserve(a, size, dst, skip)
         key, where = a.frame.slot("drop_key", 8), a.frame.slot("stage_block", 8)
-        direct, done = a.fresh("direct"), a.fresh("staged")
-        a.comment(f"StagedChannel: R0 = this CPU's block in lumos_stage ({self.per_block} "
-                  f"records of {size} bytes); busy (cmpxchg 0 -> 1) or none: straight to "
-                  f"the ring")
-        a.emit(st(4, FP, key, 0), ld_map_fd(R1, self.stage), Mov.reg(R2, FP),
-               Add.imm(R2, key), call(Helper.map_lookup_elem), Jeq.imm(R0, 0, direct),
-               stx(8, FP, where, R0), Mov.reg(R2, R0), Mov.imm(R0, 0), Mov.imm(R1, 1),
-               atomic_cmpxchg(4, R2, 4, R1), Jne.imm(R0, 0, direct))
+        direct, done, took = a.fresh("direct"), a.fresh("staged"), a.fresh("took")
+        for k in range(BLOCKS_PER_CPU):
+            other = a.fresh("busy")
+            a.comment(f"StagedChannel: R0 = this CPU's block {k} in lumos_stage "
+                      f"({self.per_block} records of {size} bytes); taken if not busy "
+                      f"(cmpxchg 0 -> 1)" + ("" if k else "; busy: the next block"))
+            a.emit(st(4, FP, key, k), ld_map_fd(R1, self.stage), Mov.reg(R2, FP),
+                   Add.imm(R2, key), call(Helper.map_lookup_elem), Jeq.imm(R0, 0, other),
+                   stx(8, FP, where, R0), Mov.reg(R2, R0), Mov.imm(R0, 0), Mov.imm(R1, 1),
+                   atomic_cmpxchg(4, R2, 4, R1), Jeq.imm(R0, 0, took))
+            a.label(other)
+        a.emit(ja(direct))
+        a.label(took)
         a.comment("StagedChannel: dst = block + 8 + count * size (count < per_block: the "
                   "block is emptied when it fills)")
         a.emit(ldx(8, R0, FP, where), ldx(4, R1, R0, 0), Jge.imm(R1, self.per_block, done + ".odd"),
@@ -161,8 +169,8 @@ class StagedChannel(EventChannel):
         a.label(done + ".odd")  # never: a full block is emptied by whoever fills it
         a.emit(st(4, R0, 4, 0))
         a.label(direct)
-        a.comment(f"StagedChannel: a block of one, reserved in {self.name}; full: count it "
-                  f"in lumos_drops")
+        a.comment(f"StagedChannel: every block busy: a block of one, reserved in "
+                  f"{self.name}; full: count it in lumos_drops")
         a.emit(st(8, FP, where, 0))
         super().emit_reserve(a, self.value_size, R0, skip)
         ring = a.frame.slot("ring_record", 8)
@@ -219,28 +227,32 @@ class StagedChannel(EventChannel):
         a.comment("flusher: R7 = blocks found busy")
         a.emit(Mov.imm(R7, 0))
         for cpu in range(possible_cpus()):
-            nxt, busy = a.fresh(f"cpu{cpu}.done"), a.fresh(f"cpu{cpu}.busy")
-            a.comment(f"flusher: CPU {cpu}'s block (bpf_map_lookup_percpu_elem)")
-            a.emit(st(4, FP, key, 0), ld_map_fd(R1, self.stage), Mov.reg(R2, FP),
-                   Add.imm(R2, key), Mov.imm(R3, cpu), call(Helper.map_lookup_percpu_elem),
-                   Jeq.imm(R0, 0, nxt), Mov.reg(R6, R0), Mov.imm(R0, 0), Mov.imm(R1, 1),
-                   atomic_cmpxchg(4, R6, 4, R1), Jne.imm(R0, 0, busy),
-                   ldx(4, R1, R6, 0), Jeq.imm(R1, 0, nxt + ".free"))
-            a.emit(stx(8, FP, a.frame.slot("count", 8), R1))
-            self._emit_output(a, R6, _Slot(a.frame.slot("count", 8)))
-            a.emit(st(4, R6, 0, 0))
-            a.label(nxt + ".free")
-            a.emit(st(4, R6, 4, 0), ja(nxt))
-            a.label(busy)
-            a.emit(Add.imm(R7, 1))
-            a.label(nxt)
-            a.emit(Mov.imm(R0, 0))
+            for k in range(BLOCKS_PER_CPU):
+                self._emit_flush_block(a, cpu, k, key)
         a.emit(Mov.reg(R0, R7), exit_())
         return ProgramSpec("lumos_flush", BPF_PROG_TYPE_SYSCALL, tuple(a.finish()),
                            prog_flags=BPF_F_SLEEPABLE,
                            about=f"maps: lumos_stage (per-CPU blocks of {self.per_block} "
                                  f"records of {self.event_size} bytes), {self.name}, "
                                  f"lumos_drops")
+
+    def _emit_flush_block(self, a: Asm, cpu: int, k: int, key: int) -> None:
+        nxt, busy = a.fresh(f"cpu{cpu}.{k}.done"), a.fresh(f"cpu{cpu}.{k}.busy")
+        a.comment(f"flusher: CPU {cpu}'s block {k} (bpf_map_lookup_percpu_elem)")
+        a.emit(st(4, FP, key, k), ld_map_fd(R1, self.stage), Mov.reg(R2, FP),
+               Add.imm(R2, key), Mov.imm(R3, cpu), call(Helper.map_lookup_percpu_elem),
+               Jeq.imm(R0, 0, nxt), Mov.reg(R6, R0), Mov.imm(R0, 0), Mov.imm(R1, 1),
+               atomic_cmpxchg(4, R6, 4, R1), Jne.imm(R0, 0, busy),
+               ldx(4, R1, R6, 0), Jeq.imm(R1, 0, nxt + ".free"))
+        a.emit(stx(8, FP, a.frame.slot("count", 8), R1))
+        self._emit_output(a, R6, _Slot(a.frame.slot("count", 8)))
+        a.emit(st(4, R6, 0, 0))
+        a.label(nxt + ".free")
+        a.emit(st(4, R6, 4, 0), ja(nxt))
+        a.label(busy)
+        a.emit(Add.imm(R7, 1))
+        a.label(nxt)
+        a.emit(Mov.imm(R0, 0))
 
     def flush(self) -> int:
         """Move every CPU's partial block to the ring; returns how many stayed busy."""
@@ -255,7 +267,8 @@ class StagedChannel(EventChannel):
     def oldest_staged_ns(self) -> int | None:
         """The timestamp of the oldest record still staged on any CPU (after a flush
         that found blocks busy), read from user space; None if none."""
-        values = self.stage.lookup_percpu(struct.pack("<I", 0)) or []
+        values = [v for k in range(BLOCKS_PER_CPU)
+                  for v in self.stage.lookup_percpu(struct.pack("<I", k)) or []]
         stamps = [struct.unpack_from("<Q", v, BLOCK_HEADER)[0] for v in values
                   if struct.unpack_from("<I", v, 0)[0]]
         return min(stamps) if stamps else None

@@ -61,6 +61,8 @@ class StagedReader:
         stamps = rows[:, :8].copy().view("<u8").ravel()
         order = np.argsort(stamps, kind="stable")
         ready = int(np.searchsorted(stamps[order], watermark, side="right"))
+        if (len(order) - ready) * self.size > ROUND_BYTES:  # a block busy for long (its
+            ready = len(order)  # program preempted): memory first, order after that
         self.kept = rows[order[ready:]]
         order = order[:ready]
         framed = (self.size + HDR_SIZE + 7) & ~7
