@@ -138,7 +138,13 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--no-sql", action="store_true", help="skip the PostgreSQL part")
     ap.add_argument("--no-results", action="store_true")
+    ap.add_argument("--only", action="append", metavar="NAME",
+                    help="run only the configuration named NAME (again for more; "
+                         "untraced always runs); implies --no-results")
+    ap.add_argument("--no-goserver", action="store_true", help="skip the goserver part")
     args = ap.parse_args()
+    if args.only:
+        args.no_results = True
     binary = build_go(GOSERVER, go_toolchain("system"))
     info = machine()
     body = [f"Run {info['date']} on kernel {info['kernel']}, {info['bpftrace']}, lumos at "
@@ -168,11 +174,13 @@ def main() -> int:
                 f'uprobe:{binary}:"net/http.serverHandler.ServeHTTP" {{ @n = count(); }}'],
         }
         url = f"http://127.0.0.1:{port}/?name=bench&year=2020"
-        res = rounds(procs, url, configs, args.runs, args.seconds, args.connections,
-                     srv.pid)
-        text, _ = table(res)
-        body += ["", "**goserver** (Go 1.19; per request: 2 server requests, 1 client call, "
-                 "2 goroutines; `/?name=bench&year=2020`):", "", text]
+        configs = chosen(configs, args.only)
+        if not args.no_goserver:
+            res = rounds(procs, url, configs, args.runs, args.seconds, args.connections,
+                         srv.pid)
+            text, _ = table(res)
+            body += ["", "**goserver** (Go 1.19; per request: 2 server requests, 1 client "
+                     "call, 2 goroutines; `/?name=bench&year=2020`):", "", text]
         stop(srv, 5)
         procs.forget(srv)
         if not args.no_sql:
@@ -183,6 +191,12 @@ def main() -> int:
     if not args.no_results:
         write_section("requests: lumos http and lumos sql on a busy Go server", text)
     return 0
+
+
+def chosen(configs: dict, only: list[str] | None) -> dict:
+    """untraced and the configurations --only names (all without --only)."""
+    return {k: v for k, v in configs.items()
+            if v is None or not only or k in only}
 
 
 def sql_part(procs: Procs, args) -> list[str]:
@@ -197,6 +211,7 @@ def sql_part(procs: Procs, args) -> list[str]:
             configs = {"untraced": None,
                        "lumos sql": [*LUMOS, "sql", "-p", pid, "--json"],
                        "lumos sql --quiet": [*LUMOS, "sql", "-p", pid, "--quiet"]}
+            configs = chosen(configs, args.only)
             res = rounds(procs, svc.http + "/db/query?id=1", configs, args.runs,
                          args.seconds, args.connections, svc.pid)
             text, _ = table(res)
