@@ -12,7 +12,7 @@ stack slots with DWARF or without (stripped binaries), on every Go release lumos
         every query and exec through DB, Tx and Conn
     database/sql.(*Stmt).QueryContext / ExecContext(ctx, args ...any)
         prepared statements (their text is Stmt.query)
-    runtime.newproc1(fn, callergp *g, ...) *g
+    runtime.newproc.func1 (newproc's closure, at its CALL of runqput(pp, newg, ...))
         goroutine parents, to tie work a handler starts to its request
 
 Field offsets come from golang.fields (DWARF, else measured tables); an unknown one is
