@@ -47,8 +47,10 @@ NOTES = ("Reading it: each traced request costs the server its uprobe traps (a s
          " emulated traps on each request (ServeHTTP's entry, finishRequest's or handlerDone's"
          " entry): compare `lumos funccount` on the same two sites, whose BPF work is a "
          "counter. `--client` and `lumos sql` also follow every goroutine the program starts "
-         "(two traps per `go` statement: the goserver starts 5 per request, database/sql and "
-         "lib/pq 2 per query) and put a RET probe on roundTrip/queryDC (single-stepped). "
+         "(one emulated trap per `go` statement, at runtime.newproc's CALL of runqput, where "
+         "the new g and its parent, g0.m.curg, are both at hand; two before: the goserver "
+         "starts 5 per request, database/sql, lib/pq and net/http 3 per /db/query) and put a "
+         "RET probe on roundTrip/queryDC (single-stepped). "
          "Streaming every request costs lumos's own CPU (the \"tracer\" column) on the same 2 "
          "CPUs. Compare each configuration's change against the goal of at most 5% fewer "
          "requests/s and 5% more p99: on this 2-CPU VM the two traps alone (funccount's row) "
@@ -138,7 +140,13 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--no-sql", action="store_true", help="skip the PostgreSQL part")
     ap.add_argument("--no-results", action="store_true")
+    ap.add_argument("--only", action="append", metavar="NAME",
+                    help="run only the configuration named NAME (again for more; "
+                         "untraced always runs); implies --no-results")
+    ap.add_argument("--no-goserver", action="store_true", help="skip the goserver part")
     args = ap.parse_args()
+    if args.only:
+        args.no_results = True
     binary = build_go(GOSERVER, go_toolchain("system"))
     info = machine()
     body = [f"Run {info['date']} on kernel {info['kernel']}, {info['bpftrace']}, lumos at "
@@ -168,11 +176,13 @@ def main() -> int:
                 f'uprobe:{binary}:"net/http.serverHandler.ServeHTTP" {{ @n = count(); }}'],
         }
         url = f"http://127.0.0.1:{port}/?name=bench&year=2020"
-        res = rounds(procs, url, configs, args.runs, args.seconds, args.connections,
-                     srv.pid)
-        text, _ = table(res)
-        body += ["", "**goserver** (Go 1.19; per request: 2 server requests, 1 client call, "
-                 "2 goroutines; `/?name=bench&year=2020`):", "", text]
+        configs = chosen(configs, args.only)
+        if not args.no_goserver:
+            res = rounds(procs, url, configs, args.runs, args.seconds, args.connections,
+                         srv.pid)
+            text, _ = table(res)
+            body += ["", "**goserver** (Go 1.19; per request: 2 server requests, 1 client "
+                     "call, 2 goroutines; `/?name=bench&year=2020`):", "", text]
         stop(srv, 5)
         procs.forget(srv)
         if not args.no_sql:
@@ -183,6 +193,12 @@ def main() -> int:
     if not args.no_results:
         write_section("requests: lumos http and lumos sql on a busy Go server", text)
     return 0
+
+
+def chosen(configs: dict, only: list[str] | None) -> dict:
+    """untraced and the configurations --only names (all without --only)."""
+    return {k: v for k, v in configs.items()
+            if v is None or not only or k in only}
 
 
 def sql_part(procs: Procs, args) -> list[str]:
@@ -197,6 +213,7 @@ def sql_part(procs: Procs, args) -> list[str]:
             configs = {"untraced": None,
                        "lumos sql": [*LUMOS, "sql", "-p", pid, "--json"],
                        "lumos sql --quiet": [*LUMOS, "sql", "-p", pid, "--quiet"]}
+            configs = chosen(configs, args.only)
             res = rounds(procs, svc.http + "/db/query?id=1", configs, args.runs,
                          args.seconds, args.connections, svc.pid)
             text, _ = table(res)

@@ -15,7 +15,7 @@ from lumos.bpf.sys import BPF_TRACE_UPROBE_MULTI
 from lumos.probes import reqrecord as rr
 from lumos.probes.channel import EventChannel
 from lumos.probes.reqprog import ReqProgram, open_request_maps
-from lumos.targets.reqsites import plan_requests
+from lumos.targets.reqsites import ReqPlan, plan_requests
 from lumos.targets.target import Target
 
 SHAPES = [(False, False, 0, False), (False, True, 0, True), (True, False, 50_000_000, True),
@@ -61,3 +61,30 @@ def test_unknown_fields_are_not_read(exe):
     status = f"+= {known.resp_status}"
     assert status in listings["known"].replace("r3 += ", "+= ")
     assert status not in listings["unknown"].replace("r3 += ", "+= ")
+
+
+def test_spawn_one_site_or_two():
+    """Goroutine parents: one probe (at newproc's CALL of runqput, the parent from
+    g0.m.curg) where g.m and m.curg are placed; without them, two probes (newproc1's
+    callergp, then runqput's newg) paired per thread. Both programs load."""
+    require("uprobe_multi")
+    from lumos.targets.reqsites import _plan_spawn
+    exe = str(build("reqsvc", "1.19", "cgo-stripped"))
+    plan = plan_requests(Target(exe), server=True, client=True)
+    assert plan.offsets.g_m == 48 and plan.offsets.m_curg == 192   # the go1.19 table
+    kinds = [plan.variants[s.variant].kind for s in plan.sites]
+    assert kinds.count("spawn") == 1 and "spawn_entry" not in kinds
+    bare = ReqPlan(offsets=replace(plan.offsets, g_m=None, m_curg=None))
+    for s in plan.sites:
+        if plan.variants[s.variant].kind != "spawn":
+            bare.add(s, plan.variants[s.variant])
+    _plan_spawn(exe, bare)
+    kinds = [bare.variants[s.variant].kind for s in bare.sites]
+    assert kinds.count("spawn_entry") == 1 and kinds.count("spawn_exit") == 1
+    for p in (plan, bare):
+        with ExitStack() as st:
+            maps = open_request_maps(st)
+            channel = EventChannel(1 << 20).open(st)
+            spec = ReqProgram(p.variants, p.offsets, maps, channel, rr.HTTP, None).build(
+                BPF_TRACE_UPROBE_MULTI)
+            st.enter_context(load_program(spec))

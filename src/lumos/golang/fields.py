@@ -35,15 +35,26 @@ H2_NAMES = {H2_WRITER: ("net/http.http2responseWriter", "net/http/internal/http2
             H2_STATE: ("net/http.http2responseWriterState",
                        "net/http/internal/http2.responseWriterState")}
 
+# The runtime's g.m and m.curg: where a probe on the system stack finds the goroutine
+# it runs for (lumos http/sql's goroutine parents, targets.reqsites._plan_spawn).
+_RUNTIME = {19: {"runtime.g.m": 48, "runtime.m.curg": 192},
+            21: {"runtime.g.m": 48, "runtime.m.curg": 192},
+            23: {"runtime.g.m": 48, "runtime.m.curg": 192},
+            27: {"runtime.g.m": 48, "runtime.m.curg": 184}}
+
 # Go minor version -> offsets measured from DWARF (go1.19.8, 1.21.13, 1.23.9, 1.27.3).
 STDLIB = {
-    19: {**_COMMON, "net/http.response.status": 120, "net/http.response.written": 104,
+    19: {**_COMMON, **_RUNTIME[19],
+         "net/http.response.status": 120, "net/http.response.written": 104,
          f"{H2_WRITER}.rws": 0, f"{H2_STATE}.status": 80, f"{H2_STATE}.wroteBytes": 104},
-    21: {**_COMMON, "net/http.response.status": 120, "net/http.response.written": 104,
+    21: {**_COMMON, **_RUNTIME[21],
+         "net/http.response.status": 120, "net/http.response.written": 104,
          f"{H2_WRITER}.rws": 0, f"{H2_STATE}.status": 72, f"{H2_STATE}.wroteBytes": 96},
-    23: {**_COMMON, "net/http.response.status": 120, "net/http.response.written": 104,
+    23: {**_COMMON, **_RUNTIME[23],
+         "net/http.response.status": 120, "net/http.response.written": 104,
          f"{H2_WRITER}.rws": 0, f"{H2_STATE}.status": 72, f"{H2_STATE}.wroteBytes": 96},
-    27: {**_COMMON, "net/http.response.status": 128, "net/http.response.written": 112,
+    27: {**_COMMON, **_RUNTIME[27],
+         "net/http.response.status": 128, "net/http.response.written": 112,
          f"{H2_WRITER}.rws": 0, f"{H2_STATE}.status": 240, f"{H2_STATE}.wroteBytes": 264},
 }
 

@@ -15,6 +15,7 @@ from lumos.bpf.asm import (
     R1,
     R2,
     R3,
+    R6,
     R7,
     R8,
     Add,
@@ -32,6 +33,7 @@ from lumos.bpf.asm import (
     st,
     stx,
 )
+from lumos.probes import codegen
 from lumos.probes import reqrecord as rr
 from lumos.probes.capture import emit_read_word
 from lumos.probes.fieldpath import emit_copy_string, emit_read_at
@@ -346,7 +348,30 @@ def _spawn_exit(p: ReqProgram, a: Asm, v: ReqVariant) -> None:
     p._update(a, "requests", "gkey", S_REQ)
 
 
-BODIES = {"server_entry": _server_entry, "server_done": _server_done,
+def _spawn(p: ReqProgram, a: Asm, v: ReqVariant) -> None:
+    """At newproc's CALL of runqput (system stack): the new goroutine gets a copy of
+    the request its parent, g0.m.curg, serves."""
+    f, o = p.frame, p.off
+    a.comment(f"spawn: parent = g0.m.curg (g.m at +{o.g_m}, m.curg at +{o.m_curg}), "
+              f"its goid at +{o.goid:#x}")
+    a.emit(ldx(8, R1, R6, codegen.PT_REGS["r14"]), stx(8, FP, f["r0"], R1))
+    for off in (o.g_m, o.m_curg):
+        a.emit(ldx(8, R3, FP, f["r0"]), Jeq.imm(R3, 0, "out"))
+        emit_read_at(a, f["r0"], off, 8, FP, f["r0"])
+    a.emit(ldx(8, R3, FP, f["r0"]), Jeq.imm(R3, 0, "out"))
+    emit_read_at(a, f["r0"], o.goid, 8, FP, f["gkey"] + 8)
+    a.emit(call(Helper.get_current_pid_tgid), Rsh.imm(R0, 32), stx(8, FP, f["gkey"], R0))
+    p._lookup(a, "requests", "gkey")
+    a.emit(Jeq.imm(R0, 0, "out"))
+    p._copy(a, R7, S_REQ, R0, 0, REQ.size)
+    a.comment(f"spawn: the new g (runqput's argument), its goid at +{o.goid:#x}")
+    emit_read_word(a, v.words[0], FP, f["r0"])
+    a.emit(ldx(8, R3, FP, f["r0"]), Jeq.imm(R3, 0, "out"))
+    emit_read_at(a, f["r0"], o.goid, 8, FP, f["gkey"] + 8)
+    p._update(a, "requests", "gkey", S_REQ)
+
+
+BODIES = {"spawn": _spawn, "server_entry": _server_entry, "server_done": _server_done,
           "client_entry": _client_entry, "client_exit": _client_exit,
           "sql_entry": _sql_entry, "sql_exit": _sql_exit,
           "spawn_entry": _spawn_entry, "spawn_exit": _spawn_exit}

@@ -7,9 +7,13 @@ Sites (one program, dispatch on the variant in the cookie, see probesite.ProbeSi
   kept per goroutine in `requests` ((pid, goid) -> REQUEST); at the RET the response
   status and body bytes (http.response.status/written, or for HTTP/2 the writer state's
   status/wroteBytes) complete it.
-- spawn entry/RET (runtime.newproc1): a goroutine started while its parent serves a
-  request gets a copy of the parent's entry, so work the handler hands to goroutines
-  (the goserver's checkSite) is tied to the request. Goroutine ids are never reused, so
+- spawn (runtime.newproc's closure, on the system stack, at its CALL of runqput): a
+  goroutine started while its parent serves a request gets a copy of the parent's
+  entry: the new g is runqput's argument, the parent is g0.m.curg (the goroutine
+  that switched to the system stack to run newproc); without those offsets, two sites
+  (spawn entry/exit at the CALLs of newproc1 and runqput) pair through `pending`. So
+  work the handler hands to goroutines (the goserver's checkSite) is tied to the
+  request. Goroutine ids are never reused, so
   an entry left by a goroutine that ended is only memory, bounded by the LRU map.
 - client entry/RET (net/http.(*Transport).roundTrip), sql entry/RET
   (database/sql.(*DB).queryDC/execDC, which DB, Tx and Conn use, and (*Stmt).QueryContext/
@@ -109,6 +113,8 @@ class Offsets:
     stmt_query: int | None = None
     result_resi: int | None = None
     err_strings: tuple[int, ...] = ()   # offsets of string fields copied from an error
+    g_m: int | None = None              # runtime.g.m, runtime.m.curg: the goroutine a
+    m_curg: int | None = None           # system-stack probe runs for (spawn)
 
 
 class ReqProgram:

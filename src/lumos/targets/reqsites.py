@@ -12,7 +12,7 @@ stack slots with DWARF or without (stripped binaries), on every Go release lumos
         every query and exec through DB, Tx and Conn
     database/sql.(*Stmt).QueryContext / ExecContext(ctx, args ...any)
         prepared statements (their text is Stmt.query)
-    runtime.newproc1(fn, callergp *g, ...) *g
+    runtime.newproc.func1 (newproc's closure, at its CALL of runqput(pp, newg, ...))
         goroutine parents, to tie work a handler starts to its request
 
 Field offsets come from golang.fields (DWARF, else measured tables); an unknown one is
@@ -115,7 +115,9 @@ def plan_requests(target: Target, server: bool = True, client: bool = False,
             out.rows_word["*sqlite3.SQLiteResult"] = changes.offset // 8
         out.error_offsets = errs
         err_strings = tuple(sorted({o for o, _ in errs.values()}))
-        out.offsets = Offsets(layout.goid_offset, err_strings=err_strings, **offs)
+        out.offsets = Offsets(layout.goid_offset, err_strings=err_strings,
+                              g_m=_offset(fields, "runtime.g.m"),
+                              m_curg=_offset(fields, "runtime.m.curg"), **offs)
         wanted = [k for k, n in FIELDS.items()
                   if (server or client) and k.startswith(("req_", "url_", "resp_", "h2_",
                                                           "status"))
@@ -207,10 +209,13 @@ def _plan_sql(target: Target, out: ReqPlan) -> None:
 
 
 def _plan_spawn(exe: str, out: ReqPlan) -> None:
-    """runtime.newproc's closure calls newproc1(fn, callergp, ...) and then runqput(pp,
-    newg, ...): probes on those two CALL instructions (emulated, one trap each) see the
-    parent (callergp in the second argument register) and the child (newg, likewise),
-    for every `go` statement."""
+    """runtime.newproc's closure (on the system stack, R14 = g0) calls newproc1(fn,
+    callergp, ...) and then runqput(pp, newg, ...), for every `go` statement. At the
+    CALL of runqput (emulated: one trap) newg is in the second argument register and
+    its goid is set; the parent is g0.m.curg, the goroutine that switched to the system
+    stack to run newproc: one probe sees both. Without the offsets of g.m and m.curg
+    (a stripped build of a Go release not measured), two probes, one on each CALL (the
+    parent is newproc1's callergp), pair up per thread."""
     gobin = open_go(exe)
     with gobin:
         closure = gobin.get_functions("runtime.newproc.func1")
@@ -225,6 +230,11 @@ def _plan_spawn(exe: str, out: ReqPlan) -> None:
                          "made from goroutines a handler starts are not tied to its request")
         return
     arg2 = WordLoc.register(INT_REGS[1])   # the second integer argument (BX)
+    if out.offsets.g_m is not None and out.offsets.m_curg is not None:
+        out.add(ProbeSite(exe, put[0], "runtime.newproc.func1", "call"),
+                ReqVariant("spawn", (arg2,)))
+        out.functions.append("runtime.newproc.func1")
+        return
     out.add(ProbeSite(exe, entry[0], "runtime.newproc.func1", "call"),
             ReqVariant("spawn_entry", (arg2,)))
     out.add(ProbeSite(exe, put[0], "runtime.newproc.func1", "call"),

@@ -190,6 +190,7 @@ class _TypeNamer:
         self._syms: dict[int, Symbolizer] = {}
         self._names = None
         self.pid = target.pid
+        self._seen: dict[tuple[int | None, int], tuple[str, str] | None] = {}
 
     def symbolizer(self, pid: int | None) -> Symbolizer:
         pid = pid or self.pid
@@ -198,6 +199,17 @@ class _TypeNamer:
         return self._syms[pid]
 
     def __call__(self, ptr: int, pid: int | None = None):
+        """Cached per (pid, pointer): a busy service sends the same few argument,
+        error and result types in every record, and a lookup walks the maps and type data."""
+        key = (pid or self.pid, ptr)
+        found = self._seen.get(key, self)
+        if found is self:
+            found = self._seen[key] = self._lookup(ptr, pid)
+            if len(self._seen) > 65536:   # type pointers of one binary are few: a bound
+                self._seen.clear()
+        return found
+
+    def _lookup(self, ptr: int, pid: int | None):
         if self._names is None:
             gobin = open_go(self.exe)
             self._names = TypeNames(gobin)
