@@ -27,7 +27,8 @@ import numpy as np
 from lumos.bpf.ringbuf import DISCARD_BIT, HDR_SIZE
 from lumos.probes.staging import BLOCK_HEADER, RING_HEADER, StagedChannel
 
-ROUND_BYTES = 4 << 20   # blocks taken from the ring per round, at most
+ROUND_BYTES = 2 << 20   # blocks taken from the ring per round, at most (memory: about
+                        # twice this in copies while a round is sorted and handed on)
 NEVER = np.iinfo(np.uint64).max
 
 
@@ -68,8 +69,10 @@ class StagedReader:
         framed = (self.size + HDR_SIZE + 7) & ~7
         for lo in range(0, len(order), self.batch_records):
             part = order[lo:lo + self.batch_records]
-            out = np.zeros((len(part), framed), np.uint8)  # ring-style header: all zero
+            out = np.empty((len(part), framed), np.uint8)
+            out[:, :HDR_SIZE] = 0  # a ring-style header: not busy, not discarded
             out[:, HDR_SIZE:HDR_SIZE + self.size] = rows[part]
+            out[:, HDR_SIZE + self.size:] = 0
             yield Batch(out.reshape(-1), len(part), self.size, self.dtype)
 
     def _take(self) -> tuple[np.ndarray, int]:
