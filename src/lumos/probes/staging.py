@@ -33,6 +33,7 @@ then writes them to the ring one by one, as EventChannel does.
 from __future__ import annotations
 
 import struct
+import time
 
 from lumos.bpf.asm import (
     FP,
@@ -75,7 +76,8 @@ MIN_BLOCK = 4096
 MAX_BLOCK = 32768          # a per-CPU value can be at most 32 KiB (PCPU_MIN_UNIT_SIZE)
 MIN_PER_BLOCK = 16         # fewer records per block than this: not worth staging
 MAX_EVENT_SIZE = (MAX_BLOCK - RING_HEADER - BLOCK_HEADER) // MIN_PER_BLOCK
-FLUSH_TRIES = 5            # flusher runs when some CPU's block stays busy
+FLUSH_TRIES = 4            # flusher runs when some CPU's block stays busy ...
+FLUSH_PAUSE_S = 0.0002     # ... with pauses of 0.2, 0.4, 0.6 ms between them
 BLOCKS_PER_CPU = 2         # a program preempted holding one leaves the other to the rest
 
 
@@ -255,22 +257,36 @@ class StagedChannel(EventChannel):
         a.emit(Mov.imm(R0, 0))
 
     def flush(self) -> int:
-        """Move every CPU's partial block to the ring; returns how many stayed busy."""
+        """Move every CPU's partial block to the ring; returns how many stayed busy.
+
+        A block is busy for ~100 ns, unless its program was preempted inside it, often
+        by this very reader waking on that CPU: then trying again at once cannot help,
+        so between tries the reader sleeps a moment and lets it finish."""
         if not self.staged:
             return 0
-        for _ in range(FLUSH_TRIES):
+        for attempt in range(FLUSH_TRIES):
             busy = self.flusher.test_run(repeat=0)
             if not busy:
                 return 0
+            time.sleep(FLUSH_PAUSE_S * (attempt + 1))
         return busy
 
     def oldest_staged_ns(self) -> int | None:
-        """The timestamp of the oldest record still staged on any CPU (after a flush
-        that found blocks busy), read from user space; None if none."""
-        values = [v for k in range(BLOCKS_PER_CPU)
-                  for v in self.stage.lookup_percpu(struct.pack("<I", k)) or []]
-        stamps = [struct.unpack_from("<Q", v, BLOCK_HEADER)[0] for v in values
-                  if struct.unpack_from("<I", v, 0)[0]]
+        """A time no record still staged or being staged is older than (after a flush
+        that found blocks busy), read from user space; None if nothing is staged.
+
+        A busy block's program may have stamped its record without counting it yet:
+        that record's slot (the one `count` names) is read too. Its stamp may be stale,
+        left by an earlier round: older, so it only holds records back a round longer."""
+        stamps = []
+        for k in range(BLOCKS_PER_CPU):
+            for v in self.stage.lookup_percpu(struct.pack("<I", k)) or []:
+                count, busy = struct.unpack_from("<II", v, 0)
+                if busy and count < self.per_block:
+                    stamps.append(struct.unpack_from(
+                        "<Q", v, BLOCK_HEADER + count * self.event_size)[0])
+                if count:
+                    stamps.append(struct.unpack_from("<Q", v, BLOCK_HEADER)[0])
         return min(stamps) if stamps else None
 
 

@@ -157,12 +157,10 @@ class Stream:
         end = time.monotonic() + budget_s
         if self.staged is not None:  # a round at a time (each at most ROUND_BYTES)
             while time.monotonic() < end:
-                got = 0
                 for batch in self.staged.round(final=True):
                     on_batch(batch)
                     self.handled += len(batch)
-                    got += 1
-                if not got:
+                if not self.staged.pending:
                     return
             self.abandoned = self.staged.abandon()
             return

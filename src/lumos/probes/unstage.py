@@ -13,8 +13,9 @@ newer records. So each round (one poll):
 3. hand on, in batches, the records stamped up to F; keep back the few stamped after it
    (written while the flusher ran) for the next round, where they meet their elders.
 
-When lumos cannot keep up, a round takes ROUND_BYTES of a longer backlog: records are
-then in order within each round, and the ring's overflow is counted as lost.
+A round takes at most ROUND_BYTES of a longer backlog; the blocks it leaves bound what
+it may hand on (a block's records are no older than its first), so order holds across
+rounds too. What the ring cannot hold is dropped in the kernel and counted as lost.
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ class StagedReader:
         self.kept = np.empty((0, self.size), np.uint8)  # stamped after the last flush
         self.more = False  # the last round stopped at ROUND_BYTES: more is waiting
 
+    @property
+    def pending(self) -> bool:
+        """Records wait: in blocks a round left, or kept back (stamped too late)."""
+        return self.more or len(self.kept) > 0
+
     def round(self, final: bool = False) -> Iterator:
         """The Batches of one round; final (probes detached): everything, no keeping back."""
         from lumos.probes.stream import Batch
@@ -52,9 +58,11 @@ class StagedReader:
         if self.channel.flush() and not final:
             oldest = self.channel.oldest_staged_ns()
             if oldest is not None:
-                watermark = min(watermark, oldest - 1)
-        rows, nbytes = self._take()
-        self.more = nbytes >= ROUND_BYTES // self.stride * self.stride
+                watermark = min(watermark, max(oldest - 1, 0))
+        rows, nbytes, left = self._take()
+        self.more = left is not None
+        if left is not None:  # older records may wait in the blocks left for next time
+            watermark = min(watermark, max(left - 1, 0))
         if nbytes:
             self.channel.reader.consume(nbytes)
         if not len(rows):
@@ -75,20 +83,42 @@ class StagedReader:
             out[:, HDR_SIZE + self.size:] = 0
             yield Batch(out.reshape(-1), len(part), self.size, self.dtype)
 
-    def _take(self) -> tuple[np.ndarray, int]:
-        """The valid records of the committed blocks (copied out) plus those kept back;
-        and the bytes of ring they came from."""
-        views, nbytes = self.channel.reader.block_parts(self.stride, ROUND_BYTES // self.stride)
+    def _take(self) -> tuple[np.ndarray, int, int | None]:
+        """The valid records of the committed blocks, at most ROUND_BYTES of them (copied
+        out), plus those kept back; the bytes of ring they came from; and the oldest
+        stamp of the committed blocks left for the next round (None if none): no
+        record of theirs is older, so it bounds what this round may hand on."""
+        reader = self.channel.reader
+        views, nbytes = reader.block_parts(self.stride, self.channel.ring_bytes // self.stride)
+        taken = min(nbytes, ROUND_BYTES // self.stride * self.stride)
         got = [self.kept] if len(self.kept) else []
+        left, pos = None, 0
         try:
             for view in views:
-                got.append(self._records(np.frombuffer(view, np.uint8)))
+                blocks = np.frombuffer(view, np.uint8).reshape(-1, self.stride)
+                k = max(0, min(len(blocks), (taken - pos) // self.stride))
+                if k:
+                    got.append(self._records(blocks[:k]))
+                if k < len(blocks):
+                    oldest = self._oldest(blocks[k:])
+                    if oldest is not None:
+                        left = oldest if left is None else min(left, oldest)
+                pos += len(blocks) * self.stride
+                del blocks
         finally:
             for view in views:
                 view.release()
         if not got:
-            return self.kept, nbytes
-        return (got[0] if len(got) == 1 else np.concatenate(got)), nbytes
+            return self.kept, taken, left
+        return (got[0] if len(got) == 1 else np.concatenate(got)), taken, left
+
+    def _oldest(self, blocks: np.ndarray) -> int | None:
+        counts = blocks[:, RING_HEADER:RING_HEADER + 4].copy().view("<u4").ravel()
+        live = (counts > 0) & ((blocks[:, 3] & (DISCARD_BIT >> 24)) == 0)
+        if not live.any():
+            return None
+        first = RING_HEADER + BLOCK_HEADER
+        return int(blocks[live, first:first + 8].copy().view("<u8").min())
 
     def _records(self, flat: np.ndarray) -> np.ndarray:
         blocks = flat.reshape(-1, self.stride)
