@@ -49,6 +49,11 @@ class EventChannel:
         self.reader = stack.enter_context(RingBuffer(self.ring))
         return self
 
+    def describe_maps(self) -> str:
+        """The channel's maps, for --dump-prog."""
+        return (f"  {self.name}: ring buffer, {self.ring_bytes >> 20} MiB; "
+                f"lumos_drops: per-CPU u64, records that did not fit")
+
     def emit_reserve(self, a: Asm, size: int, dst: Reg, skip: str) -> None:
         """dst = ringbuf_reserve(size) or count a drop and jump to skip. Clobbers R0-R5."""
         ok = a.fresh("reserved")

@@ -161,9 +161,7 @@ class EventProgram:
 
     def about(self, a: Asm) -> str:
         """Stack slots, maps and every variant's record, for --dump-prog."""
-        lines = ["stack slots:", a.frame.layout(), "maps:",
-                 f"  {self.channel.name}: ring buffer, {self.channel.ring_bytes >> 20} MiB; "
-                 f"lumos_drops: per-CPU u64, records that did not fit"]
+        lines = ["stack slots:", a.frame.layout(), "maps:", self.channel.describe_maps()]
         if self.pairs is not None:
             lines.append("  lumos_pairs: LRU hash (goid, pid << 32 | frame) -> 1: calls "
                          "the filter accepted, awaiting their RET")

@@ -141,6 +141,15 @@ class StagedChannel(EventChannel):
         except BPFError:  # a kernel before 5.19 (bpf_map_lookup_percpu_elem): one by one
             self.block_bytes = self.per_block = 0
 
+    def describe_maps(self) -> str:
+        text = super().describe_maps()
+        if self.staged:
+            text += (f"\n  lumos_stage: per-CPU array, {BLOCKS_PER_CPU} blocks of "
+                     f"{self.per_block} records each ({self.value_size} bytes: u32 count, "
+                     f"u32 busy, the records); emptied into {self.name} by whoever fills "
+                     f"one, and by lumos_flush before each poll")
+        return text
+
     # -- the traced side ------------------------------------------------------------
 
     def emit_reserve(self, a: Asm, size: int, dst: Reg, skip: str) -> None:
