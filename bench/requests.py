@@ -133,8 +133,38 @@ def table(results: dict) -> tuple[str, dict]:
                            "req/s per round"], rows, "lrrrrrrl"), summary
 
 
+FLOORS = {"http": {}, "http-client": {"client": True}, "sql": {"sql": True}}
+
+
+def floor_mode(kind: str, pid: int) -> int:
+    """Counter-only programs on exactly the sites `lumos http` / `http --client` /
+    `lumos sql` probe (the same traps, nothing read): the floor those tools stand on."""
+    from contextlib import ExitStack
+
+    from lumos.probes.count import CountProbe
+    from lumos.session.runner import Runner
+    from lumos.targets.reqsites import plan_requests
+    from lumos.targets.target import Target
+    exe = os.readlink(f"/proc/{pid}/exe")
+    rplan = plan_requests(Target(exe, pid), server=True, **FLOORS[kind])
+    with ExitStack() as stack:
+        probe = CountProbe(list(rplan.sites), tgid=pid).attach(stack)
+        print(f"Tracing {len(rplan.sites)} sites, counters only", file=sys.stderr, flush=True)
+        with Runner(None, None, pid) as runner:
+            for _ in runner.ticks(None):
+                pass
+        print("counts", probe.read(), file=sys.stderr)
+    return 0
+
+
+def floor_argv(kind: str, pid: str) -> list[str]:
+    return [str(ROOT / ".venv" / "bin" / "python"), __file__, "--floor", kind, "-p", pid]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--floor", choices=list(FLOORS), help=argparse.SUPPRESS)
+    ap.add_argument("-p", dest="pid", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--connections", type=int, default=16)
@@ -145,6 +175,8 @@ def main() -> int:
                          "untraced always runs); implies --no-results")
     ap.add_argument("--no-goserver", action="store_true", help="skip the goserver part")
     args = ap.parse_args()
+    if args.floor:
+        return floor_mode(args.floor, args.pid)
     if args.only:
         args.no_results = True
     binary = build_go(GOSERVER, go_toolchain("system"))
@@ -168,6 +200,8 @@ def main() -> int:
             "lumos http --client": [*LUMOS, "http", "-p", pid, "--client", "--json"],
             "lumos http --quiet": [*LUMOS, "http", "-p", pid, "--quiet"],
             "lumos http --client --quiet": [*LUMOS, "http", "-p", pid, "--client", "--quiet"],
+            "counters on lumos http's sites": floor_argv("http", pid),
+            "counters on lumos http --client's sites": floor_argv("http-client", pid),
             "lumos funccount (the same 2 sites)": [
                 *LUMOS, "funccount", "-p", pid, "net/http.serverHandler.ServeHTTP",
                 "net/http.(*response).finishRequest"],
@@ -212,7 +246,8 @@ def sql_part(procs: Procs, args) -> list[str]:
             pid = str(svc.pid)
             configs = {"untraced": None,
                        "lumos sql": [*LUMOS, "sql", "-p", pid, "--json"],
-                       "lumos sql --quiet": [*LUMOS, "sql", "-p", pid, "--quiet"]}
+                       "lumos sql --quiet": [*LUMOS, "sql", "-p", pid, "--quiet"],
+                       "counters on lumos sql's sites": floor_argv("sql", pid)}
             configs = chosen(configs, args.only)
             res = rounds(procs, svc.http + "/db/query?id=1", configs, args.runs,
                          args.seconds, args.connections, svc.pid)
