@@ -52,10 +52,12 @@ NOTES = ("Reading it: each traced request costs the server its uprobe traps (a s
          "starts 5 per request, database/sql, lib/pq and net/http 3 per /db/query) and put a "
          "RET probe on roundTrip/queryDC (single-stepped). "
          "Streaming every request costs lumos's own CPU (the \"tracer\" column) on the same 2 "
-         "CPUs. Compare each configuration's change against the goal of at most 5% fewer "
-         "requests/s and 5% more p99: on this 2-CPU VM the two traps alone (funccount's row) "
-         "take most of that budget. The field's leader (OBI/Beyla) cannot be installed on this "
-         "machine; its users report +40% CPU on busy servers.")
+         "CPUs. The \"counters on ...'s sites\" rows put counter-only programs on exactly "
+         "the sites each tool probes: the same traps, nothing read, nothing sent, the floor "
+         "that tool stands on. Compare each configuration's change against the goal of at "
+         "most 5% fewer requests/s and 5% more p99: on this 2-CPU VM the traps alone (the "
+         "counter rows) cost more than that budget. The field's leader (OBI/Beyla) cannot be "
+         "installed on this machine; its users report +40% CPU on busy servers.")
 
 
 def wrk(procs: Procs, url: str, seconds: int, connections: int) -> dict:
