@@ -23,12 +23,11 @@ from lumos.bpf.asm import (
     Jne,
     Mov,
     Rsh,
+    atomic_add,
     call,
     exit_,
     ld_map_fd,
-    ldx,
     st,
-    stx,
 )
 from lumos.bpf.links import attach_raw_tracepoint
 from lumos.bpf.maps import Map, array_spec, create_map
@@ -44,7 +43,7 @@ def exec_program(counts: Map, tgid: int) -> ProgramSpec:
     a.comment("exec_program: execs[0] += 1")
     a.emit(st(4, FP, key, 0), ld_map_fd(R1, counts), Mov.reg(R2, FP), Add.imm(R2, key),
            call(Helper.map_lookup_elem), Jeq.imm(R0, 0, "out"),
-           ldx(8, R1, R0, 0), Add.imm(R1, 1), stx(8, R0, 0, R1))
+           Mov.imm(R1, 1), atomic_add(8, R0, 0, R1))  # two CPUs may exec at once
     a.label("out")
     a.emit(Mov.imm(R0, 0), exit_())
     return ProgramSpec("lumos_execwatch", BPF_PROG_TYPE_RAW_TRACEPOINT, tuple(a.finish()),

@@ -51,6 +51,7 @@ from lumos.bpf.asm import (
     Mov,
     Rsh,
     Sub,
+    atomic_add,
     call,
     exit_,
     ja,
@@ -267,9 +268,9 @@ class PyCallStats:
         a.emit(ld_map_fd(R1, self.stats), Mov.reg(R2, FP), Add.imm(R2, key),
                call(Helper.map_lookup_elem), Jeq.imm(R0, 0, insert))
         a.label(add)
-        a.emit(ldx(8, R1, R0, 0), Add.imm(R1, 1), stx(8, R0, 0, R1),
-               ldx(8, R1, R0, 8), Add.reg(R1, R9), stx(8, R0, 8, R1),
-               ldx(8, R1, R0, 16), Add.reg(R1, R8), stx(8, R0, 16, R1), ja("out"))
+        # atomic: a uprobe program can be preempted (migration, not preemption, is off)
+        a.emit(Mov.imm(R1, 1), atomic_add(8, R0, 0, R1), atomic_add(8, R0, 8, R9),
+               atomic_add(8, R0, 16, R8), ja("out"))
         a.label(insert)
         a.comment("PyCallStats: a key not seen yet: insert (1, duration, timed); the CPU "
                   "whose insert wins sends the names; else add to the winner's")

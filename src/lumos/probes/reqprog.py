@@ -51,11 +51,13 @@ from lumos.bpf.asm import (
     Helper,
     Jeq,
     Jge,
+    Jne,
     Lsh,
     Mov,
     Or,
     Rsh,
     Sub,
+    atomic_add,
     call,
     exit_,
     ja,
@@ -276,20 +278,27 @@ class ReqProgram:
         a.emit(stx(4, R7, h + rr.HIST_KEY.offset("slot"), R1))
         a.emit(ld_map_fd(R1, self.maps["hist"]), Mov.reg(R2, R7), Add.imm(R2, h),
                call(Helper.map_lookup_elem))
-        new = a.fresh("hist.new")
+        new, add = a.fresh("hist.new"), a.fresh("hist.add")
         done = a.fresh("hist.done")
-        a.emit(Jeq.imm(R0, 0, new), ldx(8, R1, R0, 0), Add.imm(R1, 1), stx(8, R0, 0, R1),
-               ldx(8, R1, R0, 8), ldx(8, R2, FP, f("dur")), Add.reg(R1, R2), stx(8, R0, 8, R1),
-               ja(done))
+        a.emit(Jeq.imm(R0, 0, new))
+        a.label(add)
+        # atomic even on a per-CPU value: uprobe programs run with migration, not
+        # preemption, disabled, so under preempt=full another hit can interleave
+        a.emit(Mov.imm(R1, 1), atomic_add(8, R0, 0, R1), ldx(8, R2, FP, f("dur")),
+               atomic_add(8, R0, 8, R2), ja(done))
         a.label(new)
+        a.comment(f"{self.name}: a new key: insert (1, dur); if that fails, look again "
+                  "(another CPU may have inserted it first), else the map is full")
         a.emit(st(8, R7, S_HVAL, 1), ldx(8, R1, FP, f("dur")), stx(8, R7, S_HVAL + 8, R1),
                ld_map_fd(R1, self.maps["hist"]), Mov.reg(R2, R7), Add.imm(R2, h),
                Mov.reg(R3, R7), Add.imm(R3, S_HVAL), Mov.imm(R4, BPF_NOEXIST),
-               call(Helper.map_update_elem), Jeq.imm(R0, 0, done))
+               call(Helper.map_update_elem), Jeq.imm(R0, 0, done),
+               ld_map_fd(R1, self.maps["hist"]), Mov.reg(R2, R7), Add.imm(R2, h),
+               call(Helper.map_lookup_elem), Jne.imm(R0, 0, add))
         a.comment(f"{self.name}: the summary map is full: count the call as left out")
         a.emit(st(4, FP, f("drop"), 0), ld_map_fd(R1, self.maps["hist_lost"]),
                Mov.reg(R2, FP), Add.imm(R2, f("drop")), call(Helper.map_lookup_elem),
-               Jeq.imm(R0, 0, done), ldx(8, R1, R0, 0), Add.imm(R1, 1), stx(8, R0, 0, R1))
+               Jeq.imm(R0, 0, done), Mov.imm(R1, 1), atomic_add(8, R0, 0, R1))
         a.label(done)
         if self.slow_ns:
             a.comment(f"{self.name}: --slow: records only for calls of {self.slow_ns} ns "
