@@ -36,6 +36,8 @@ BPF_RB_NO_WAKEUP = 1  # bpf_ringbuf_submit() flag (include/uapi/linux/bpf.h)
 
 
 class EventChannel:
+    staged = False  # records go to the ring one by one (StagedChannel: a block at a time)
+
     def __init__(self, ring_bytes: int = DEFAULT_RING_BYTES, name: str = "lumos_events"):
         self.ring_bytes = ring_bytes
         self.name = name

@@ -160,14 +160,15 @@ def emit_counter_add(a: Asm, counters, index: int, done: str) -> None:
 
 
 def emit_hist_add(a: Asm, hist, key: int, value: Reg, scratch: int, done: str,
-                  full: str) -> None:
-    """hist[FP+key] += (1, value) in a per-CPU hash of (count, sum); value must be a
-    callee-saved register (R6-R9). A new key is inserted; when that fails because the
-    map is full, jump to `full` (the caller counts it: nothing vanishes silently); when
-    another CPU inserted the key first, add to its element. scratch: a 16-byte slot."""
+                  full: str, base: Reg = FP) -> None:
+    """hist[base+key] += (1, value) in a per-CPU hash of (count, sum); value must be a
+    callee-saved register (R6-R9), base FP or a pointer to scratch memory in one. A new
+    key is inserted; when that fails because the map is full, jump to `full` (the caller
+    counts it: nothing vanishes silently); when another CPU inserted the key first, add
+    to its element. scratch: 16 bytes at base+scratch."""
     add, insert = a.fresh("hist.add"), a.fresh("hist.insert")
     a.comment(f"emit_hist_add: {hist.name}[key] += (1, r{int(value)})")
-    a.emit(ld_map_fd(R1, hist), Mov.reg(R2, FP), Add.imm(R2, key),
+    a.emit(ld_map_fd(R1, hist), Mov.reg(R2, base), Add.imm(R2, key),
            call(Helper.map_lookup_elem), Jeq.imm(R0, 0, insert))
     a.label(add)
     # atomic even on a per-CPU value: uprobe programs run with migration, not
@@ -176,8 +177,8 @@ def emit_hist_add(a: Asm, hist, key: int, value: Reg, scratch: int, done: str,
     a.label(insert)
     a.comment("emit_hist_add: a new key: insert (1, value); if that fails, look again "
               "(another CPU may have inserted it), else the map is full")
-    a.emit(st(8, FP, scratch, 1), stx(8, FP, scratch + 8, value), ld_map_fd(R1, hist),
-           Mov.reg(R2, FP), Add.imm(R2, key), Mov.reg(R3, FP), Add.imm(R3, scratch),
+    a.emit(st(8, base, scratch, 1), stx(8, base, scratch + 8, value), ld_map_fd(R1, hist),
+           Mov.reg(R2, base), Add.imm(R2, key), Mov.reg(R3, base), Add.imm(R3, scratch),
            Mov.imm(R4, BPF_NOEXIST), call(Helper.map_update_elem), Jeq.imm(R0, 0, done),
-           ld_map_fd(R1, hist), Mov.reg(R2, FP), Add.imm(R2, key),
+           ld_map_fd(R1, hist), Mov.reg(R2, base), Add.imm(R2, key),
            call(Helper.map_lookup_elem), Jne.imm(R0, 0, add), ja(full))

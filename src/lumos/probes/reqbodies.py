@@ -332,16 +332,23 @@ def _spawn_entry(p: ReqProgram, a: Asm, v: ReqVariant) -> None:
 
 def _spawn_exit(p: ReqProgram, a: Asm, v: ReqVariant) -> None:
     """newproc1 RET: the new goroutine gets a copy of its parent's request."""
-    f, o = p.frame, p.off
+    f = p.frame
     a.emit(call(Helper.get_current_pid_tgid), stx(8, FP, f["key"], R0))
     p._lookup(a, "pending", "key")
     a.emit(Jeq.imm(R0, 0, "out"), ldx(8, R1, R0, 0), stx(8, FP, f["gkey"] + 8, R1))
     p._delete(a, "pending", "key")
     a.emit(ldx(8, R0, FP, f["key"]), Rsh.imm(R0, 32), stx(8, FP, f["gkey"], R0))
+    _give_request(p, a, v, "spawn RET: the new g")
+
+
+def _give_request(p: ReqProgram, a: Asm, v: ReqVariant, what: str) -> None:
+    """requests[(pid, new goid)] = requests[gkey] (the parent's), if it serves one;
+    the new g is the variant's first word."""
+    f, o = p.frame, p.off
     p._lookup(a, "requests", "gkey")
     a.emit(Jeq.imm(R0, 0, "out"))
     p._copy(a, R7, S_REQ, R0, 0, REQ.size)
-    a.comment(f"spawn RET: the new g's goid at +{o.goid:#x}")
+    a.comment(f"{what}, its goid at +{o.goid:#x}")
     emit_read_word(a, v.words[0], FP, f["r0"])
     a.emit(ldx(8, R3, FP, f["r0"]), Jeq.imm(R3, 0, "out"))
     emit_read_at(a, f["r0"], o.goid, 8, FP, f["gkey"] + 8)
@@ -361,14 +368,7 @@ def _spawn(p: ReqProgram, a: Asm, v: ReqVariant) -> None:
     a.emit(ldx(8, R3, FP, f["r0"]), Jeq.imm(R3, 0, "out"))
     emit_read_at(a, f["r0"], o.goid, 8, FP, f["gkey"] + 8)
     a.emit(call(Helper.get_current_pid_tgid), Rsh.imm(R0, 32), stx(8, FP, f["gkey"], R0))
-    p._lookup(a, "requests", "gkey")
-    a.emit(Jeq.imm(R0, 0, "out"))
-    p._copy(a, R7, S_REQ, R0, 0, REQ.size)
-    a.comment(f"spawn: the new g (runqput's argument), its goid at +{o.goid:#x}")
-    emit_read_word(a, v.words[0], FP, f["r0"])
-    a.emit(ldx(8, R3, FP, f["r0"]), Jeq.imm(R3, 0, "out"))
-    emit_read_at(a, f["r0"], o.goid, 8, FP, f["gkey"] + 8)
-    p._update(a, "requests", "gkey", S_REQ)
+    _give_request(p, a, v, "spawn: the new g (runqput's argument)")
 
 
 BODIES = {"spawn": _spawn, "server_entry": _server_entry, "server_done": _server_done,

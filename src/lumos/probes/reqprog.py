@@ -51,13 +51,11 @@ from lumos.bpf.asm import (
     Helper,
     Jeq,
     Jge,
-    Jne,
     Lsh,
     Mov,
     Or,
     Rsh,
     Sub,
-    atomic_add,
     call,
     exit_,
     ja,
@@ -68,10 +66,11 @@ from lumos.bpf.asm import (
     stx,
 )
 from lumos.bpf.prog import ProgramSpec
-from lumos.bpf.sys import BPF_NOEXIST, BPF_PROG_TYPE_KPROBE
+from lumos.bpf.sys import BPF_PROG_TYPE_KPROBE
 from lumos.probes import codegen
 from lumos.probes import reqrecord as rr
 from lumos.probes.capture import R_SP, WordLoc, emit_read_word, load_sp
+from lumos.probes.codegen import emit_counter_add, emit_hist_add, emit_log2
 
 BPF_F_USER_STACK = 1 << 8
 SCRATCH_BYTES = 512
@@ -274,31 +273,15 @@ class ReqProgram:
                ldx(8, R1, FP, f("status")), stx(4, R7, h + rr.HIST_KEY.offset("status"), R1))
         fill_text(a, h)
         a.emit(ldx(8, R0, FP, f("dur")), Div.imm(R0, 1000))
-        emit_log2(a)
+        emit_log2(a, R0, R1)
         a.emit(stx(4, R7, h + rr.HIST_KEY.offset("slot"), R1))
-        a.emit(ld_map_fd(R1, self.maps["hist"]), Mov.reg(R2, R7), Add.imm(R2, h),
-               call(Helper.map_lookup_elem))
-        new, add = a.fresh("hist.new"), a.fresh("hist.add")
-        done = a.fresh("hist.done")
-        a.emit(Jeq.imm(R0, 0, new))
-        a.label(add)
-        # atomic even on a per-CPU value: uprobe programs run with migration, not
-        # preemption, disabled, so under preempt=full another hit can interleave
-        a.emit(Mov.imm(R1, 1), atomic_add(8, R0, 0, R1), ldx(8, R2, FP, f("dur")),
-               atomic_add(8, R0, 8, R2), ja(done))
-        a.label(new)
-        a.comment(f"{self.name}: a new key: insert (1, dur); if that fails, look again "
-                  "(another CPU may have inserted it first), else the map is full")
-        a.emit(st(8, R7, S_HVAL, 1), ldx(8, R1, FP, f("dur")), stx(8, R7, S_HVAL + 8, R1),
-               ld_map_fd(R1, self.maps["hist"]), Mov.reg(R2, R7), Add.imm(R2, h),
-               Mov.reg(R3, R7), Add.imm(R3, S_HVAL), Mov.imm(R4, BPF_NOEXIST),
-               call(Helper.map_update_elem), Jeq.imm(R0, 0, done),
-               ld_map_fd(R1, self.maps["hist"]), Mov.reg(R2, R7), Add.imm(R2, h),
-               call(Helper.map_lookup_elem), Jne.imm(R0, 0, add))
+        done, full = a.fresh("hist.done"), a.fresh("hist.full")
+        a.comment(f"{self.name}: R8 = dur (the record is reserved after this)")
+        a.emit(ldx(8, R8, FP, f("dur")))
+        emit_hist_add(a, self.maps["hist"], h, R8, S_HVAL, done, full, base=R7)
+        a.label(full)
         a.comment(f"{self.name}: the summary map is full: count the call as left out")
-        a.emit(st(4, FP, f("drop"), 0), ld_map_fd(R1, self.maps["hist_lost"]),
-               Mov.reg(R2, FP), Add.imm(R2, f("drop")), call(Helper.map_lookup_elem),
-               Jeq.imm(R0, 0, done), Mov.imm(R1, 1), atomic_add(8, R0, 0, R1))
+        emit_counter_add(a, self.maps["hist_lost"], 0, done)
         a.label(done)
         if self.slow_ns:
             a.comment(f"{self.name}: --slow: records only for calls of {self.slow_ns} ns "
@@ -348,18 +331,6 @@ class ReqProgram:
                    ldx(8, R1, R6, codegen.PT_REGS["bp"]), Sub.reg(R1, R_SP),
                    stx(8, R8, r.offset("stack_bp_delta"), R1))
         self.channel.emit_submit(a, R8)
-
-
-def emit_log2(a: Asm) -> None:
-    """R1 = floor(log2(R0)) (0 for 0 and 1), halving the search range: 6 steps."""
-    a.emit(Mov.imm(R1, 0))
-    for shift in (32, 16, 8, 4, 2, 1):
-        skip = a.fresh("log2")
-        a.emit(Mov.reg(R2, R0), Rsh.imm(R2, shift), Jeq.imm(R2, 0, skip),
-               Mov.reg(R0, R2), Add.imm(R1, shift))
-        a.label(skip)
-
-
 
 
 MAX_INFLIGHT = 65536     # calls awaiting their RET, and goroutines tied to a request

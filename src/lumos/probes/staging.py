@@ -99,8 +99,6 @@ class StagedChannel(EventChannel):
     writes records of one size); the staging map and the flusher are made then.
     """
 
-    staged_capable = True
-
     def __init__(self, ring_bytes: int, name: str = "lumos_events"):
         super().__init__(ring_bytes, name)
         self.event_size = 0
@@ -273,11 +271,12 @@ class StagedChannel(EventChannel):
         so between tries the reader sleeps a moment and lets it finish."""
         if not self.staged:
             return 0
-        for attempt in range(FLUSH_TRIES):
-            busy = self.flusher.test_run(repeat=0)
+        busy = self.flusher.test_run(repeat=0)
+        for attempt in range(1, FLUSH_TRIES):
             if not busy:
-                return 0
-            time.sleep(FLUSH_PAUSE_S * (attempt + 1))
+                break
+            time.sleep(FLUSH_PAUSE_S * attempt)
+            busy = self.flusher.test_run(repeat=0)
         return busy
 
     def oldest_staged_ns(self) -> int | None:

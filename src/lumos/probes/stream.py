@@ -104,7 +104,7 @@ class Stream:
         self.handled = 0       # records handed to the tool
         self.abandoned = 0     # records left in the ring at exit, counted as lost
         self.staged = None     # a StagedReader when the channel stages records per CPU
-        if getattr(channel, "staged", False):
+        if channel.staged:
             from lumos.probes.unstage import StagedReader
             self.staged = StagedReader(channel, self.batch_records, dtype)
 

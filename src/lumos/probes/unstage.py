@@ -112,23 +112,24 @@ class StagedReader:
             return self.kept, taken, left
         return (got[0] if len(got) == 1 else np.concatenate(got)), taken, left
 
-    def _oldest(self, blocks: np.ndarray) -> int | None:
+    def _counts(self, blocks: np.ndarray) -> np.ndarray:
+        """Records held by each block (a discarded one holds none)."""
         counts = blocks[:, RING_HEADER:RING_HEADER + 4].copy().view("<u4").ravel()
-        live = (counts > 0) & ((blocks[:, 3] & (DISCARD_BIT >> 24)) == 0)
+        counts[(blocks[:, 3] & (DISCARD_BIT >> 24)) != 0] = 0
+        return np.minimum(counts, self.per_block)
+
+    def _oldest(self, blocks: np.ndarray) -> int | None:
+        live = self._counts(blocks) > 0
         if not live.any():
             return None
         first = RING_HEADER + BLOCK_HEADER
         return int(blocks[live, first:first + 8].copy().view("<u8").min())
 
-    def _records(self, flat: np.ndarray) -> np.ndarray:
-        blocks = flat.reshape(-1, self.stride)
-        counts = blocks[:, RING_HEADER:RING_HEADER + 4].copy().view("<u4").ravel()
-        counts[(blocks[:, 3] & (DISCARD_BIT >> 24)) != 0] = 0
-        counts = np.minimum(counts, self.per_block)
+    def _records(self, blocks: np.ndarray) -> np.ndarray:
         first = RING_HEADER + BLOCK_HEADER
         slots = blocks[:, first:first + self.per_block * self.size] \
             .reshape(len(blocks), self.per_block, self.size)
-        valid = np.arange(self.per_block)[None, :] < counts[:, None]
+        valid = np.arange(self.per_block)[None, :] < self._counts(blocks)[:, None]
         return slots[valid]
 
     def abandon(self) -> int:
@@ -143,9 +144,7 @@ class StagedReader:
             try:
                 for view in views:
                     blocks = np.frombuffer(view, np.uint8).reshape(-1, self.stride)
-                    counts = blocks[:, RING_HEADER:RING_HEADER + 4].copy().view("<u4").ravel()
-                    live = (blocks[:, 3] & (DISCARD_BIT >> 24)) == 0
-                    n += int(np.minimum(counts, self.per_block)[live].sum())
+                    n += int(self._counts(blocks).sum())
                     del blocks
             finally:
                 for view in views:
